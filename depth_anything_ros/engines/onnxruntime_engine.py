@@ -1,0 +1,50 @@
+"""ONNX Runtime engine: any PC or Jetson, CPU by default, CUDA/TensorRT on request."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import Engine, EngineError, TensorSpec, guess_layout
+
+PROVIDER_NAMES = {'cpu': 'CPUExecutionProvider', 'cuda': 'CUDAExecutionProvider',
+                  'tensorrt': 'TensorrtExecutionProvider'}
+_ORT_DTYPES = {'tensor(float)': np.float32, 'tensor(float16)': np.float16,
+               'tensor(uint8)': np.uint8, 'tensor(int8)': np.int8}
+
+
+class OnnxRuntimeEngine(Engine):
+    name = 'onnxruntime'
+
+    def __init__(self, path: str, providers=('cpu',), intra_op_threads: int = 0, **_ignored):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise EngineError('onnxruntime is not installed: pip install onnxruntime '
+                              '(or onnxruntime-gpu for CUDA/TensorRT)') from exc
+        wanted = [_provider_name(p) for p in providers]
+        available = ort.get_available_providers()
+        missing = [p for p in wanted if p not in available]
+        if missing:
+            raise EngineError(f'ONNX Runtime providers {missing} are not available here '
+                              f'(available: {available}); install onnxruntime-gpu or use providers: [cpu]')
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        try:
+            self.session = ort.InferenceSession(path, options, providers=wanted)
+        except Exception as exc:  # ORT raises several unrelated types for a bad file
+            raise EngineError(f"ONNX Runtime cannot load '{path}': {exc}") from exc
+        self.inputs = [_spec(i) for i in self.session.get_inputs()]
+        self.outputs = [_spec(o) for o in self.session.get_outputs()]
+        self._output_name = self.outputs[0].name
+
+    def run(self, feeds: dict) -> np.ndarray:
+        return self.session.run([self._output_name], feeds)[0]
+
+
+def _provider_name(name: str) -> str:
+    return PROVIDER_NAMES.get(name.lower(), name)
+
+
+def _spec(arg) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) and d > 0 else None for d in arg.shape)
+    return TensorSpec(arg.name, shape, np.dtype(_ORT_DTYPES.get(arg.type, np.float32)),
+                      guess_layout(shape))

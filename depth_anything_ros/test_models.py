@@ -1,0 +1,93 @@
+"""Build DA-V2 models with random weights, for tests and benchmarks only.
+
+The architecture is the real one (transformers' DepthAnything with the
+V2-Small config); the weights are random, so the depth they give means
+nothing. Needs torch and transformers, which the node itself never imports.
+"""
+from __future__ import annotations
+
+import os
+
+# Depth-Anything-V2-Small-hf, from models/README.md.
+SMALL = dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, neck_hidden_sizes=[48, 96, 192, 384],
+             fusion_hidden_size=64, head_hidden_size=32)
+# Same graph, far fewer channels and layers: seconds to build, milliseconds to run.
+TINY = dict(hidden_size=48, num_hidden_layers=4, num_attention_heads=2, neck_hidden_sizes=[8, 16, 32, 48],
+            fusion_hidden_size=16, head_hidden_size=8)
+INPUT_NAME, OUTPUT_NAME = 'pixel_values', 'predicted_depth'
+
+
+def build_torch_model(tiny: bool = False, seed: int = 0, metric_max_depth: float | None = None):
+    """A DepthAnythingForDepthEstimation in eval mode with seeded random weights."""
+    import torch
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+
+    size = TINY if tiny else SMALL
+    depth_every = size['num_hidden_layers'] // 4
+    backbone = Dinov2Config(
+        hidden_size=size['hidden_size'], num_hidden_layers=size['num_hidden_layers'],
+        num_attention_heads=size['num_attention_heads'], patch_size=14, image_size=518,
+        out_indices=[depth_every * i for i in (1, 2, 3, 4)], apply_layernorm=True,
+        reshape_hidden_states=False)
+    config = DepthAnythingConfig(
+        backbone_config=backbone, reassemble_hidden_size=size['hidden_size'],
+        reassemble_factors=[4, 2, 1, 0.5], patch_size=14,
+        neck_hidden_sizes=size['neck_hidden_sizes'], fusion_hidden_size=size['fusion_hidden_size'],
+        head_hidden_size=size['head_hidden_size'],
+        depth_estimation_type='metric' if metric_max_depth else 'relative',
+        max_depth=metric_max_depth or 1)
+    torch.manual_seed(seed)
+    model = DepthAnythingForDepthEstimation(config).eval()
+    _spread_weights(model, seed)
+    return model
+
+
+def _spread_weights(model, seed: int):
+    """Re-draw weights so that random-weight depth varies across the image.
+
+    With the default init the head's ReLU often outputs a constant 0, which
+    would make every parity test pass trivially.
+    """
+    import torch
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith('bias'):
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
+            elif param.ndim >= 2:
+                fan_in = param[0].numel()
+                param.copy_(torch.randn(param.shape, generator=gen) / fan_in ** 0.5)
+
+
+def _traceable_head_forward(self, hidden_states, patch_height, patch_width):
+    """transformers' head forward without the int() that freezes H/W in a trace."""
+    import torch.nn.functional as F
+    depth = self.conv1(hidden_states[self.head_in_index])
+    depth = F.interpolate(depth, (patch_height * self.patch_size, patch_width * self.patch_size),
+                          mode='bilinear', align_corners=True)
+    depth = self.conv3(self.activation1(self.conv2(depth)))
+    return (self.activation2(depth) * self.max_depth).squeeze(dim=1)
+
+
+def export_onnx(model, out_path: str, size_hw: tuple | None) -> str:
+    """Export to ONNX (opset 17, legacy exporter); size_hw None: dynamic H/W."""
+    import torch
+    from unittest import mock
+    from transformers.models.depth_anything import modeling_depth_anything as mda
+    h, w = size_hw or (518, 518)
+    dummy = torch.zeros(1, 3, h, w)
+    dynamic = None if size_hw else {INPUT_NAME: {2: 'height', 3: 'width'},
+                                     OUTPUT_NAME: {1: 'height', 2: 'width'}}
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    tmp = out_path + '.tmp'
+    # dynamo=False: the dynamo exporter wraps every softmax in NaN checks (~46 % slower in ORT).
+    with mock.patch.object(mda.DepthAnythingDepthEstimationHead, 'forward', _traceable_head_forward):
+        torch.onnx.export(model, (dummy,), tmp, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_axes=dynamic, opset_version=17, dynamo=False)
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def make_test_model(out_path: str, size_hw: tuple | None = (518, 686), tiny: bool = False,
+                    seed: int = 0) -> str:
+    return export_onnx(build_torch_model(tiny=tiny, seed=seed), out_path, size_hw)

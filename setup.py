@@ -1,0 +1,42 @@
+import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'depth_anything_ros'
+
+
+def share(folder, pattern='*'):
+    return (f'share/{PACKAGE}/{folder}', sorted(f for f in glob.glob(f'{folder}/{pattern}')
+                                                if not f.endswith(('.onnx', '.hbm'))))
+
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    package_data={PACKAGE: ['samples/*']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        share('launch', '*.py'),
+        share('config'),
+        share('models'),
+    ],
+    install_requires=['setuptools', 'numpy', 'opencv-python-headless', 'pyyaml'],
+    extras_require={
+        'onnx': ['onnxruntime'],
+        'test-models': ['torch==2.13.0', 'transformers', 'onnx', 'onnxscript'],
+    },
+    zip_safe=True,
+    maintainer='depth_anything_ros developers',
+    maintainer_email='dev@depth-anything-ros.invalid',
+    description='Monocular depth (Depth Anything V2) for ROS 2 on the RDK S100 BPU and on any PC.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'depth_node = depth_anything_ros.node:main',
+            'depth-anything-ros = depth_anything_ros.cli:main',
+        ],
+    },
+)
