@@ -25,14 +25,13 @@ setup(
     install_requires=['setuptools', 'numpy', 'opencv-python-headless', 'pyyaml'],
     extras_require={
         'onnx': ['onnxruntime'],
-        'test-models': ['torch==2.13.0', 'transformers', 'onnx', 'onnxscript'],
+        'test-models': ['torch==2.13.0', 'transformers', 'onnx'],
     },
     zip_safe=True,
     maintainer='depth_anything_ros developers',
     maintainer_email='dev@depth-anything-ros.invalid',
     description='Monocular depth (Depth Anything V2) for ROS 2 on the RDK S100 BPU and on any PC.',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'depth_node = depth_anything_ros.node:main',

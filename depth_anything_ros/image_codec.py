@@ -115,9 +115,33 @@ def _contiguous_rows(pixels: np.ndarray) -> np.ndarray:
     return pixels if pixels.strides[-1] == pixels.itemsize else np.ascontiguousarray(pixels)
 
 
+def bgr_to_nv12(bgr: np.ndarray) -> np.ndarray:
+    """HxWx3 bgr8 -> (H*3/2)xW NV12 (even H and W): I420 with its chroma planes interleaved."""
+    h, w = bgr.shape[:2]
+    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+    nv12 = np.empty_like(i420)
+    nv12[:h] = i420[:h]
+    chroma = i420[h:].reshape(2, h // 2 * w // 2)
+    nv12[h:] = chroma.T.reshape(h // 2, w)
+    return nv12
+
+
+def encode_bgr(bgr: np.ndarray, encoding: str) -> dict:
+    """Message fields for a bgr8 image converted to `encoding` (a camera's output)."""
+    converters = {'bgr8': lambda x: x, 'rgb8': lambda x: cv2.cvtColor(x, cv2.COLOR_BGR2RGB),
+                  'mono8': lambda x: cv2.cvtColor(x, cv2.COLOR_BGR2GRAY), 'nv12': bgr_to_nv12}
+    if encoding not in converters:
+        raise ValueError(f"cannot encode '{encoding}' (one of {sorted(converters)})")
+    pixels = np.ascontiguousarray(converters[encoding](bgr))
+    fields = image_fields(pixels, encoding)
+    fields['height'], fields['width'] = bgr.shape[:2]
+    return fields
+
+
 def image_fields(pixels: np.ndarray, encoding: str) -> dict:
-    """Message fields for a 32FC1 (HxW float32) or bgr8/rgb8 (HxWx3 uint8) array."""
-    expected = {'32FC1': (np.float32, 2), 'bgr8': (np.uint8, 3), 'rgb8': (np.uint8, 3)}
+    """Message fields for an array already in `encoding`'s layout (32FC1: HxW float32)."""
+    expected = {'32FC1': (np.float32, 2), 'bgr8': (np.uint8, 3), 'rgb8': (np.uint8, 3),
+                'mono8': (np.uint8, 2), 'nv12': (np.uint8, 2)}
     dtype, ndim = expected[encoding]
     if pixels.dtype != dtype or pixels.ndim != ndim:
         raise ValueError(f'{encoding} needs a {ndim}-D {np.dtype(dtype)} array, '

@@ -1,0 +1,143 @@
+"""bench: per-stage CPU time, engine throughput by thread count, and the whole graph."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+HELP = ('benchmark: CPU time per stage at a camera resolution, engine throughput by threads '
+        '(the hrt_model_exec perf table), and end-to-end graph frames/s against the bare engine')
+
+
+def add_arguments(parser):
+    parser.add_argument('--model', required=True, help='.onnx or .hbm model')
+    parser.add_argument('--engine', default='auto')
+    parser.add_argument('--what', default='stages,threads', help='comma list of stages, threads, graph')
+    parser.add_argument('--size', default='1920x1080', help='camera WxH for the stage timings')
+    parser.add_argument('--encoding', default='bgr8', help='camera encoding for the stage timings')
+    parser.add_argument('--frames', type=int, default=20, help='frames per measurement')
+    parser.add_argument('--threads', default='1,2,4,8', help='thread counts for the perf table')
+    parser.add_argument('--workers', type=int, default=2, help='node workers for the graph run')
+    parser.add_argument('--seconds', type=float, default=30.0, help='graph run length')
+    parser.add_argument('--resize-mode', default='letterbox')
+
+
+def _sample_frame(size: str, encoding: str):
+    import cv2
+
+    from ..image_codec import decode_image, encode_bgr
+    from ..paths import SAMPLE_IMAGE
+    w, h = (int(v) for v in size.lower().split('x'))
+    fields = encode_bgr(cv2.resize(cv2.imread(SAMPLE_IMAGE), (w, h)), encoding)
+    return fields, lambda: decode_image(fields['height'], fields['width'], fields['encoding'],
+                                        fields['is_bigendian'], fields['step'], fields['data'])
+
+
+def stage_times(estimator, size: str, encoding: str, frames: int) -> dict:
+    """Median milliseconds of each CPU stage on one camera frame (inference excluded)."""
+    from ..image_codec import image_fields, to_rgb
+    from ..postprocess import Colorizer, model_depth_2d, restore_depth
+    _, decode = _sample_frame(size, encoding)
+    colorizer = Colorizer()
+    frame = decode()
+    feeds, placement = _preprocess(estimator, frame)
+    output = estimator.engine.run(feeds)
+    samples = {k: [] for k in ('decode', 'preprocess', 'postprocess', 'colorize', 'message fill')}
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        frame = decode()
+        to_rgb(frame) if frame.encoding != 'rgb8' else None
+        t1 = time.perf_counter()
+        _preprocess(estimator, frame)
+        t2 = time.perf_counter()
+        model_depth = model_depth_2d(output)
+        depth = restore_depth(model_depth, placement)
+        t3 = time.perf_counter()
+        colorized = colorizer(depth, range_from=model_depth)
+        t4 = time.perf_counter()
+        image_fields(depth, '32FC1')
+        image_fields(colorized, 'bgr8')
+        t5 = time.perf_counter()
+        for key, dt in zip(samples, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            samples[key].append(dt * 1e3)
+    return {k: float(np.median(v)) for k, v in samples.items()}
+
+
+def _preprocess(estimator, frame):
+    # The decode stage's colour conversion is timed again inside preprocessing, as the node does it.
+    tensor, placement = estimator.preprocess(frame)
+    return {estimator.input_name: tensor}, placement
+
+
+def engine_throughput(engine, feeds: dict, threads: int, frames: int) -> dict:
+    """`threads` callers sharing `frames` runs, like `hrt_model_exec perf --thread_num`."""
+    counter = iter(range(frames))
+    lock = threading.Lock()
+    latencies = []
+
+    def worker():
+        while True:
+            with lock:
+                if next(counter, None) is None:
+                    return
+            t = time.perf_counter()
+            engine.run(feeds)
+            with lock:
+                latencies.append(time.perf_counter() - t)
+
+    start = time.perf_counter()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    total = time.perf_counter() - start
+    return {'threads': threads, 'frames': frames, 'total_ms': total * 1e3,
+            'latency_ms': float(np.mean(latencies)) * 1e3, 'fps': frames / total}
+
+
+def graph_fps(model: str, workers: int, seconds: float, resize_mode: str) -> float:
+    """Depth frames/s arriving at a sink, camera publishing faster than the model runs."""
+    import re
+
+    from ..graph import RosGraph
+    with RosGraph() as graph:
+        graph.start('node', graph.node_command('-p', f'model_path:={model}', '-p', f'workers:={workers}',
+                                               '-p', f'resize_mode:={resize_mode}'))
+        graph.start('camera', graph.cli_command('camera', '--rate', '30', '--size', '640x480'))
+        sink = graph.start('sink', graph.cli_command('sink', '--seconds', str(seconds)))
+        sink.wait(timeout=seconds + 120)
+        graph.stop()
+        done = re.findall(r'done: (\d+) depth frames at ([\d.]+)', graph.text('sink'))
+    return float(done[-1][1]) if done else 0.0
+
+
+def run(args) -> int:
+    from ..engines import open_engine
+    from ..pipeline import DepthEstimator
+    what = set(args.what.split(','))
+    engine = open_engine(args.model, args.engine)
+    estimator = DepthEstimator(engine, args.resize_mode)
+    print(f'model: {engine.describe()}')
+    if 'stages' in what:
+        times = stage_times(estimator, args.size, args.encoding, args.frames)
+        print(f'\nCPU time per {args.size} {args.encoding} frame (median of {args.frames}, ms):')
+        for stage, ms in times.items():
+            print(f'  {stage:<13} {ms:8.2f}')
+        print(f'  {"sum":<13} {sum(times.values()):8.2f}')
+    frame = _sample_frame('640x480', 'bgr8')[1]()
+    feeds, _ = _preprocess(estimator, frame)
+    if 'threads' in what:
+        print('\nengine throughput (as hrt_model_exec perf):')
+        print(f'  {"threads":>7} {"frames":>7} {"total ms":>10} {"avg latency ms":>15} {"FPS":>7}')
+        for n in (int(t) for t in args.threads.split(',')):
+            r = engine_throughput(engine, feeds, n, args.frames)
+            print(f'  {r["threads"]:>7} {r["frames"]:>7} {r["total_ms"]:>10.1f} {r["latency_ms"]:>15.1f} {r["fps"]:>7.2f}')
+    if 'graph' in what:
+        bare = engine_throughput(engine, feeds, args.workers, args.frames)['fps']
+        engine.close()
+        end_to_end = graph_fps(args.model, args.workers, args.seconds, args.resize_mode)
+        print(f'\ngraph: {end_to_end:.2f} frames/s end to end vs bare engine {bare:.2f} frames/s '
+              f'({args.workers} workers): ratio {end_to_end / bare:.3f}')
+    return 0

@@ -1,0 +1,58 @@
+"""demo: the whole graph on this machine, camera -> depth node -> sink, no launch needed."""
+from __future__ import annotations
+
+import os
+
+HELP = ('run the sample camera, the depth node and a sink as separate ROS 2 processes, '
+        'save colorized depth and print the frame rate')
+DEFAULT_TEST_MODEL = 'da_v2_small_random_518x686.onnx'
+
+
+def add_arguments(parser):
+    parser.add_argument('--model', help='.onnx/.hbm model (default: build a RANDOM-weight test model '
+                                        'of the real architecture, whose depth means nothing)')
+    parser.add_argument('--seconds', type=float, default=30.0, help='how long to run (default 30)')
+    parser.add_argument('--out-dir', default='demo_out', help='where colorized depth PNGs go')
+    parser.add_argument('--rate', type=float, default=10.0, help='camera frames per second')
+    parser.add_argument('--size', default='640x480', help='camera WxH')
+    parser.add_argument('--encoding', default='bgr8', choices=['bgr8', 'rgb8', 'mono8', 'nv12'])
+    parser.add_argument('--image', help='camera image (default: the built-in robot camera frame)')
+    parser.add_argument('--video', help='camera video, looped')
+    parser.add_argument('--params', help='node parameters file (default: config/depth.yaml)')
+
+
+def default_model() -> str:
+    from ..paths import cache_dir
+    from ..test_models import make_test_model
+    path = os.path.join(cache_dir(), DEFAULT_TEST_MODEL)
+    if not os.path.exists(path):
+        print(f'demo: building a random-weight DA-V2 Small test model at {path} (once)...', flush=True)
+        make_test_model(path, size_hw=(518, 686))
+    return path
+
+
+def run(args) -> int:
+    from ..cli import CliError
+    from ..graph import RosGraph
+    from ..paths import share_path
+    model = args.model or default_model()
+    if not os.path.isfile(model):
+        raise CliError(f"model '{model}' does not exist")
+    params = args.params or share_path('config', 'depth.yaml')
+    camera = ['camera', '--rate', str(args.rate), '--size', args.size, '--encoding', args.encoding]
+    camera += ['--image', args.image] if args.image else []
+    camera += ['--video', args.video] if args.video else []
+    with RosGraph() as graph:
+        print(f'demo: model {model}; ROS_DOMAIN_ID={graph.env["ROS_DOMAIN_ID"]}; '
+              f'{args.seconds:.0f} s; colorized depth -> {args.out_dir}/', flush=True)
+        if not args.model:
+            print('demo: NOTE the test model has random weights: the pictures show the pipeline '
+                  'working, not depth quality.', flush=True)
+        graph.start('node', graph.node_command('--params-file', params, '-p', f'model_path:={model}'))
+        graph.start('camera', graph.cli_command(*camera))
+        sink = graph.start('sink', graph.cli_command('sink', '--out-dir', args.out_dir,
+                                                     '--seconds', str(args.seconds)), echo=True)
+        sink.wait(timeout=args.seconds + 60)
+        codes = graph.stop()
+    print(f'demo: exit codes {codes}', flush=True)
+    return 0 if all(c == 0 for c in codes.values()) else 1
