@@ -1,0 +1,188 @@
+"""The node in a real ROS 2 graph: separate processes talking over Fast DDS."""
+import os
+import signal
+import time
+
+import cv2
+import numpy as np
+import psutil
+import pytest
+
+from depth_anything_ros.graph import RosGraph
+from depth_anything_ros.paths import SAMPLE_IMAGE
+
+from ros_probe import Probe, use_domain
+
+W, H = 640, 480
+
+
+def domain_for(offset: int) -> int:
+    """One DDS domain per graph, spread by pid so that parallel runs don't meet."""
+    return 1 + (os.getpid() * 7 + offset) % 100
+
+
+def sample_bgr(w=W, h=H) -> np.ndarray:
+    return cv2.resize(cv2.imread(SAMPLE_IMAGE), (w, h))
+
+
+def start_node(graph: RosGraph, model: str, *params) -> None:
+    args = ['-p', f'model_path:={model}', '-p', 'diagnostics_period:=0.5', *params]
+    graph.start('node', graph.node_command(*args))
+
+
+@pytest.fixture(scope='module')
+def live(tiny_fixed_model):
+    """A depth node (Humble-style field checks on) and a probe in one fresh domain."""
+    domain = domain_for(1)
+    use_domain(domain)
+    graph = RosGraph(domain, extra_env={'ROS_PYTHON_CHECK_FIELDS': '1'})
+    start_node(graph, tiny_fixed_model)
+    probe = Probe()
+    assert probe.wait_connected(), f'node never connected:\n{graph.text("node")}'
+    yield graph, probe
+    probe.close()
+    graph.stop()
+
+
+def test_depth_and_colorized_for_each_encoding(live):
+    graph, probe = live
+    bgr = sample_bgr()
+    for i, encoding in enumerate(('rgb8', 'bgr8', 'nv12')):
+        stamp = 1_000_000_000 * (10 + i) + 123
+        probe.publish(bgr, encoding, stamp)
+        got = probe.wait_for(lambda: stamp in probe.stamps('depth') and stamp in probe.stamps('depth/colorized')
+                             and stamp in probe.stamps('depth/camera_info'), timeout=30)
+        assert got, f'no output for {encoding}:\n{graph.text("node")}'
+    with probe.cond:
+        depth = probe.received['depth'][-1]
+        colorized = probe.received['depth/colorized'][-1]
+        info = probe.received['depth/camera_info'][-1]
+    assert (depth.encoding, depth.width, depth.height, depth.step) == ('32FC1', W, H, W * 4)
+    assert (colorized.encoding, colorized.width, colorized.height) == ('bgr8', W, H)
+    assert depth.header.frame_id == 'camera_optical_frame'
+    values = np.frombuffer(depth.data, np.float32)
+    assert np.isfinite(values).all() and values.std() > 0
+    assert (info.width, info.height) == (W, H) and info.header.stamp == depth.header.stamp
+
+
+def test_diagnostics_report_rates_latency_and_drops(live):
+    graph, probe = live
+    assert probe.wait_for(lambda: probe.latest_diagnostics().get('inference_latency_p50_ms', 'nan') != 'nan',
+                          timeout=10)
+    diag = probe.latest_diagnostics()
+    for key in ('input_rate_hz', 'output_rate_hz', 'inference_latency_p95_ms', 'drops_superseded',
+                'drops_bad_input', 'drops_out_of_order', 'drops_no_subscribers', 'drops_inference_error'):
+        assert key in diag
+    assert float(diag['inference_latency_p50_ms']) > 0
+
+
+def _bad_messages(bgr):
+    good = dict(height=H, width=W, encoding='bgr8', step=W * 3)
+    return {
+        'wrong step': {**good, 'step': W * 3 - 1},
+        'truncated data': {**good, 'height': H + 10},
+        'unknown encoding': {**good, 'encoding': 'bayer_xyz9'},
+        'zero size': {**good, 'width': 0, 'step': 0},
+    }
+
+
+def test_bad_input_is_counted_and_next_good_frame_processed(live):
+    graph, probe = live
+    bgr = sample_bgr()
+    for i, (what, fields) in enumerate(_bad_messages(bgr).items()):
+        probe.publish(bgr, 'bgr8', 1_000_000_000 * (20 + i), fields)
+    good = 1_000_000_000 * 30
+    probe.publish(bgr, 'bgr8', good)
+    assert probe.wait_for(lambda: good in probe.stamps('depth'), timeout=30), graph.text('node')
+    assert probe.wait_for(lambda: int(probe.latest_diagnostics().get('drops_bad_input', 0)) >= 4, timeout=5)
+    assert graph.procs['node'].poll() is None
+    assert 'dropped an image' in graph.text('node')
+
+
+def test_flood_keeps_memory_flat_and_processes_newest(live):
+    graph, probe = live
+    node = psutil.Process(graph.procs['node'].pid)
+    bgr = sample_bgr()
+    base = 1_000_000_000 * 100
+
+    def flood(start, count):
+        for i in range(count):
+            probe.publish(bgr, 'bgr8', base + start + i)
+            time.sleep(0.002)  # ~400 frames/s offered, tens of times what inference takes
+
+    flood(0, 200)
+    time.sleep(1.0)
+    rss_warm = node.memory_info().rss
+    flood(200, 800)
+    last = base + 999
+    assert probe.wait_for(lambda: last in probe.stamps('depth'), timeout=30), 'newest frame not processed'
+    rss_end = node.memory_info().rss
+    stamps = [s for s in probe.stamps('depth') if s >= base]
+    assert stamps == sorted(stamps), 'results left out of stamp order'
+    assert len(stamps) < 1000, 'every frame was processed: the flood was not faster than inference'
+    assert probe.wait_for(lambda: int(probe.latest_diagnostics().get('drops_superseded', 0)) > 0, timeout=5)
+    growth = (rss_end - rss_warm) / rss_warm
+    print(f'flood: {len(stamps)} of 1000 processed, RSS {rss_warm / 2**20:.0f} -> {rss_end / 2**20:.0f} MiB')
+    assert growth < 0.05, f'RSS grew {growth:.1%} under flood'
+
+
+def test_sigint_mid_inference_exits_zero_quickly(tiny_fixed_model):
+    domain = domain_for(2)
+    use_domain(domain)
+    graph = RosGraph(domain)
+    start_node(graph, tiny_fixed_model)
+    probe = Probe(name='probe_sigint')
+    try:
+        assert probe.wait_connected(), graph.text('node')
+        for i in range(5):
+            probe.publish(sample_bgr(1280, 720), 'bgr8', 1_000_000_000 * (50 + i))
+        probe.wait_for(lambda: len(probe.stamps('depth')) > 0, timeout=20)
+        probe.publish(sample_bgr(1280, 720), 'bgr8', 1_000_000_000 * 60)
+        time.sleep(0.05)  # let the frame reach a worker
+        node = graph.procs['node']
+        start = time.monotonic()
+        node.send_signal(signal.SIGINT)
+        code = node.wait(timeout=10)
+        elapsed = time.monotonic() - start
+    finally:
+        probe.close()
+        graph.stop()
+    assert code == 0, graph.text('node')
+    assert elapsed < 5.0
+
+
+def test_no_inference_without_subscribers(tiny_fixed_model):
+    domain = domain_for(3)
+    use_domain(domain)
+    graph = RosGraph(domain)
+    start_node(graph, tiny_fixed_model)
+    probe = Probe(subscribe_outputs=False, name='probe_nosub')
+    try:
+        assert probe.wait_connected(outputs=False), graph.text('node')
+        for i in range(5):
+            probe.publish(sample_bgr(), 'bgr8', 1_000_000_000 * (70 + i))
+            time.sleep(0.1)
+        assert probe.wait_for(lambda: int(probe.latest_diagnostics().get('drops_no_subscribers', 0)) >= 5,
+                              timeout=10)
+        assert probe.latest_diagnostics()['inference_latency_p50_ms'] == 'nan'
+    finally:
+        probe.close()
+        graph.stop()
+
+
+@pytest.mark.parametrize('params, expected', [
+    (['-p', 'model_path:=/nonexistent/model.onnx'], "'/nonexistent/model.onnx' does not exist"),
+    (['-p', "model_path:=''"], 'model_path is empty'),
+    (['-p', 'workers:=0'], 'workers'),
+    (['-p', 'resize_mode:=squash'], "resize_mode: 'squash' is not one of"),
+    (['-p', 'engine:=tpu'], "engine: 'tpu' is not one of"),
+    (['-p', 'providers:=[cuda]'], 'CUDAExecutionProvider'),
+])
+def test_bad_configuration_fails_start_up_with_a_message(tiny_fixed_model, params, expected):
+    args = ['-p', f'model_path:={tiny_fixed_model}', *params]
+    graph = RosGraph(domain_for(4))
+    proc = graph.start('node', graph.node_command(*args))
+    code = proc.wait(timeout=60)
+    graph.stop()
+    assert code == 1
+    assert expected in graph.text('node')
