@@ -129,7 +129,7 @@ class DepthNode(Node):
         self.latency.add(result.timings['inference'])
         outputs = [(self.pub_depth, self._image_msg(job.header, result.depth, '32FC1'))]
         if self.pub_color.get_subscription_count():
-            colorized = self.colorizer(result.depth, range_from=result.model_depth)
+            colorized = self.colorizer(result.model_depth, result.placement)
             outputs.append((self.pub_color, self._image_msg(job.header, colorized, 'bgr8')))
         stamp_ns = job.header.stamp.sec * 1_000_000_000 + job.header.stamp.nanosec
         with self._publish_lock:

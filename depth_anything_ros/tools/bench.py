@@ -36,25 +36,24 @@ def _sample_frame(size: str, encoding: str):
 
 def stage_times(estimator, size: str, encoding: str, frames: int) -> dict:
     """Median milliseconds of each CPU stage on one camera frame (inference excluded)."""
-    from ..image_codec import image_fields, to_rgb
+    from ..image_codec import image_fields
     from ..postprocess import Colorizer, model_depth_2d, restore_depth
     _, decode = _sample_frame(size, encoding)
     colorizer = Colorizer()
     frame = decode()
-    feeds, placement = _preprocess(estimator, frame)
+    feeds, placement = estimator.preprocess(frame)
     output = estimator.engine.run(feeds)
     samples = {k: [] for k in ('decode', 'preprocess', 'postprocess', 'colorize', 'message fill')}
     for _ in range(frames):
         t0 = time.perf_counter()
-        frame = decode()
-        to_rgb(frame) if frame.encoding != 'rgb8' else None
+        frame = decode()  # validation and zero-copy views; colour conversion is preprocessing
         t1 = time.perf_counter()
-        _preprocess(estimator, frame)
+        estimator.preprocess(frame)
         t2 = time.perf_counter()
         model_depth = model_depth_2d(output)
         depth = restore_depth(model_depth, placement)
         t3 = time.perf_counter()
-        colorized = colorizer(depth, range_from=model_depth)
+        colorized = colorizer(model_depth, placement)
         t4 = time.perf_counter()
         image_fields(depth, '32FC1')
         image_fields(colorized, 'bgr8')
@@ -62,12 +61,6 @@ def stage_times(estimator, size: str, encoding: str, frames: int) -> dict:
         for key, dt in zip(samples, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             samples[key].append(dt * 1e3)
     return {k: float(np.median(v)) for k, v in samples.items()}
-
-
-def _preprocess(estimator, frame):
-    # The decode stage's colour conversion is timed again inside preprocessing, as the node does it.
-    tensor, placement = estimator.preprocess(frame)
-    return {estimator.input_name: tensor}, placement
 
 
 def engine_throughput(engine, feeds: dict, threads: int, frames: int) -> dict:
@@ -127,7 +120,7 @@ def run(args) -> int:
             print(f'  {stage:<13} {ms:8.2f}')
         print(f'  {"sum":<13} {sum(times.values()):8.2f}')
     frame = _sample_frame('640x480', 'bgr8')[1]()
-    feeds, _ = _preprocess(estimator, frame)
+    feeds, _ = estimator.preprocess(frame)
     if 'threads' in what:
         print('\nengine throughput (as hrt_model_exec perf):')
         print(f'  {"threads":>7} {"frames":>7} {"total ms":>10} {"avg latency ms":>15} {"FPS":>7}')
