@@ -13,6 +13,13 @@ SUBCOMMANDS = {
     'camera': 'camera',
     'sink': 'sink',
     'bench': 'bench',
+    'compare': 'compare',
+    'calibration-data': 'calibration',
+    'infer': 'infer',
+    'eval': 'eval',
+    'export': 'export',
+    'models': 'models',
+    'bag': 'bag',
 }
 
 
@@ -44,4 +51,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    # Through the package's module, so that tools raise the same CliError class main() catches.
+    from depth_anything_ros.cli import main as package_main
+    sys.exit(package_main())

@@ -82,6 +82,24 @@ def decode_image(height: int, width: int, encoding: str, is_bigendian: int,
     return Frame(enc, pixels.reshape(shape), height, width)
 
 
+def decode_compressed(fmt: str, data) -> Frame:
+    """A sensor_msgs/CompressedImage (jpeg or png; `fmt` as image_transport writes it,
+    e.g. 'jpeg', 'bgr8; jpeg compressed bgr8', 'png') to a Frame."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if buf.size == 0:
+        raise ImageFormatError(f"compressed image ('{fmt}') has no data")
+    pixels = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise ImageFormatError(f"compressed image ('{fmt}', {buf.size} bytes) is not a decodable jpeg/png")
+    if pixels.ndim == 2:
+        encoding = 'mono16' if pixels.dtype == np.uint16 else 'mono8'
+    elif pixels.dtype == np.uint16:
+        pixels, encoding = (pixels >> 8).astype(np.uint8)[:, :, :3], 'bgr8'
+    else:
+        encoding = 'bgra8' if pixels.shape[2] == 4 else 'bgr8'
+    return Frame(encoding, pixels, pixels.shape[0], pixels.shape[1])
+
+
 def _decode_planar_420(enc, height, width, step, buf) -> Frame:
     if height % 2 or width % 2:
         raise ImageFormatError(f'{enc} needs even width and height, got {width}x{height}')

@@ -14,10 +14,11 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 SetParametersResult)
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 
 from .engines import EngineError, open_engine
-from .image_codec import Frame, ImageFormatError, decode_image, image_fields
+from .image_codec import Frame, ImageFormatError, decode_compressed, decode_image, image_fields
 from .params import PARAMS, ConfigError, validate
 from .pipeline import DepthEstimator
 from .postprocess import Colorizer
@@ -43,7 +44,8 @@ class DepthNode(Node):
         cfg = self.config
         try:
             engine = open_engine(cfg['model_path'], cfg['engine'], providers=cfg['providers'],
-                                 intra_op_threads=cfg['intra_op_threads'])
+                                 intra_op_threads=cfg['intra_op_threads'], bpu_priority=cfg['bpu_priority'],
+                                 bpu_cores=None if list(cfg['bpu_cores']) == [-1] else list(cfg['bpu_cores']))
             self.estimator = DepthEstimator(engine, cfg['resize_mode'], cfg['input_size'],
                                             cfg['normalization'])
         except (EngineError, ValueError) as exc:
@@ -64,7 +66,7 @@ class DepthNode(Node):
         self.pub_info = self.create_publisher(CameraInfo, 'depth/camera_info', out_qos)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.pool = WorkerPool(self._process, cfg['workers'], self._on_worker_error)
-        self.create_subscription(Image, 'image', self._on_image, qos_profile_sensor_data)
+        self._subscribe_input(cfg['input_transport'])
         self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
         self.create_timer(cfg['diagnostics_period'], self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -105,22 +107,49 @@ class DepthNode(Node):
         return SetParametersResult(successful=True)
 
     # -- input --------------------------------------------------------------
+    def _subscribe_input(self, transport: str):
+        sensor = qos_profile_sensor_data
+        if transport == 'raw':
+            self.create_subscription(Image, 'image', self._on_image, sensor)
+        elif transport == 'compressed':  # image_transport's topic naming; Python has no image_transport
+            self.create_subscription(CompressedImage, 'image/compressed', self._on_compressed, sensor)
+        else:
+            self.create_subscription(_hbmem_type(), '/hbmem_img', self._on_hbmem, sensor)
+
     def _on_camera_info(self, msg: CameraInfo):
         self._camera_info = msg
 
     def _on_image(self, msg: Image):
+        self._accept(msg.header, lambda: decode_image(msg.height, msg.width, msg.encoding,
+                                                      msg.is_bigendian, msg.step, msg.data))
+
+    def _on_compressed(self, msg: CompressedImage):
+        self._accept(msg.header, lambda: decode_compressed(msg.format, msg.data))
+
+    def _on_hbmem(self, msg):
+        header = Header(stamp=msg.time_stamp, frame_id=self.config['hbmem_frame_id'])
+        encoding = bytes(msg.encoding).split(b'\0', 1)[0].decode('ascii', 'replace')
+        data = memoryview(msg.data)[:msg.data_size]
+        self._accept(header, lambda: decode_image(msg.height, msg.width, encoding, 0, msg.step, data))
+
+    def _accept(self, header, decode):
+        """Validate and hand a frame to the workers; cheap, so the executor never lags.
+
+        Decoding here is only checks and zero-copy views; a bad frame is
+        rejected before it can displace a good one waiting in the slot.
+        """
         now = time.monotonic()
         self.input_rate.tick(now)
         if self.pub_depth.get_subscription_count() + self.pub_color.get_subscription_count() == 0:
             self.drops.add('no_subscribers')
             return
         try:
-            frame = decode_image(msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step, msg.data)
+            frame = decode()
         except ImageFormatError as exc:
             self.drops.add('bad_input')
             self.warn('bad_input', f'dropped an image: {exc}')
             return
-        if self.pool.submit(Job(msg.header, frame, now)) is not None:
+        if self.pool.submit(Job(header, frame, now)) is not None:
             self.drops.add('superseded')
 
     # -- work (on worker threads) -------------------------------------------
@@ -181,6 +210,17 @@ class DepthNode(Node):
         if not self.pool.stop(timeout=3.0):
             self.get_logger().warning('a worker was still inside an inference call at shutdown')
         self.estimator.engine.close()
+
+
+def _hbmem_type():
+    """TROS zero-copy image type, present only on a TROS install."""
+    try:
+        from hbm_img_msgs.msg import HbmMsg1080P
+    except ImportError as exc:
+        raise ConfigError("input_transport 'hbmem' needs TROS's hbm_img_msgs package "
+                          f'(source /opt/tros/humble/setup.bash), but: {exc}; '
+                          "use input_transport 'raw' with an Image topic instead") from exc
+    return HbmMsg1080P
 
 
 def main(args=None) -> int:

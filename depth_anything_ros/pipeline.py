@@ -12,8 +12,9 @@ import numpy as np
 
 from .engines import Engine, EngineError
 from .image_codec import Frame
+from .nv12 import Nv12Preprocessor, nv12_input_kind
 from .postprocess import model_depth_2d, restore_depth
-from .preprocess import RgbPreprocessor
+from .preprocess import Placement, RgbPreprocessor
 
 STAGES = ('preprocess', 'inference', 'postprocess')
 
@@ -22,6 +23,7 @@ STAGES = ('preprocess', 'inference', 'postprocess')
 class DepthResult:
     depth: np.ndarray         # HxW float32 aligned with the input image (NaN: not seen)
     model_depth: np.ndarray   # the model's own output, 2-D
+    placement: Placement      # where the image went in the model input
     timings: dict = field(default_factory=dict)  # stage -> seconds
 
 
@@ -31,22 +33,48 @@ class DepthEstimator:
     def __init__(self, engine: Engine, resize_mode: str = 'letterbox', input_size: int = 518,
                  normalization: str = 'imagenet'):
         self.engine = engine
-        spec = _image_input(engine)
-        self.input_name = spec.name
-        self.preprocess = RgbPreprocessor(spec.spatial_hw, spec.layout, resize_mode,
-                                          input_size, normalization)
+        self.input_names = [s.name for s in engine.inputs]
+        self.input_name = self.input_names[0] if self.input_names else None  # single-input callers
+        self.preprocess = make_preprocessor(engine, resize_mode, input_size, normalization)
 
     def estimate(self, frame: Frame) -> DepthResult:
         t0 = time.perf_counter()
-        tensor, placement = self.preprocess(frame)
+        feeds, placement = self.preprocess(frame)
         t1 = time.perf_counter()
-        output = self.engine.run({self.input_name: tensor})
+        output = self.engine.run(feeds)
         t2 = time.perf_counter()
         model_depth = model_depth_2d(output)
         depth = restore_depth(model_depth, placement)
         t3 = time.perf_counter()
-        return DepthResult(depth, model_depth,
+        return DepthResult(depth, model_depth, placement,
                            {'preprocess': t1 - t0, 'inference': t2 - t1, 'postprocess': t3 - t2})
+
+
+class RgbFeeds:
+    """RgbPreprocessor with the (feeds, Placement) signature of every preprocessor here."""
+
+    def __init__(self, input_name: str, rgb: RgbPreprocessor):
+        self.input_name = input_name
+        self.rgb = rgb
+
+    def __call__(self, frame: Frame) -> tuple:
+        tensor, placement = self.rgb(frame)
+        return {self.input_name: tensor}, placement
+
+
+def make_preprocessor(engine: Engine, resize_mode: str = 'letterbox', input_size: int = 518,
+                      normalization: str = 'imagenet'):
+    """frame -> ({input name: array}, Placement), chosen from the engine's inputs.
+
+    uint8 inputs with 1 and 2 channels (or one packed 1-channel input) are NV12
+    (a BPU model compiled for NV12 that normalizes in-graph; `normalization` is
+    then unused); anything else is one RGB image input.
+    """
+    if nv12_input_kind(engine.inputs):
+        return Nv12Preprocessor(engine.inputs, resize_mode, input_size)
+    spec = _image_input(engine)
+    return RgbFeeds(spec.name, RgbPreprocessor(spec.spatial_hw, spec.layout, resize_mode,
+                                               input_size, normalization))
 
 
 def _image_input(engine: Engine):

@@ -79,7 +79,10 @@ class Colorizer:
 
     def __call__(self, model_depth: np.ndarray, placement: Placement | None = None) -> np.ndarray:
         """Colorize `model_depth`, mapped onto the input image when `placement` is given."""
-        lo, hi = self.value_range(model_depth)
+        # The range from the pixels that show the image: letterbox padding is not depth.
+        dst = None if placement is None else placement.target
+        lo, hi = self.value_range(model_depth if dst is None else
+                                  model_depth[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width])
         scale = 255.0 / max(hi - lo, 1e-12)
         # One saturating pass: below the range -> 0, above -> 255, NaN -> 0.
         gray8 = cv2.addWeighted(model_depth, scale, model_depth, 0.0, -lo * scale, dtype=cv2.CV_8U)

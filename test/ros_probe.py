@@ -1,14 +1,16 @@
 """A test-side ROS 2 participant: publishes camera frames, records what comes back."""
+import array
 import os
 import threading
 import time
 
+import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from depth_anything_ros.demo_nodes import camera_info
@@ -26,13 +28,14 @@ def use_domain(domain_id: int):
 class Probe:
     """Camera publisher plus recorders of depth, colorized, camera_info and diagnostics."""
 
-    def __init__(self, subscribe_outputs: bool = True, name: str = 'probe'):
+    def __init__(self, subscribe_outputs: bool = True, name: str = 'probe', compressed: bool = False):
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(name, context=self.context)
         self.cond = threading.Condition()
         self.received = {'depth': [], 'depth/colorized': [], 'depth/camera_info': [], 'diagnostics': []}
-        self.pub_image = self.node.create_publisher(Image, 'image', qos_profile_sensor_data)
+        self.pub_image = (self.node.create_publisher(CompressedImage, 'image/compressed', qos_profile_sensor_data)
+                          if compressed else self.node.create_publisher(Image, 'image', qos_profile_sensor_data))
         self.pub_info = self.node.create_publisher(CameraInfo, 'camera_info', qos_profile_sensor_data)
         if subscribe_outputs:
             for topic, kind in (('depth', Image), ('depth/colorized', Image), ('depth/camera_info', CameraInfo)):
@@ -78,6 +81,22 @@ class Probe:
             time.sleep(0.1)
         return False
 
+    def warm_up(self, bgr: np.ndarray, timeout: float = 30.0) -> bool:
+        """Offer frames (stamps 1, 2, ... ns) until depth comes back: both directions
+        of discovery are then complete, so later single frames are not lost to it."""
+        deadline = time.monotonic() + timeout
+        stamp = 0
+        jpeg = cv2.imencode('.jpg', bgr)[1].tobytes()
+        while time.monotonic() < deadline:
+            stamp += 1
+            if self.pub_image.msg_type is CompressedImage:
+                self.publish_compressed(jpeg, 'jpeg', stamp)
+            else:
+                self.publish(bgr, 'bgr8', stamp)
+            if self.wait_for(lambda: len(self.received['depth']) > 0, timeout=0.5):
+                return True
+        return False
+
     def publish(self, bgr: np.ndarray, encoding: str, stamp_ns: int, overrides: dict = None) -> Header:
         header = Header(frame_id='camera_optical_frame')
         header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
@@ -85,6 +104,14 @@ class Probe:
         for name, value in {**encode_bgr(bgr, encoding), **(overrides or {})}.items():
             setattr(msg, name, value)
         self.pub_info.publish(camera_info(header, bgr.shape[1], bgr.shape[0]))
+        self.pub_image.publish(msg)
+        return header
+
+    def publish_compressed(self, data: bytes, fmt: str, stamp_ns: int) -> Header:
+        header = Header(frame_id='camera_optical_frame')
+        header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        msg = CompressedImage(header=header, format=fmt)
+        msg.data = array.array('B', data)
         self.pub_image.publish(msg)
         return header
 

@@ -38,7 +38,7 @@ def live(tiny_fixed_model):
     graph = RosGraph(domain, extra_env={'ROS_PYTHON_CHECK_FIELDS': '1'})
     start_node(graph, tiny_fixed_model)
     probe = Probe()
-    assert probe.wait_connected(), f'node never connected:\n{graph.text("node")}'
+    assert probe.wait_connected() and probe.warm_up(sample_bgr()), f'node never answered:\n{graph.text("node")}'
     yield graph, probe
     probe.close()
     graph.stop()
@@ -133,7 +133,7 @@ def test_sigint_mid_inference_exits_zero_quickly(tiny_fixed_model):
     start_node(graph, tiny_fixed_model)
     probe = Probe(name='probe_sigint')
     try:
-        assert probe.wait_connected(), graph.text('node')
+        assert probe.wait_connected() and probe.warm_up(sample_bgr()), graph.text('node')
         for i in range(5):
             probe.publish(sample_bgr(1280, 720), 'bgr8', 1_000_000_000 * (50 + i))
         probe.wait_for(lambda: len(probe.stamps('depth')) > 0, timeout=20)
@@ -172,7 +172,64 @@ def test_no_inference_without_subscribers(tiny_fixed_model):
         graph.stop()
 
 
+def test_compressed_input_jpeg_and_png(tiny_fixed_model):
+    domain = domain_for(5)
+    use_domain(domain)
+    graph = RosGraph(domain)
+    start_node(graph, tiny_fixed_model, '-p', 'input_transport:=compressed')
+    probe = Probe(name='probe_compressed', compressed=True)
+    try:
+        bgr = sample_bgr()
+        assert probe.wait_connected() and probe.warm_up(bgr), graph.text('node')
+        probe.publish_compressed(b'not an image', 'jpeg', 1_000_000_000 * 80)
+        for i, ext in enumerate(('.jpg', '.png')):
+            stamp = 1_000_000_000 * (81 + i)
+            ok, data = cv2.imencode(ext, bgr)
+            probe.publish_compressed(data.tobytes(), ext[1:].replace('jpg', 'jpeg'), stamp)
+            assert probe.wait_for(lambda: stamp in probe.stamps('depth'), timeout=30), graph.text('node')
+        with probe.cond:
+            depth = probe.received['depth'][-1]
+        assert (depth.width, depth.height) == (W, H)
+        assert probe.wait_for(lambda: int(probe.latest_diagnostics().get('drops_bad_input', 0)) >= 1, timeout=5)
+    finally:
+        probe.close()
+        graph.stop()
+
+
+@pytest.mark.parametrize('variant', ['float_rgb', 'nv12'])
+def test_hbm_engine_on_the_simulator(tiny_fixed_model, tmp_path, variant):
+    """engine: hbm in the real graph; hbm_runtime is the ONNX Runtime-backed simulator."""
+    import importlib.util
+    sim_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'hbm_sim')
+    spec = importlib.util.spec_from_file_location('hbm_sim', os.path.join(sim_dir, 'hbm_runtime', '__init__.py'))
+    sim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sim)
+    model = str(tmp_path / f'{variant}.hbm')
+    sim.write_sim_model(model, tiny_fixed_model, variant)
+    domain = domain_for(6)
+    use_domain(domain)
+    pythonpath = os.pathsep.join(filter(None, [sim_dir, os.environ.get('PYTHONPATH')]))
+    graph = RosGraph(domain, extra_env={'PYTHONPATH': pythonpath})
+    start_node(graph, model, '-p', 'engine:=hbm', '-p', 'bpu_priority:=200')
+    probe = Probe(name=f'probe_hbm_{variant}')
+    try:
+        assert probe.wait_connected() and probe.warm_up(sample_bgr()), graph.text('node')
+        stamp = 1_000_000_000 * 90
+        probe.publish(sample_bgr(), 'nv12', stamp)
+        assert probe.wait_for(lambda: stamp in probe.stamps('depth'), timeout=30), graph.text('node')
+        with probe.cond:
+            depth = probe.received['depth'][-1]
+        values = np.frombuffer(depth.data, np.float32)
+        assert (depth.width, depth.height) == (W, H) and np.isfinite(values).all() and values.std() > 0
+        assert 'hbm: in' in graph.text('node')
+    finally:
+        probe.close()
+        graph.stop()
+
+
 @pytest.mark.parametrize('params, expected', [
+    (['-p', 'input_transport:=hbmem'], 'hbm_img_msgs'),
+    (['-p', 'engine:=hbm'], 'hobot-dnn'),
     (['-p', 'model_path:=/nonexistent/model.onnx'], "'/nonexistent/model.onnx' does not exist"),
     (['-p', "model_path:=''"], 'model_path is empty'),
     (['-p', 'workers:=0'], 'workers'),

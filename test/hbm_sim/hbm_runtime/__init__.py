@@ -1,0 +1,288 @@
+"""Test double of D-Robotics' `hbm_runtime` (RDK S100), computed with ONNX Runtime.
+
+Same class, property and enum names and the same nested-dict shapes as the
+vendor's HB_HBMRuntime.pyi, so the engine is exercised the way it will be on a
+board. The '.hbm' file is a small JSON file (see `write_sim_model`) naming an
+ONNX model and a variant:
+
+- float_rgb: like depth_any.hbm: model 'depth_any', float32 NCHW RGB input,
+  float32 output 1xHxW.
+- nv12: uint8 inputs 'y' 1xHxWx1 and 'uv' 1x(H/2)x(W/2)x2 (NHWC), converted to
+  RGB (OpenCV's BT.601 NV12 conversion) and ImageNet-normalized in the "graph",
+  like a model compiled with input_type_rt nv12.
+- int16_out: float RGB input, int16 output with SCALE quantization
+  (per-tensor scale fixed when the file is written).
+
+Optional `input_quant` turns the float RGB input into a quantized int16 input
+(per-tensor or per-axis), dequantized inside. What the real BPU does beyond
+this (colour range of its NV12 conversion, output padding) is not simulated.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import os
+import threading
+
+import numpy as np
+
+VARIANTS = ('float_rgb', 'nv12', 'int16_out')
+MODEL_NAME = 'depth_any'
+_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
+_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+
+class hbDNNDataType(enum.IntEnum):
+    S4 = 0
+    U4 = 1
+    S8 = 2
+    U8 = 3
+    F16 = 4
+    S16 = 5
+    U16 = 6
+    F32 = 7
+    S32 = 8
+    U32 = 9
+    F64 = 10
+    S64 = 11
+    U64 = 12
+    BOOL8 = 13
+    MAX = 14
+
+
+class hbDNNQuantiType(enum.IntEnum):
+    NONE = 0
+    SCALE = 1
+
+
+_NUMPY = {hbDNNDataType.U8: np.uint8, hbDNNDataType.S8: np.int8, hbDNNDataType.S16: np.int16,
+          hbDNNDataType.F32: np.float32}
+
+
+class QuantParams:
+    def __init__(self, quant_type=hbDNNQuantiType.NONE, axis=0, scale=(), zero_point=()):
+        self.quant_type = quant_type
+        self.axis = axis
+        self.scale = np.asarray(scale, np.float32)
+        self.zero_point = np.asarray(zero_point, np.int32)
+
+
+class SchedParam:
+    def __init__(self):
+        self.priority = 0
+        self.customId = 0
+        self.bpu_cores = [0]
+        self.deviceId = 0
+
+
+class _Tensor:
+    def __init__(self, name, shape, dtype, quant=None):
+        self.name, self.shape, self.dtype = name, list(shape), dtype
+        self.quant = quant or QuantParams()
+
+    @property
+    def strides(self):
+        item = np.dtype(_NUMPY[self.dtype]).itemsize
+        return [int(item * np.prod(self.shape[i + 1:])) for i in range(len(self.shape))]
+
+
+def write_sim_model(path, onnx_path, variant='float_rgb', output_scale=None, input_quant=None):
+    """Write the JSON '.hbm' stand-in. int16_out without `output_scale`: twice the
+    output's peak on a mid-grey image over 32767, so real images stay unclipped."""
+    if variant not in VARIANTS:
+        raise ValueError(f'variant {variant!r} is not one of {VARIANTS}')
+    if variant == 'int16_out' and output_scale is None:
+        import onnxruntime as ort
+        session = ort.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
+        arg = session.get_inputs()[0]
+        grey = np.zeros(arg.shape, np.float32)  # mid-grey after ImageNet normalization
+        output_scale = 2 * float(np.abs(session.run(None, {arg.name: grey})[0]).max()) / 32767
+        output_scale = output_scale or 1.0 / 32767
+    spec = {'onnx': os.path.abspath(str(onnx_path)), 'variant': variant,
+            'output_scale': output_scale, 'input_quant': input_quant}
+    with open(path, 'w') as f:
+        json.dump(spec, f)
+    return str(path)
+
+
+class HB_HBMRuntime:
+    def __init__(self, model_file):
+        import onnxruntime as ort
+        files = [model_file] if isinstance(model_file, (str, os.PathLike)) else list(model_file)
+        if len(files) != 1:
+            raise RuntimeError('the simulator loads exactly one model file')
+        try:
+            with open(files[0]) as f:
+                spec = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f'hbDNNInitializeFromFiles failed for {files[0]}: {exc}') from None
+        self._variant = spec['variant']
+        self._session = ort.InferenceSession(spec['onnx'], providers=['CPUExecutionProvider'])
+        onnx_in, onnx_out = self._session.get_inputs()[0], self._session.get_outputs()[0]
+        self._onnx_in, self._onnx_out = onnx_in.name, onnx_out.name
+        _, _, h, w = onnx_in.shape
+        if self._variant == 'nv12':
+            self._inputs = [_Tensor('y', (1, h, w, 1), hbDNNDataType.U8),
+                            _Tensor('uv', (1, h // 2, w // 2, 2), hbDNNDataType.U8)]
+        elif spec.get('input_quant'):
+            q = spec['input_quant']
+            self._inputs = [_Tensor(onnx_in.name, (1, 3, h, w), hbDNNDataType.S16,
+                                    QuantParams(hbDNNQuantiType.SCALE, q.get('axis', 0),
+                                                q['scale'], q.get('zero_point', [0])))]
+        else:
+            self._inputs = [_Tensor(onnx_in.name, (1, 3, h, w), hbDNNDataType.F32)]
+        if self._variant == 'int16_out':
+            self._outputs = [_Tensor(onnx_out.name, (1, h, w), hbDNNDataType.S16,
+                                     QuantParams(hbDNNQuantiType.SCALE, 0, [spec['output_scale']], [0]))]
+        else:
+            self._outputs = [_Tensor(onnx_out.name, (1, h, w), hbDNNDataType.F32)]
+        self._sched = SchedParam()
+        self._lock = threading.Lock()
+        # Test hooks: what the engine asked for.
+        self.sched_calls = []
+        self.run_count = 0
+        self.fed_dtypes = {}
+
+    @staticmethod
+    def version():
+        return 'sim-0.1'
+
+    # -- metadata (fresh dicts each time, like the binding) -----------------
+    def _per_model(self, value):
+        return {MODEL_NAME: value}
+
+    @property
+    def model_names(self):
+        return [MODEL_NAME]
+
+    @property
+    def model_count(self):
+        return 1
+
+    @property
+    def input_counts(self):
+        return self._per_model(len(self._inputs))
+
+    @property
+    def input_names(self):
+        return self._per_model([t.name for t in self._inputs])
+
+    @property
+    def input_descs(self):
+        return self._per_model({t.name: '' for t in self._inputs})
+
+    @property
+    def input_shapes(self):
+        return self._per_model({t.name: list(t.shape) for t in self._inputs})
+
+    @property
+    def input_dtypes(self):
+        return self._per_model({t.name: t.dtype for t in self._inputs})
+
+    @property
+    def input_quants(self):
+        return self._per_model({t.name: t.quant for t in self._inputs})
+
+    @property
+    def input_strides(self):
+        return self._per_model({t.name: t.strides for t in self._inputs})
+
+    @property
+    def output_counts(self):
+        return self._per_model(len(self._outputs))
+
+    @property
+    def output_names(self):
+        return self._per_model([t.name for t in self._outputs])
+
+    @property
+    def output_descs(self):
+        return self._per_model({t.name: '' for t in self._outputs})
+
+    @property
+    def output_shapes(self):
+        return self._per_model({t.name: list(t.shape) for t in self._outputs})
+
+    @property
+    def output_dtypes(self):
+        return self._per_model({t.name: t.dtype for t in self._outputs})
+
+    @property
+    def output_quants(self):
+        return self._per_model({t.name: t.quant for t in self._outputs})
+
+    @property
+    def output_strides(self):
+        return self._per_model({t.name: t.strides for t in self._outputs})
+
+    @property
+    def model_descs(self):
+        return self._per_model(f'simulated {self._variant}')
+
+    @property
+    def hbm_descs(self):
+        return self._per_model('')
+
+    @property
+    def sched_params(self):
+        return self._per_model(self._sched)
+
+    def set_scheduling_params(self, priority=None, bpu_cores=None, custom_id=None, device_id=None):
+        with self._lock:
+            self.sched_calls.append({k: v for k, v in (('priority', priority), ('bpu_cores', bpu_cores),
+                                                       ('custom_id', custom_id), ('device_id', device_id))
+                                     if v is not None})
+            for name, table in (('priority', priority), ('bpu_cores', bpu_cores)):
+                for model, value in (table or {}).items():
+                    if model != MODEL_NAME:
+                        raise RuntimeError(f'unknown model {model!r}')
+                    if name == 'priority' and not 0 <= value <= 255:
+                        raise RuntimeError(f'priority {value} out of range 0..255')
+                    setattr(self._sched, name, value)
+
+    # -- inference ----------------------------------------------------------
+    def run(self, *args, **kwargs):
+        feeds = args[0] if args else kwargs
+        if isinstance(feeds, np.ndarray):
+            if len(self._inputs) != 1:
+                raise RuntimeError('a bare array needs a single-input model')
+            feeds = {self._inputs[0].name: feeds}
+        if MODEL_NAME in feeds and isinstance(feeds[MODEL_NAME], dict):
+            feeds = feeds[MODEL_NAME]
+        arrays = {}
+        for t in self._inputs:
+            if t.name not in feeds:
+                raise RuntimeError(f'missing input {t.name!r}')
+            a = feeds[t.name]
+            if a.dtype != _NUMPY[t.dtype] or list(a.shape) != t.shape:
+                raise RuntimeError(f'input {t.name!r}: got {a.dtype} {list(a.shape)}, model wants '
+                                   f'{np.dtype(_NUMPY[t.dtype])} {t.shape}')
+            arrays[t.name] = a
+        with self._lock:
+            self.run_count += 1
+            self.fed_dtypes = {k: v.dtype for k, v in arrays.items()}
+        rgb = self._to_float_input(arrays)
+        out = self._session.run([self._onnx_out], {self._onnx_in: rgb})[0]
+        o = self._outputs[0]
+        if o.dtype == hbDNNDataType.S16:
+            out = np.clip(np.rint(out / o.quant.scale[0]), -32768, 32767).astype(np.int16)
+        return {MODEL_NAME: {o.name: out}}
+
+    def _to_float_input(self, arrays):
+        if self._variant == 'nv12':
+            import cv2
+            y = arrays['y'][0, :, :, 0]
+            uv = arrays['uv'][0]
+            h, w = y.shape
+            nv12 = np.concatenate([y, uv.reshape(h // 2, w)], axis=0)
+            rgb = cv2.cvtColor(nv12, cv2.COLOR_YUV2RGB_NV12).astype(np.float32)
+            return np.ascontiguousarray(((rgb - _MEAN) / _STD).transpose(2, 0, 1))[None]
+        t = self._inputs[0]
+        x = arrays[t.name]
+        if t.quant.quant_type == hbDNNQuantiType.SCALE:
+            def along_axis(v):
+                shape = [1] * x.ndim
+                shape[t.quant.axis] = -1
+                return v.reshape(shape) if v.size > 1 else v.reshape(())
+            x = (x.astype(np.float32) - along_axis(t.quant.zero_point)) * along_axis(t.quant.scale)
+        return x.astype(np.float32, copy=False)

@@ -1,0 +1,258 @@
+"""Model output -> image-aligned depth (inverse of every placement), and the colorizer."""
+import cv2
+import numpy as np
+import pytest
+
+from depth_anything_ros.image_codec import decode_image, image_fields
+from depth_anything_ros.postprocess import COLORMAPS, Colorizer, model_depth_2d, restore_depth
+from depth_anything_ros.preprocess import Placement, Rect, RgbPreprocessor
+
+from conftest import shared_data
+
+CANVAS = (518, 686)
+SIZES = [(480, 640), (1080, 1920), (640, 480), (300, 500), (518, 686), (97, 131)]
+
+
+def smooth_photo(h, w):
+    """A real photo, resized to h x w and blurred so that resampling errors stay small."""
+    bgr = cv2.imread(shared_data('nyu_depth_v2/rgb/rgb_00000.jpg'))
+    bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
+    sigma = max(h, w) / 60
+    return cv2.GaussianBlur(bgr, (0, 0), sigma)
+
+
+def normalized_red(bgr):
+    return (bgr[:, :, 2] / 255.0 - 0.485) / 0.229
+
+
+@pytest.mark.parametrize('image_hw', SIZES)
+@pytest.mark.parametrize('canvas,mode', [(None, 'letterbox'), (CANVAS, 'stretch'),
+                                         (CANVAS, 'letterbox'), (CANVAS, 'crop')])
+def test_restore_inverts_placement(image_hw, canvas, mode):
+    h, w = image_hw
+    bgr = smooth_photo(h, w)
+    tensor, placement = RgbPreprocessor(canvas, resize_mode=mode)(
+        decode_image(**image_fields(bgr, 'bgr8')))
+    fake_depth = tensor[0, 0]                     # normalized red at model resolution
+    restored = restore_depth(fake_depth, placement)
+    assert restored.shape == (h, w) and restored.dtype == np.float32
+    direct = normalized_red(bgr)
+
+    src = placement.source
+    inside = np.zeros((h, w), bool)
+    inside[src.y:src.y + src.height, src.x:src.x + src.width] = True
+    assert np.all(np.isfinite(restored[inside]))
+    if mode == 'crop' and canvas is not None and (src.width, src.height) != (w, h):
+        assert np.all(np.isnan(restored[~inside]))
+        assert (~inside).sum() > 0
+    else:
+        assert inside.all()
+    err = np.abs(restored[inside] - direct[inside])
+    # Values span about 4 units; one grey level is 0.017. Both directions use OpenCV's
+    # pixel-centre convention, so what is left is the 8-bit rounding of the resized
+    # image and interpolation error: measured mean 0.002-0.005, 99th pct <= 0.016, and
+    # exactly 0 for 518x686. (An align_corners=True inverse, as in the official code,
+    # measured mean 0.033 on the 97x131 image, which is upscaled 5x.)
+    assert err.mean() < 0.01, err.mean()
+    assert np.percentile(err, 99) < 0.04, np.percentile(err, 99)
+    if image_hw == CANVAS and placement.source == Rect(0, 0, w, h):
+        assert err.max() < 1e-5
+
+
+def test_restore_detects_a_wrong_placement():
+    """The check above can fail: a letterboxed map read as a stretched one is off."""
+    bgr = smooth_photo(1080, 1920)
+    tensor, placement = RgbPreprocessor(CANVAS, resize_mode='letterbox')(
+        decode_image(**image_fields(bgr, 'bgr8')))
+    wrong = Placement(placement.image_hw, CANVAS, placement.source, Rect(0, 0, CANVAS[1], CANVAS[0]))
+    err = np.abs(restore_depth(tensor[0, 0], wrong) - normalized_red(bgr))
+    assert err.mean() > 0.1
+
+
+def test_restore_uses_pixel_centres():
+    """Image pixel x samples model coordinate (x + 0.5) * W' / W - 0.5, as cv2.resize does
+    (clamped at the borders): the exact inverse of the forward resize."""
+    depth = np.tile(np.arange(9, dtype=np.float32), (7, 1)) + 100 * np.arange(7, dtype=np.float32)[:, None]
+    p = Placement((30, 40), (7, 9), Rect(0, 0, 40, 30), Rect(0, 0, 9, 7))
+    out = restore_depth(depth, p)
+    yy, xx = np.mgrid[0:30, 0:40]
+    mx = np.clip((xx + 0.5) * 9 / 40 - 0.5, 0, 8)
+    my = np.clip((yy + 0.5) * 7 / 30 - 0.5, 0, 6)
+    # measured max error 4.5e-5; an align_corners=True inverse would be off by up to 33
+    np.testing.assert_allclose(out, mx + 100 * my, rtol=0, atol=1e-3)
+
+
+def test_restore_round_trip_of_a_ramp():
+    """A linear ramp survives resize (bicubic) and restore (bilinear) away from the borders."""
+    h, w = 300, 400
+    ramp = np.tile(np.linspace(0, 255, w), (h, 1))
+    bgr = np.dstack([np.zeros((h, w)), np.zeros((h, w)), ramp]).round().astype(np.uint8)
+    for canvas, mode in [(None, 'letterbox'), (CANVAS, 'stretch'), (CANVAS, 'crop'), (CANVAS, 'letterbox')]:
+        tensor, placement = RgbPreprocessor(canvas, resize_mode=mode, normalization='none')(
+            decode_image(**image_fields(bgr, 'bgr8')))
+        out = restore_depth(tensor[0, 0], placement) * 255
+        src = placement.source
+        inner = (slice(src.y + 3, src.y + src.height - 3), slice(src.x + 3, src.x + src.width - 3))
+        err = np.abs(out[inner] - bgr[:, :, 2][inner])
+        assert err.max() < 0.75, (mode, err.max())          # 8-bit rounding: half a level + eps
+
+
+def test_restore_identity_placement_returns_input():
+    depth = np.random.default_rng(0).normal(size=(37, 53)).astype(np.float32)
+    p = Placement((37, 53), (37, 53), Rect(0, 0, 53, 37), Rect(0, 0, 53, 37))
+    out = restore_depth(depth, p)
+    assert out.shape == depth.shape
+    np.testing.assert_allclose(out, depth, rtol=0, atol=1e-6)
+
+
+def test_restore_uses_only_the_target_rectangle():
+    depth = np.full((20, 30), 1000.0, np.float32)              # padding full of junk
+    depth[5:15, 0:30] = 2.0
+    p = Placement((40, 120), (20, 30), Rect(0, 0, 120, 40), Rect(0, 5, 30, 10))
+    out = restore_depth(depth, p)
+    np.testing.assert_allclose(out, 2.0)
+
+
+def test_model_depth_2d():
+    d = np.random.default_rng(1).random((5, 7))
+    for shape in [(1, 5, 7), (1, 1, 5, 7), (5, 7)]:
+        out = model_depth_2d(d.reshape(shape))
+        assert out.shape == (5, 7) and out.dtype == np.float32
+        np.testing.assert_allclose(out, d, rtol=1e-6)
+    assert model_depth_2d(d.astype(np.float16)[None]).dtype == np.float32
+    with pytest.raises(ValueError):
+        model_depth_2d(np.zeros((2, 5, 7)))
+    with pytest.raises(ValueError):
+        model_depth_2d(np.zeros((1, 5, 7, 2)))
+
+
+# ---------------------------------------------------------------- colorizer
+
+def ramp(h=10, w=256):
+    return np.tile(np.linspace(0.5, 3.0, w, dtype=np.float32), (h, 1))
+
+
+def colormap_lut(colormap):
+    levels = np.arange(256, dtype=np.uint8)[None]
+    cmap = COLORMAPS[colormap]
+    lut = cv2.cvtColor(levels, cv2.COLOR_GRAY2BGR) if cmap is None else cv2.applyColorMap(levels, cmap)
+    return lut[0].astype(int)                                   # 256 x 3
+
+
+@pytest.mark.parametrize('colormap', sorted(COLORMAPS))
+def test_colorizer_every_colormap(colormap):
+    depth = ramp()
+    out = Colorizer(colormap, 'minmax')(depth)
+    assert out.shape == (10, 256, 3) and out.dtype == np.uint8
+    assert len(np.unique(out.reshape(-1, 3), axis=0)) > 50     # a real range of colours
+    # every pixel is the colour of its grey level, give or take one level of rounding
+    lut = colormap_lut(colormap)
+    level = np.round((depth - 0.5) * (255 / 2.5)).astype(int)
+    matched = np.zeros(depth.shape, bool)
+    for shift in (0, -1, 1):
+        matched |= np.all(out.astype(int) == lut[np.clip(level + shift, 0, 255)], axis=-1)
+    assert matched.all(), f'{(~matched).sum()} pixels off the colormap'
+
+
+def test_colorizer_gray_is_monotone():
+    depth = ramp()
+    out = Colorizer('gray', 'minmax')(depth)
+    assert np.array_equal(out[:, :, 0], out[:, :, 1]) and np.array_equal(out[:, :, 0], out[:, :, 2])
+    row = out[0, :, 0].astype(int)
+    assert np.all(np.diff(row) >= 0)
+    assert row[0] == 0 and row[-1] == 255
+    assert len(np.unique(row)) > 200
+
+
+def test_colorizer_nan_is_black():
+    depth = ramp()
+    depth[2:5, 100:150] = np.nan
+    for colormap in COLORMAPS:
+        out = Colorizer(colormap)(depth)
+        assert np.all(out[2:5, 100:150] == 0)
+        assert out[6:, 100:150].any()
+        assert out[:, 151:].all(axis=-1).any()                 # the rest is drawn
+
+
+@pytest.mark.parametrize('range_mode', ['minmax', 'percentile'])
+def test_colorizer_constant_and_empty_depth(range_mode):
+    out = Colorizer('inferno', range_mode)(np.full((8, 9), 2.5, np.float32))
+    assert out.shape == (8, 9, 3)
+    assert len(np.unique(out.reshape(-1, 3), axis=0)) == 1
+    out = Colorizer('inferno', range_mode)(np.full((8, 9), np.nan, np.float32))
+    assert np.all(out == 0)
+
+
+def test_colorizer_ranges():
+    rng = np.random.default_rng(2)
+    depth = rng.uniform(1.0, 2.0, (50, 50)).astype(np.float32)
+    depth[0, 0] = 100.0                                          # one outlier
+    depth[0, 1] = np.nan
+    minmax = Colorizer('gray', 'minmax')
+    pct = Colorizer('gray', 'percentile', (2.0, 98.0))
+    lo, hi = minmax.value_range(depth)
+    assert (lo, hi) == (pytest.approx(float(np.nanmin(depth))), 100.0)
+    plo, phi = pct.value_range(depth)
+    valid = depth[np.isfinite(depth)]
+    assert plo == pytest.approx(np.percentile(valid, 2)) and phi == pytest.approx(np.percentile(valid, 98))
+    assert phi < 2.0
+    # min-max: the outlier squeezes everything else into the darkest levels;
+    # percentile: the bulk spreads over the whole range.
+    assert minmax(depth)[1:, :, 0].max() <= 3
+    assert pct(depth)[1:, :, 0].max() == 255 and pct(depth)[1:, :, 0].min() == 0
+
+
+def test_colorizer_range_of_a_large_map():
+    """The range may come from a subsample: it stays within a few colour levels of the exact
+    one (measured 0.7 and 1.5 levels on this uncorrelated-noise map, the hard case)."""
+    rng = np.random.default_rng(3)
+    depth = cv2.GaussianBlur(rng.normal(size=(1080, 1920)).astype(np.float32), (0, 0), 5)
+    exact = np.percentile(depth, (2, 98))
+    level = (exact[1] - exact[0]) / 255
+    lo, hi = Colorizer('gray', 'percentile').value_range(depth)
+    assert abs(lo - exact[0]) < 4 * level and abs(hi - exact[1]) < 4 * level
+
+
+@pytest.mark.parametrize('mode', ['letterbox', 'crop', 'stretch'])
+def test_colorizer_onto_the_image(mode):
+    """With a placement the picture is drawn at image size; unseen pixels (crop) are black."""
+    h, w = 1080, 1920
+    bgr = smooth_photo(h, w)
+    tensor, placement = RgbPreprocessor(CANVAS, resize_mode=mode)(decode_image(**image_fields(bgr, 'bgr8')))
+    model_depth = tensor[0, 0].copy()
+    dst = placement.target
+    # junk in the letterbox padding: neither drawn nor part of the colour range
+    model_depth[:dst.y, :] = 1e6
+    model_depth[dst.y + dst.height:, :] = -1e6
+    model_depth[:, :dst.x] = 1e6
+    model_depth[:, dst.x + dst.width:] = -1e6
+    out = Colorizer('gray', 'minmax')(model_depth, placement)
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    src = placement.source
+    inside = np.zeros((h, w), bool)
+    inside[src.y:src.y + src.height, src.x:src.x + src.width] = True
+    assert np.all(out[~inside] == 0)
+    if mode == 'crop':
+        assert (~inside).any()
+    # where the model saw the image, the grey picture follows the (normalized red) input
+    gray = out[:, :, 0][inside].astype(float)
+    red = bgr[:, :, 2][inside].astype(float)
+    assert np.corrcoef(gray, red)[0, 1] > 0.99
+    assert gray.min() <= 1 and gray.max() >= 254              # min-max of the content only
+
+
+def test_colorizer_onto_the_image_nan_is_black():
+    depth = ramp(64, 64)
+    depth[10:20, 10:20] = np.nan
+    p = Placement((128, 128), (64, 64), Rect(0, 0, 128, 128), Rect(0, 0, 64, 64))
+    out = Colorizer('inferno')(depth, p)
+    assert out.shape == (128, 128, 3)
+    assert np.all(out[22:38, 22:38] == 0)                     # the NaN block, scaled 2x
+    assert out[60:, 60:].any(axis=-1).all()
+
+
+def test_colorizer_bad_arguments():
+    with pytest.raises(ValueError):
+        Colorizer('rainbow')
+    with pytest.raises(ValueError):
+        Colorizer('inferno', 'median')

@@ -1,0 +1,351 @@
+"""Frame -> model tensor: sizes, numerics against the official recipe and transformers, placements."""
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from depth_anything_ros.image_codec import decode_image, image_fields
+from depth_anything_ros.preprocess import (
+    IMAGENET_MEAN, IMAGENET_STD, Placement, Rect, RgbPreprocessor, lower_bound_size, multiple_of, place)
+
+from conftest import shared_data
+
+MEAN = np.array(IMAGENET_MEAN, np.float64)
+STD = np.array(IMAGENET_STD, np.float64)
+CANVAS = (518, 686)   # the S100 model's fixed input (H, W)
+
+
+def official_size(h, w, lower=518, multiple=14):
+    """Depth-Anything-V2 `Resize(keep_aspect_ratio=True, ensure_multiple_of=14,
+    resize_method='lower_bound')`, re-written from the official transform."""
+    def constrain(x, min_val):
+        y = (np.round(x / multiple) * multiple).astype(int)
+        if y < min_val:
+            y = (np.ceil(x / multiple) * multiple).astype(int)
+        return int(y)
+    scale_h, scale_w = lower / h, lower / w
+    if scale_w > scale_h:
+        scale_h = scale_w
+    else:
+        scale_w = scale_h
+    return constrain(scale_h * h, lower), constrain(scale_w * w, lower)
+
+
+def official_preprocess(bgr, size_hw=None):
+    """The official recipe in float64: BGR->RGB, /255, bicubic resize, ImageNet norm, CHW."""
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) / 255.0
+    h, w = size_hw or official_size(*bgr.shape[:2])
+    rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_CUBIC)
+    rgb = (rgb - MEAN) / STD
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+def bgr_frame(bgr):
+    return decode_image(**image_fields(np.ascontiguousarray(bgr), 'bgr8'))
+
+
+def load_bgr(relpath):
+    bgr = cv2.imread(shared_data(relpath), cv2.IMREAD_COLOR)
+    assert bgr is not None, relpath
+    return bgr
+
+
+# ---------------------------------------------------------------- (a) sizes
+
+def test_lower_bound_size_vga():
+    assert lower_bound_size(480, 640, 518) == (518, 686)
+    assert lower_bound_size(640, 480, 518) == (686, 518)
+
+
+@pytest.mark.parametrize('h,w', [(480, 640), (1080, 1920), (720, 1280), (1362, 2048), (425, 640),
+                                 (1200, 800), (518, 518), (100, 100), (64, 2000), (3000, 41),
+                                 (519, 519), (1, 1)])
+def test_lower_bound_size_rules(h, w):
+    oh, ow = lower_bound_size(h, w, 518)
+    assert oh % 14 == 0 and ow % 14 == 0
+    assert oh >= 518 and ow >= 518
+    assert min(oh, ow) < 518 + 14            # the shorter side is the lower bound, rounded up
+    # aspect kept up to the rounding to 14 px of each side
+    assert abs(ow / oh - w / h) <= (w / h) * (14 / oh + 14 / ow)
+    assert (oh, ow) == official_size(h, w)
+
+
+def test_multiple_of():
+    assert multiple_of(690.67, 14) == 686
+    assert multiple_of(517.0, 14, 518) == 518
+    assert multiple_of(511.0, 14, 518) == 518      # round gives 504 < 518: ceil instead
+    assert multiple_of(700, 14) == 700
+
+
+# ---------------------------------------------------------------- (b) official recipe
+
+OFFICIAL_PHOTOS = ['nyu_depth_v2/rgb/rgb_00000.jpg', 'tum_rgbd/TUM_color.png',
+                   'natural_images/dav2_demo08.jpg',
+                   'natural_images/unsplash_jonathan-borba-CnthDZXCdoY-unsplash.jpg']
+GREY_LEVEL = 1 / 255 / min(IMAGENET_STD)     # one 8-bit step in normalized units: 0.0175
+
+
+def official_preprocess_8bit(bgr, size_hw=None):
+    """The official recipe with the resized image rounded and clipped to 8 bits, which is
+    what RgbPreprocessor does on purpose (it resizes the uint8 image)."""
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) / 255.0
+    h, w = size_hw or official_size(*bgr.shape[:2])
+    rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_CUBIC)
+    rgb = np.clip(np.round(rgb * 255), 0, 255) / 255
+    return np.ascontiguousarray(((rgb - MEAN) / STD).transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize('relpath', OFFICIAL_PHOTOS)
+def test_matches_official_recipe_rounded_to_8_bits(relpath):
+    bgr = load_bgr(relpath)
+    tensor, placement = RgbPreprocessor(None)(bgr_frame(bgr))
+    ref = official_preprocess_8bit(bgr)
+    assert tensor.dtype == np.float32
+    assert tensor.shape == (1,) + ref.shape
+    assert placement.canvas_hw == ref.shape[1:]
+    diff = np.abs(tensor[0].astype(np.float64) - ref)
+    # OpenCV's fixed-point 8-bit bicubic rounds a few pixels the other way: measured
+    # max exactly one grey level, at 0.004-0.02 % of the values; mean 1e-6 to 3e-6.
+    assert diff.max() < GREY_LEVEL + 1e-5, diff.max()
+    assert (diff > 1e-3).mean() < 1e-3, (diff > 1e-3).mean()
+    assert diff.mean() < 2e-5, diff.mean()
+
+
+@pytest.mark.parametrize('relpath', OFFICIAL_PHOTOS)
+def test_close_to_official_float_recipe(relpath):
+    """Against the official float64 recipe: 8-bit rounding everywhere (half a grey level)
+    and clipped bicubic overshoot at strong edges (up to 0.76 here, at about 1 % of values)."""
+    bgr = load_bgr(relpath)
+    tensor, _ = RgbPreprocessor(None)(bgr_frame(bgr))
+    ref = official_preprocess(bgr)
+    diff = np.abs(tensor[0].astype(np.float64) - ref)
+    # measured: mean 0.0043-0.0065, 99th pct 0.0086-0.048, > 1 grey level at 0.2-1.8 %
+    assert diff.mean() < 0.015, diff.mean()
+    assert np.percentile(diff, 99) < 0.1, np.percentile(diff, 99)
+    assert (diff > GREY_LEVEL).mean() < 0.05, (diff > GREY_LEVEL).mean()
+    # where the official values are inside [0, 1] before normalizing, only rounding is left
+    rgb01 = ref * STD[:, None, None] + MEAN[:, None, None]
+    unclipped = (rgb01 > 1 / 255) & (rgb01 < 254 / 255)
+    assert diff[unclipped].max() < GREY_LEVEL + 1e-5, diff[unclipped].max()
+
+
+def test_nhwc_layout_is_the_transpose():
+    bgr = load_bgr('tum_rgbd/TUM_color.png')
+    frame = bgr_frame(bgr)
+    nchw, _ = RgbPreprocessor(None, 'NCHW')(frame)
+    nhwc, _ = RgbPreprocessor(None, 'NHWC')(frame)
+    assert nhwc.shape == (1, 518, 686, 3)
+    assert nhwc.flags.c_contiguous and nchw.flags.c_contiguous
+    np.testing.assert_array_equal(nhwc[0], nchw[0].transpose(1, 2, 0))
+
+
+# ---------------------------------------------------------------- (c) hand-computed
+
+@pytest.mark.parametrize('colour', [(0, 0, 0), (255, 255, 255), (200, 60, 30), (124, 116, 104)])
+@pytest.mark.parametrize('canvas,mode', [(None, 'letterbox'), (CANVAS, 'stretch'), (CANVAS, 'crop')])
+def test_constant_colour(colour, canvas, mode):
+    rgb = np.empty((90, 160, 3), np.uint8)
+    rgb[:] = colour
+    frame = decode_image(**image_fields(rgb, 'rgb8'))
+    tensor, _ = RgbPreprocessor(canvas, resize_mode=mode)(frame)
+    expected = (np.array(colour) / 255.0 - MEAN) / STD
+    for c in range(3):
+        np.testing.assert_allclose(tensor[0, c], expected[c], rtol=0, atol=1e-5)
+
+
+# ---------------------------------------------------------------- (d) transformers
+
+def _dpt_processor():
+    pil = pytest.importorskip('PIL.Image', reason='transformers image processors need pillow')
+    transformers = pytest.importorskip('transformers')
+    cls = getattr(transformers, 'DPTImageProcessorPil', None) or transformers.DPTImageProcessor
+    return cls(do_resize=True, size={'height': 518, 'width': 518}, keep_aspect_ratio=True,
+               ensure_multiple_of=14, resample=pil.BICUBIC, do_rescale=True,
+               do_normalize=True, image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD),
+               do_pad=False)
+
+
+# 4:3 images only: for sizes far from 518 transformers' keep_aspect_ratio picks the scale closer
+# to 1 (425x640 -> 350x518) where the official recipe uses the lower bound (-> 518x784).
+@pytest.mark.parametrize('relpath', ['nyu_depth_v2/rgb/rgb_00000.jpg', 'tum_rgbd/TUM_color.png',
+                                     'sun_rgbd/SUN_color.jpg'])
+def test_close_to_transformers_processor(relpath):
+    bgr = load_bgr(relpath)
+    tensor, _ = RgbPreprocessor(None)(bgr_frame(bgr))
+    ref = _dpt_processor()(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), return_tensors='np')['pixel_values']
+    assert ref.shape == tensor.shape
+    # PIL bicubic (a=-0.5, antialiased, float) vs OpenCV (a=-0.75, 8-bit): measured mean abs
+    # diff 0.006-0.007, 99th percentile 0.05-0.07
+    diff = np.abs(ref.astype(np.float64) - tensor)
+    assert diff.mean() < 0.02, diff.mean()
+    assert np.percentile(diff, 99) < 0.2
+
+
+# ---------------------------------------------------------------- (e) encodings
+
+def test_bgr8_and_rgb8_give_identical_tensors():
+    bgr = load_bgr('nyu_depth_v2/rgb/rgb_00050.jpg')
+    pre = RgbPreprocessor(None)
+    from_bgr, p1 = pre(bgr_frame(bgr))
+    from_rgb, p2 = pre(decode_image(**image_fields(np.ascontiguousarray(bgr[:, :, ::-1]), 'rgb8')))
+    np.testing.assert_array_equal(from_bgr, from_rgb)
+    assert p1 == p2
+
+
+def test_nv12_close_to_rgb():
+    bgr = load_bgr('nyu_depth_v2/rgb/rgb_00050.jpg')
+    h, w = bgr.shape[:2]
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+    u = i420[h:h + h // 4].reshape(h // 2, w // 2)
+    v = i420[h + h // 4:].reshape(h // 2, w // 2)
+    nv12 = np.concatenate([i420[:h], np.stack([u, v], -1).reshape(h // 2, w)])
+    pre = RgbPreprocessor(None)
+    from_nv12, _ = pre(decode_image(h, w, 'nv12', 0, w, nv12.tobytes()))
+    from_rgb, _ = pre(bgr_frame(bgr))
+    diff = np.abs(from_nv12 - from_rgb)
+    # measured mean 0.017, about one grey level (1/255/0.229 = 0.017 in these units)
+    assert diff.mean() < 0.03, diff.mean()
+
+
+def test_mono8_gives_equal_channels_before_normalization():
+    gray = load_bgr('tum_rgbd/TUM_color.png')[:, :, 1].copy()
+    tensor, _ = RgbPreprocessor(None, normalization='none')(
+        decode_image(*gray.shape, 'mono8', 0, gray.shape[1], gray.tobytes()))
+    np.testing.assert_allclose(tensor[0, 0], tensor[0, 1], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(tensor[0, 0], tensor[0, 2], rtol=0, atol=1e-6)
+    assert tensor[0, 0].std() > 0.05
+
+
+# ---------------------------------------------------------------- (f) placements
+
+IMAGE_SIZES = [(1080, 1920), (480, 640), (640, 480)]
+
+
+def _inside(rect, h, w):
+    return (rect.x >= 0 and rect.y >= 0 and rect.width > 0 and rect.height > 0
+            and rect.x + rect.width <= w and rect.y + rect.height <= h)
+
+
+@pytest.mark.parametrize('image_hw', IMAGE_SIZES)
+@pytest.mark.parametrize('mode', ['stretch', 'letterbox', 'crop'])
+def test_placement_rectangles(image_hw, mode):
+    h, w = image_hw
+    ch, cw = CANVAS
+    p = place(image_hw, CANVAS, mode, 518)
+    assert p.image_hw == image_hw and p.canvas_hw == CANVAS
+    assert _inside(p.source, h, w)
+    assert _inside(p.target, ch, cw)
+    src, dst = p.source, p.target
+    if mode == 'stretch':
+        assert src == Rect(0, 0, w, h) and dst == Rect(0, 0, cw, ch)
+    elif mode == 'letterbox':
+        assert src == Rect(0, 0, w, h)
+        assert dst.width == cw or dst.height == ch            # fills one axis
+        assert abs(dst.width - dst.height * w / h) <= 1        # aspect within 1 px
+        assert abs(2 * dst.x + dst.width - cw) <= 1            # centred
+        assert abs(2 * dst.y + dst.height - ch) <= 1
+    else:
+        assert dst == Rect(0, 0, cw, ch)
+        assert src.width == w or src.height == h              # uses one full axis
+        assert abs(src.width - src.height * cw / ch) <= 1      # canvas aspect within 1 px
+        assert abs(2 * src.x + src.width - w) <= 1
+        assert abs(2 * src.y + src.height - h) <= 1
+
+
+def _gradient_bgr(h, w):
+    """BGR image with red = x ramp, green = y ramp, blue = 128."""
+    y, x = np.mgrid[0:h, 0:w]
+    return np.dstack([np.full((h, w), 128), (y * 255 // max(h - 1, 1)),
+                      (x * 255 // max(w - 1, 1))]).astype(np.uint8)
+
+
+@pytest.mark.parametrize('image_hw', IMAGE_SIZES)
+def test_letterbox_padding_is_normalized_zero(image_hw):
+    bgr = _gradient_bgr(*image_hw)
+    tensor, p = RgbPreprocessor(CANVAS, resize_mode='letterbox')(bgr_frame(bgr))
+    assert tensor.shape == (1, 3) + CANVAS
+    dst = p.target
+    inside = np.zeros(CANVAS, bool)
+    inside[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width] = True
+    pad = tensor[0][:, ~inside]
+    assert pad.size > 0                                        # every size here needs padding
+    assert np.all(pad == 0)
+    # the image really is in the content rectangle: its blue (128) is not the normalized zero
+    np.testing.assert_allclose(tensor[0, 2][inside], (128 / 255 - MEAN[2]) / STD[2], atol=1e-5)
+
+
+@pytest.mark.parametrize('image_hw', IMAGE_SIZES)
+def test_crop_and_stretch_fill_the_canvas(image_hw):
+    bgr = _gradient_bgr(*image_hw)
+    frame = bgr_frame(bgr)
+    for mode in ('crop', 'stretch'):
+        tensor, _ = RgbPreprocessor(CANVAS, resize_mode=mode)(frame)
+        assert tensor.shape == (1, 3) + CANVAS
+        # blue is 128 everywhere: no canvas pixel is left at the normalized zero
+        np.testing.assert_allclose(tensor[0, 2], (128 / 255 - MEAN[2]) / STD[2], atol=1e-5)
+
+
+def test_crop_keeps_the_centre():
+    h, w = 1080, 1920
+    bgr = _gradient_bgr(h, w)
+    tensor, p = RgbPreprocessor(CANVAS, resize_mode='crop', normalization='none')(bgr_frame(bgr))
+    red = tensor[0, 0]
+    # red = x / (w-1): the crop covers x in [src.x, src.x + src.width)
+    assert red[:, 0].mean() == pytest.approx(p.source.x / (w - 1), abs=0.01)
+    assert red[:, -1].mean() == pytest.approx((p.source.x + p.source.width - 1) / (w - 1), abs=0.01)
+    assert p.source.x > 0
+
+
+def test_dynamic_placement_is_identity_rectangles():
+    p = place((480, 640), None, 'letterbox', 518)
+    assert p == Placement((480, 640), (518, 686), Rect(0, 0, 640, 480), Rect(0, 0, 686, 518))
+
+
+# ---------------------------------------------------------------- (g) other normalizations
+
+TINY_RGB = np.array([[[10, 20, 30], [50, 50, 50], [255, 0, 0]],
+                     [[0, 0, 0], [200, 100, 0], [1, 2, 4]]], np.uint8)
+
+
+def _tiny_tensor(normalization):
+    frame = decode_image(**image_fields(TINY_RGB, 'rgb8'))
+    tensor, _ = RgbPreprocessor((2, 3), resize_mode='stretch', normalization=normalization)(frame)
+    assert tensor.shape == (1, 3, 2, 3)
+    return tensor[0].transpose(1, 2, 0).astype(np.float64)     # HxWx3
+
+
+def test_normalization_none():
+    np.testing.assert_allclose(_tiny_tensor('none'), TINY_RGB / 255.0, rtol=0, atol=1e-6)
+
+
+def test_normalization_pixel_zscore():
+    out = _tiny_tensor('pixel_zscore')
+    # (10, 20, 30): mean 20, population std sqrt(200/3)
+    s = math.sqrt(200 / 3)
+    np.testing.assert_allclose(out[0, 0], [-10 / s, 0, 10 / s], atol=1e-5)
+    # grey pixels have std 0: zeros, not NaN
+    np.testing.assert_array_equal(out[0, 1], [0, 0, 0])
+    np.testing.assert_array_equal(out[1, 0], [0, 0, 0])
+    # (255, 0, 0): mean 85, std 85*sqrt(2)
+    np.testing.assert_allclose(out[0, 2], [math.sqrt(2), -1 / math.sqrt(2), -1 / math.sqrt(2)], atol=1e-5)
+    # every pixel: zero mean, unit std (where not grey)
+    pix = TINY_RGB.reshape(-1, 3).astype(np.float64)
+    expected = (pix - pix.mean(1, keepdims=True)) / np.maximum(pix.std(1, keepdims=True), 1e-6)
+    np.testing.assert_allclose(out.reshape(-1, 3), expected, atol=1e-5)
+
+
+def test_normalization_imagenet_tiny():
+    np.testing.assert_allclose(_tiny_tensor('imagenet'), (TINY_RGB / 255.0 - MEAN) / STD, atol=1e-5)
+
+
+# ---------------------------------------------------------------- (h) bad arguments
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='resize_mode'):
+        RgbPreprocessor(CANVAS, resize_mode='squash')
+    with pytest.raises(ValueError, match='normalization'):
+        RgbPreprocessor(CANVAS, normalization='zscore')
+    with pytest.raises(ValueError, match='resize_mode'):
+        place((480, 640), CANVAS, 'fit', 518)

@@ -1,0 +1,328 @@
+"""Newest-frame-wins slot, worker pool, stamp ordering, and the diagnostics helpers."""
+import threading
+import types
+
+import numpy as np
+import pytest
+
+from depth_anything_ros import stats
+from depth_anything_ros.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter
+from depth_anything_ros.worker_pool import LatestSlot, StampOrder, WorkerPool
+
+WAIT = 5.0   # generous bound for events that must happen; never a speed assertion
+
+
+def wait_until(predicate, timeout=WAIT):
+    done = threading.Event()
+    for _ in range(int(timeout / 0.002)):
+        if predicate():
+            return True
+        done.wait(0.002)
+    return predicate()
+
+
+# ---------------------------------------------------------------- LatestSlot
+
+def test_slot_put_returns_displaced():
+    slot = LatestSlot()
+    assert slot.put('a') is None
+    assert slot.put('b') == 'a'
+    assert slot.put('c') == 'b'
+    assert slot.take() == 'c'
+    assert slot.put('d') is None          # empty again after take
+
+
+def _taker(slot, results):
+    thread = threading.Thread(target=lambda: results.append(slot.take()), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_slot_take_blocks_until_put():
+    slot = LatestSlot()
+    results = []
+    thread = _taker(slot, results)
+    thread.join(0.1)
+    assert thread.is_alive() and results == []   # still waiting: nothing was put
+    slot.put(42)
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    assert results == [42]
+
+
+def test_slot_close_wakes_every_taker():
+    slot = LatestSlot()
+    results = []
+    threads = [_taker(slot, results) for _ in range(3)]
+    threads[0].join(0.05)
+    slot.close()
+    for thread in threads:
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    assert results == [None, None, None]
+
+
+def test_slot_close_still_hands_out_the_waiting_item():
+    slot = LatestSlot()
+    slot.put('last')
+    slot.close()
+    assert slot.take() == 'last'
+    assert slot.take() is None             # closed and empty: no blocking
+
+
+# ---------------------------------------------------------------- WorkerPool
+
+def test_pool_processes_items():
+    done = []
+    all_done = threading.Event()
+
+    def process(item):
+        done.append(item)
+        if len(done) == 5:
+            all_done.set()
+
+    pool = WorkerPool(process, workers=1, on_error=pytest.fail)
+    for i in range(5):
+        assert pool.submit(i) is None
+        # wait for the worker to pick it up, so nothing is superseded
+        assert wait_until(lambda: len(done) > i)
+    assert all_done.wait(WAIT)
+    assert done == [0, 1, 2, 3, 4]
+    assert pool.stop(WAIT) is True
+
+
+def test_pool_survives_exceptions():
+    processed, errors = [], []
+    gate = threading.Event()
+
+    def process(item):
+        if item == 'bad':
+            raise RuntimeError('broken frame')
+        processed.append(item)
+        if item == 'after':
+            gate.set()
+
+    def on_error(exc):
+        errors.append(exc)
+
+    pool = WorkerPool(process, workers=2, on_error=on_error)
+    pool.submit('bad')
+    assert wait_until(lambda: errors)      # let a worker raise on it first
+    pool.submit('after')
+    assert gate.wait(WAIT)
+    assert processed == ['after']
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+    assert str(errors[0]) == 'broken frame'
+    assert pool.stop(WAIT) is True
+
+
+def test_pool_stop_joins_idle_workers():
+    pool = WorkerPool(lambda item: None, workers=4, on_error=pytest.fail, name='idle')
+    assert pool.stop(WAIT) is True
+    assert all(not t.is_alive() for t in pool._threads)
+    assert {t.name for t in pool._threads} == {f'idle-worker-{i}' for i in range(4)}
+
+
+def test_pool_stop_reports_a_stuck_worker():
+    release = threading.Event()
+    started = threading.Event()
+
+    def process(item):
+        started.set()
+        release.wait(WAIT)
+
+    pool = WorkerPool(process, workers=1, on_error=pytest.fail)
+    pool.submit(1)
+    assert started.wait(WAIT)
+    assert pool.stop(0.05) is False        # inside process(): cannot be joined yet
+    release.set()
+    assert pool.stop(WAIT) is True
+
+
+@pytest.mark.parametrize('workers', [1, 2])
+def test_pool_flood_newest_wins(workers):
+    """1000 submits while every worker is busy: all but the newest are superseded."""
+    started = threading.Semaphore(0)
+    release = threading.Event()
+    processed = []
+    lock = threading.Lock()
+
+    def process(item):
+        with lock:
+            processed.append(item)
+        started.release()
+        release.wait(WAIT)                 # stands in for a slow inference
+
+    pool = WorkerPool(process, workers=workers, on_error=pytest.fail)
+    superseded = 0
+    submitted = 0
+    # occupy every worker first
+    for i in range(workers):
+        superseded += pool.submit(i) is not None
+        submitted += 1
+        assert started.acquire(timeout=WAIT)
+    for i in range(workers, 1000):
+        superseded += pool.submit(i) is not None
+        submitted += 1
+    assert submitted == 1000
+    release.set()
+    assert pool.stop(WAIT) is True         # the last waiting item is still processed
+    # processed + superseded + left == submitted; stop() drains the slot (close() hands
+    # the waiting item out before None), so nothing is left here.
+    left = submitted - len(processed) - superseded
+    assert left == 0
+    assert superseded == 1000 - workers - 1
+    assert len(processed) == workers + 1
+    assert processed[-1] == 999            # the newest frame won
+    assert sorted(processed[:workers]) == list(range(workers))
+
+
+def test_pool_flood_with_free_running_worker():
+    """Without a gate: whatever the timing, every item is processed or superseded once."""
+    processed = []
+    tick = threading.Event()
+
+    def process(item):
+        processed.append(item)
+        tick.wait(0.001)
+
+    pool = WorkerPool(process, workers=1, on_error=pytest.fail)
+    superseded = [pool.submit(i) for i in range(1000)]
+    assert pool.stop(WAIT) is True
+    dropped = [s for s in superseded if s is not None]
+    assert len(processed) + len(dropped) == 1000
+    assert sorted(processed + dropped) == list(range(1000))
+    assert processed == sorted(processed)          # never out of order
+    assert processed[-1] == 999
+
+
+# ---------------------------------------------------------------- StampOrder
+
+def test_stamp_order():
+    order = StampOrder()
+    assert order.admit(100) is True
+    assert order.admit(200) is True
+    assert order.admit(200) is False       # equal
+    assert order.admit(150) is False       # older
+    assert order.admit(0) is False
+    assert order.admit(201) is True
+    assert order.admit(200) is False
+
+
+def test_stamp_order_concurrent_admits_are_unique():
+    order = StampOrder()
+    admitted = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(4)
+
+    def run():
+        barrier.wait()
+        for stamp in range(2000):
+            if order.admit(stamp):
+                with lock:
+                    admitted.append(stamp)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT)
+    # each stamp admitted at most once, and 1999 by somebody
+    assert len(admitted) == len(set(admitted))
+    assert max(admitted) == 1999
+
+
+# ---------------------------------------------------------------- stats
+
+def test_counters():
+    c = Counters('superseded', 'errors')
+    assert c.snapshot() == {'superseded': 0, 'errors': 0}
+    c.add('errors')
+    c.add('superseded', 5)
+    c.add('late')
+    assert c.snapshot() == {'superseded': 5, 'errors': 1, 'late': 1}
+
+    def add_many():
+        for _ in range(10000):
+            c.add('errors')
+
+    threads = [threading.Thread(target=add_many) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT)
+    assert c.snapshot()['errors'] == 40001
+    snap = c.snapshot()
+    snap['errors'] = -1                    # a copy, not the live counts
+    assert c.snapshot()['errors'] == 40001
+
+
+def test_rate_meter():
+    m = RateMeter(window_s=5.0)
+    assert m.rate(now=0.0) == 0.0
+    m.tick(now=0.0)
+    assert m.rate(now=0.0) == 0.0          # one event: no rate yet
+    for i in range(1, 11):
+        m.tick(now=i * 0.1)                # 10 Hz
+    assert m.rate(now=1.0) == pytest.approx(10.0)
+    # the rate decays while nothing arrives (span runs to `now`)
+    assert m.rate(now=2.0) == pytest.approx(5.0)
+    # everything older than the window is dropped
+    assert m.rate(now=10.0) == 0.0
+
+
+def test_rate_meter_window():
+    m = RateMeter(window_s=5.0)
+    for t in range(10):
+        m.tick(now=float(t))               # 1 Hz for 10 s
+    # ticks 4..9 are within 5 s of t=9: 5 intervals over 5 s
+    assert m.rate(now=9.0) == pytest.approx(1.0)
+    m2 = RateMeter(window_s=1.0)
+    for i in range(100):
+        m2.tick(now=i * 0.02)              # 50 Hz
+    assert m2.rate(now=99 * 0.02) == pytest.approx(50.0, rel=0.03)
+
+
+def test_latency_window():
+    w = LatencyWindow(size=200)
+    p50, p90 = w.percentiles_ms(50, 90)
+    assert np.isnan(p50) and np.isnan(p90)
+    for ms in range(1, 101):
+        w.add(ms / 1000)
+    p50, p90, p100 = w.percentiles_ms(50, 90, 100)
+    assert p50 == pytest.approx(50.5)
+    assert p90 == pytest.approx(90.1)
+    assert p100 == pytest.approx(100.0)
+
+
+def test_latency_window_keeps_the_last_values():
+    w = LatencyWindow(size=10)
+    for ms in range(1, 101):
+        w.add(ms / 1000)
+    lo, hi = w.percentiles_ms(0, 100)
+    assert lo == pytest.approx(91.0) and hi == pytest.approx(100.0)
+
+
+def test_rate_limited_log(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(stats, 'time', types.SimpleNamespace(monotonic=lambda: clock[0]))
+    logged = []
+    log = RateLimitedLog(logged.append, period_s=5.0)
+
+    def at(t, key, msg):
+        clock[0] = t
+        log(key, msg)
+
+    at(0.0, 'decode', 'bad frame 1')
+    at(1.0, 'decode', 'bad frame 2')
+    at(2.0, 'decode', 'bad frame 3')
+    at(1.5, 'engine', 'engine failed')     # another key has its own period
+    assert logged == ['bad frame 1', 'engine failed']
+    at(5.5, 'decode', 'bad frame 4')
+    assert logged[-1] == 'bad frame 4 (2 similar messages suppressed)'
+    at(6.0, 'decode', 'bad frame 5')
+    at(10.6, 'decode', 'bad frame 6')
+    assert logged[-1] == 'bad frame 6 (1 similar messages suppressed)'
+    at(20.0, 'decode', 'bad frame 7')
+    assert logged[-1] == 'bad frame 7'     # nothing held back: no suffix
+    assert len(logged) == 5
