@@ -1,0 +1,156 @@
+"""Monocular depth evaluation against ground truth: loaders, masks, alignment. No ROS here.
+
+Ground-truth loaders return float32 metres with NaN where the sensor had no
+reading (0 in every format here). A relative model's output is inverse depth
+with unknown scale and shift, so it is aligned to the ground truth by least
+squares in disparity space before the metrics (the MiDaS / Depth Anything
+protocol); a metric model's output is used as is. Metric functions live in
+metrics.py.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import depth_metrics
+
+# decode name -> uint16 PNG value -> metres
+DECODERS = {
+    'mm': lambda v: v.astype(np.float32) / 1000.0,                # NYU, Redwood
+    'kitti256': lambda v: v.astype(np.float32) / 256.0,           # KITTI depth benchmark
+    'tum5000': lambda v: v.astype(np.float32) / 5000.0,           # TUM RGB-D
+    # SUN RGB-D stores mm rotated left by 3 bits.
+    'sun_bitshift_mm': lambda v: (((v >> 3) | (v << 13)) & 0xFFFF).astype(np.float32) / 1000.0,
+}
+# --format name -> decode name
+FORMATS = {'nyu': 'mm', 'kitti': 'kitti256', 'tum': 'tum5000', 'sun': 'sun_bitshift_mm', 'mm': 'mm'}
+DEPTH_TYPES = ('relative', 'metric')
+EIGEN_CROP = (slice(45, 471), slice(41, 601))  # rows, cols of a 480x640 NYU frame
+INDEX_COLUMNS = ('dataset', 'rgb', 'depth', 'decode')
+
+
+class EvaluationError(ValueError):
+    """Unusable ground truth or settings; the message names the file or option."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    dataset: str
+    rgb: str      # path as usable from the current directory
+    depth: str
+    decode: str
+
+
+def load_depth(path: str, decode: str) -> np.ndarray:
+    """A uint16 depth PNG -> HxW float32 metres, NaN where the value is 0 (no reading)."""
+    import cv2
+    if decode not in DECODERS:
+        raise EvaluationError(f"unknown depth decoding '{decode}' (one of {sorted(DECODERS)})")
+    raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise EvaluationError(f"cannot read depth image '{path}'")
+    if raw.dtype != np.uint16 or raw.ndim != 2:
+        # An 8-bit or colour PNG is a visualisation, not depth: metres from it would be nonsense.
+        raise EvaluationError(f"depth image '{path}' is {raw.ndim}-D {raw.dtype}, "
+                              f'expected a single-channel uint16 PNG')
+    metres = DECODERS[decode](raw)
+    metres[raw == 0] = np.nan
+    return metres
+
+
+def read_index(path: str) -> list:
+    """Samples of an index CSV (columns dataset,rgb,depth,decode,...; paths relative to its folder)."""
+    try:
+        with open(path, newline='') as f:
+            rows = list(csv.DictReader(f))
+            columns = rows[0].keys() if rows else []
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise EvaluationError(f"cannot read index '{path}': {exc}") from exc
+    if not rows:
+        raise EvaluationError(f"index '{path}' has no rows")
+    missing = [c for c in INDEX_COLUMNS if c not in columns]
+    if missing:
+        raise EvaluationError(f"index '{path}' lacks columns {missing} (needs {list(INDEX_COLUMNS)})")
+    root = os.path.dirname(os.path.abspath(path))
+    samples = []
+    for line, row in enumerate(rows, start=2):
+        if row['decode'] not in DECODERS:
+            raise EvaluationError(f"index '{path}' line {line}: decode '{row['decode']}' "
+                                  f'is not one of {sorted(DECODERS)}')
+        samples.append(Sample(row['dataset'], os.path.join(root, row['rgb']),
+                              os.path.join(root, row['depth']), row['decode']))
+    return samples
+
+
+def valid_mask(gt: np.ndarray, min_depth: float, max_depth: float, eigen_crop: bool = False):
+    """Pixels that count: a reading inside (min_depth, max_depth), inside the Eigen crop if asked."""
+    with np.errstate(invalid='ignore'):
+        mask = np.isfinite(gt) & (gt > min_depth) & (gt < max_depth)
+    if eigen_crop:
+        if gt.shape != (480, 640):
+            raise EvaluationError(f'the Eigen crop is defined for 480x640 NYU frames, '
+                                  f'this ground truth is {gt.shape[1]}x{gt.shape[0]}')
+        crop = np.zeros_like(mask)
+        crop[EIGEN_CROP] = True
+        mask &= crop
+    return mask
+
+
+def fit_scale_shift(pred: np.ndarray, target: np.ndarray) -> tuple:
+    """(s, t) minimizing ||s * pred + t - target||^2 (1-D arrays, float64)."""
+    pred = np.asarray(pred, np.float64)
+    target = np.asarray(target, np.float64)
+    if pred.size < 2:
+        raise EvaluationError(f'{pred.size} valid pixels: too few to fit scale and shift')
+    # Centred closed form: stabler than the normal equations on raw values.
+    p_mean, t_mean = pred.mean(), target.mean()
+    dp = pred - p_mean
+    var = np.dot(dp, dp)
+    s = float(np.dot(dp, target - t_mean) / var) if var > 0 else 0.0
+    return s, float(t_mean - s * p_mean)
+
+
+def align_disparity(pred_disparity: np.ndarray, gt: np.ndarray, mask: np.ndarray,
+                    min_depth: float, max_depth: float) -> tuple:
+    """Relative inverse depth -> metres: fit s, t to 1/gt over `mask`, invert, clip to the range.
+
+    Returns (depth float64 HxW, s, t).
+    """
+    s, t = fit_scale_shift(pred_disparity[mask], 1.0 / gt[mask].astype(np.float64))
+    disparity = s * pred_disparity.astype(np.float64) + t
+    with np.errstate(invalid='ignore'):
+        # Clip in disparity: a shift can push far pixels to <= 0, i.e. beyond max_depth.
+        depth = 1.0 / np.clip(disparity, 1.0 / max_depth, 1.0 / min_depth)
+    return depth, s, t
+
+
+def evaluate(pred: np.ndarray, gt: np.ndarray, depth_type: str = 'relative',
+             min_depth: float = 1e-3, max_depth: float = 10.0, eigen_crop: bool = False) -> dict:
+    """Metrics of one prediction (HxW, NaN where unseen) against ground truth in metres.
+
+    `pred` is relative inverse depth (`relative`) or metres (`metric`); it is
+    resized to the ground truth's size if they differ. Adds `valid_px` and,
+    for relative models, the fitted `scale` and `shift`.
+    """
+    import cv2
+    if depth_type not in DEPTH_TYPES:
+        raise EvaluationError(f"depth type '{depth_type}' is not one of {DEPTH_TYPES}")
+    if not 0 < min_depth < max_depth:
+        raise EvaluationError(f'need 0 < min depth < max depth, got {min_depth} and {max_depth}')
+    pred = np.asarray(pred)
+    if pred.shape != gt.shape:
+        pred = cv2.resize(pred.astype(np.float32), (gt.shape[1], gt.shape[0]),
+                          interpolation=cv2.INTER_LINEAR)
+    mask = valid_mask(gt, min_depth, max_depth, eigen_crop) & np.isfinite(pred)
+    extra = {'valid_px': int(mask.sum())}
+    if depth_type == 'relative':
+        if extra['valid_px'] < 2:  # nothing to fit: NaN metrics, like depth_metrics on no pixels
+            return {**depth_metrics([], []), **extra, 'scale': float('nan'), 'shift': float('nan')}
+        depth, s, t = align_disparity(pred, gt, mask, min_depth, max_depth)
+        extra.update(scale=s, shift=t)
+    else:
+        depth = np.clip(pred.astype(np.float64), min_depth, max_depth)
+    return {**depth_metrics(depth[mask], gt[mask]), **extra}

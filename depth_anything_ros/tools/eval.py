@@ -1,0 +1,157 @@
+"""eval: a model against ground-truth depth (NYU, KITTI, TUM, SUN RGB-D, or an index CSV)."""
+from __future__ import annotations
+
+import os
+
+HELP = ('evaluate a model against ground-truth depth with the standard monocular metrics '
+        '(AbsRel, SqRel, RMSE, RMSE log, log10, delta < 1.25^k); relative models are aligned '
+        'to the ground truth by least-squares scale and shift in disparity first')
+
+
+def add_arguments(parser):
+    from ..evaluation import DEPTH_TYPES, FORMATS
+    from ..image_io import add_model_arguments
+    add_model_arguments(parser)
+    parser.add_argument('--index', metavar='CSV',
+                        help='index CSV with columns dataset,rgb,depth,decode (decode: mm, tum5000, '
+                             'sun_bitshift_mm, kitti256); paths relative to the CSV\'s folder')
+    parser.add_argument('--dataset', action='append', metavar='NAME',
+                        help='with --index: only rows of this dataset (repeatable)')
+    parser.add_argument('--format', choices=sorted(FORMATS),
+                        help='with --rgb/--depth: nyu (uint16 mm), kitti (uint16 / 256), '
+                             'tum (uint16 / 5000), sun (SUN RGB-D bit-rotated mm), mm')
+    parser.add_argument('--rgb', nargs='+', metavar='IMAGE', help='RGB images')
+    parser.add_argument('--depth', nargs='+', metavar='PNG',
+                        help='their ground-truth depth PNGs, in the same order')
+    parser.add_argument('--depth-type', default='relative', choices=DEPTH_TYPES,
+                        help='relative: the output is inverse depth up to scale and shift (DA-V2 '
+                             'relative models), aligned per image; metric: metres, used as is')
+    parser.add_argument('--eigen-crop', action='store_true',
+                        help='NYU protocol: only rows 45:471, cols 41:601 (every image must be 480x640)')
+    parser.add_argument('--min-depth', type=float, default=1e-3, help='metres (default 1e-3)')
+    parser.add_argument('--max-depth', type=float, default=10.0,
+                        help='metres (default 10, the NYU cap; KITTI uses 80)')
+    parser.add_argument('--json', metavar='OUT', help='also write the per-image and mean results here')
+
+
+def _samples(args) -> list:
+    """[(display name, Sample)] from --index or --format/--rgb/--depth, every file checked."""
+    from ..cli import CliError
+    from ..evaluation import FORMATS, EvaluationError, Sample, read_index
+    if bool(args.index) == bool(args.rgb or args.depth):
+        raise CliError('give either --index CSV or --format F --rgb IMAGE... --depth PNG...')
+    if args.index:
+        if not os.path.isfile(args.index):
+            raise CliError(f"index '{args.index}' does not exist")
+        try:
+            samples = read_index(args.index)
+        except EvaluationError as exc:
+            raise CliError(str(exc)) from exc
+        if args.dataset:
+            samples = [s for s in samples if s.dataset in args.dataset]
+            if not samples:
+                raise CliError(f"index '{args.index}' has no rows of dataset {args.dataset}")
+        root = os.path.dirname(os.path.abspath(args.index))
+        named = [(os.path.relpath(s.rgb, root), s) for s in samples]
+    else:
+        if not args.format:
+            raise CliError('--rgb/--depth need --format (how to decode the depth PNGs)')
+        if not args.rgb or not args.depth or len(args.rgb) != len(args.depth):
+            raise CliError(f'--rgb and --depth need the same number of files, '
+                           f'got {len(args.rgb or [])} and {len(args.depth or [])}')
+        named = [(rgb, Sample(args.format, rgb, depth, FORMATS[args.format]))
+                 for rgb, depth in zip(args.rgb, args.depth)]
+    for _, s in named:  # before loading the model: a typo should not cost a model load
+        for path in (s.rgb, s.depth):
+            if not os.path.isfile(path):
+                raise CliError(f"file '{path}' does not exist")
+    return named
+
+
+def run(args) -> int:
+    from ..cli import CliError
+    from ..evaluation import EvaluationError, evaluate, load_depth
+    from ..image_io import estimator_from_args, progress, read_frame
+    from ..metrics import DEPTH_METRICS
+    if not 0 < args.min_depth < args.max_depth:
+        raise CliError(f'need 0 < --min-depth < --max-depth, got {args.min_depth} and {args.max_depth}')
+    named = _samples(args)
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder):
+            raise CliError(f"--json '{args.json}': folder '{folder}' does not exist")
+    estimator = estimator_from_args(args)
+    print(f'model: {estimator.engine.describe()} ({args.depth_type})')
+    rows = []
+    for name, sample in progress(named, desc='eval', unit='img'):
+        try:
+            gt = load_depth(sample.depth, sample.decode)
+            pred = estimator.estimate(read_frame(sample.rgb)).depth
+            result = evaluate(pred, gt, args.depth_type, args.min_depth, args.max_depth, args.eigen_crop)
+        except EvaluationError as exc:
+            raise CliError(str(exc)) from exc
+        rows.append({'name': name, 'dataset': sample.dataset, 'rgb': sample.rgb,
+                     'depth': sample.depth, 'decode': sample.decode, **result})
+    # Means of per-image metrics (the usual NYU/KITTI reporting), skipping images with no valid pixel.
+    mean = _mean(rows, DEPTH_METRICS)
+    by_dataset = {d: _mean([r for r in rows if r['dataset'] == d], DEPTH_METRICS)
+                  for d in dict.fromkeys(r['dataset'] for r in rows)}
+    _print_table(rows, mean, by_dataset, DEPTH_METRICS)
+    if args.json:
+        settings = {k: getattr(args, k) for k in ('model', 'engine', 'resize_mode', 'input_size',
+                                                  'normalization', 'depth_type', 'min_depth',
+                                                  'max_depth', 'eigen_crop')}
+        settings['alignment'] = ('least-squares scale and shift in disparity, per image'
+                                 if args.depth_type == 'relative' else 'none')
+        _write_json(args.json, {'settings': settings, 'metrics': list(DEPTH_METRICS), 'images': rows,
+                                'mean': mean, 'mean_by_dataset': by_dataset})
+    skipped = sum(1 for r in rows if r['valid_px'] < 2)
+    if skipped:
+        print(f'warning: {skipped} image(s) had no valid ground-truth pixels and are not in the means')
+    return 0
+
+
+def _mean(rows, keys) -> dict:
+    import numpy as np
+    usable = [r for r in rows if np.isfinite(r['abs_rel'])]
+    out = {k: float(np.mean([r[k] for r in usable])) if usable else float('nan') for k in keys}
+    out['images'] = len(usable)
+    return out
+
+
+def _print_table(rows, mean, by_dataset, keys) -> None:
+    labels = [r['name'] for r in rows] + [f'mean {d}' for d in by_dataset]
+    width = max(len(label) for label in labels)
+    header = f"{'image':<{width}}  {'valid_px':>8}  " + '  '.join(f'{k:>8}' for k in keys)
+    print(header)
+
+    def line(label, values, count):
+        return f'{label:<{width}}  {count:>8}  ' + '  '.join(f'{values[k]:8.4f}' for k in keys)
+    for r in rows:
+        print(line(r['name'], r, r['valid_px']))
+    print('-' * len(header))
+    if len(by_dataset) > 1:
+        for dataset, values in by_dataset.items():
+            print(line(f'mean {dataset}', values, f"{values['images']} img"))
+    print(line('mean', mean, f"{mean['images']} img"))
+
+
+def _write_json(path, data) -> None:
+    import json
+    import math
+
+    from ..cli import CliError
+
+    def clean(value):  # strict JSON has no NaN: null instead
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+    try:
+        with open(path, 'w') as f:
+            json.dump(clean(data), f, indent=1)
+    except OSError as exc:
+        raise CliError(f"cannot write --json '{path}': {exc}") from exc

@@ -1,0 +1,172 @@
+"""infer: depth for image files, folders and videos, offline, with exactly the node's pipeline.
+
+For an image NAME.ext it writes to --out:
+  NAME_depth.npy        float32 HxW at the image's size, what the node publishes on `depth`
+                        (relative inverse depth, larger = nearer, NaN where the model saw nothing)
+  NAME_depth.png        uint16, value = round(depth / scale): the frame's largest finite depth is
+                        65535; 0 = NaN (not seen) or <= 0. Recover depth = value * scale.
+  NAME_depth.json       {"scale", "min", "max", "kind": "relative inverse depth", ...}: scale per
+                        frame, so PNGs of different frames are not comparable without it
+  NAME_colorized.png    bgr8, what the node publishes on `depth/colorized`
+For a video NAME.ext: NAME_side_by_side.mp4 (input | colorized, MPEG-4 Part 2 'mp4v', the input's
+fps) and, with --save-npy, NAME_000000_depth.npy, ... per frame.
+"""
+from __future__ import annotations
+
+import os
+
+HELP = ('depth for images, folders of images and videos with the node\'s pipeline: per image '
+        'NAME_depth.npy (float32), NAME_depth.png (uint16, depth = value * scale from '
+        'NAME_depth.json) and NAME_colorized.png; per video a side-by-side NAME_side_by_side.mp4')
+DEPTH_KIND = 'relative inverse depth'
+PNG_MAX = 65535
+
+
+def add_arguments(parser):
+    from ..image_io import add_model_arguments
+    from ..postprocess import COLORMAPS, RANGE_MODES
+    add_model_arguments(parser)
+    parser.add_argument('--colormap', default='inferno', choices=sorted(COLORMAPS))
+    parser.add_argument('--color-range', default='percentile', choices=RANGE_MODES,
+                        help='per-frame colour range (default percentile: 2-98 %%)')
+    parser.add_argument('--out', required=True, metavar='DIR', help='output directory (created if missing)')
+    parser.add_argument('--save-npy', action='store_true',
+                        help='videos: also write each frame\'s float32 depth as NAME_NNNNNN_depth.npy')
+    parser.add_argument('--max-frames', type=int, metavar='N', help='videos: stop after N frames')
+    parser.add_argument('inputs', nargs='+', metavar='INPUT',
+                        help='image files, directories (their images, sorted) or video files')
+    parser.epilog = ('NAME_depth.png holds round(depth / scale) with scale = the frame\'s largest finite '
+                     'depth / 65535 (in NAME_depth.json); 0 means not seen. Depth is relative inverse '
+                     'depth (larger = nearer), not metres.')
+
+
+def encode_png16(depth):
+    """float depth -> (uint16 image, sidecar dict): the largest finite value becomes 65535."""
+    import numpy as np
+    finite = depth[np.isfinite(depth)]
+    lo = float(finite.min()) if finite.size else None
+    hi = float(finite.max()) if finite.size else None
+    # An all-zero/negative/NaN frame has no scale to speak of; 1.0 keeps value * scale = 0 true.
+    scale = hi / PNG_MAX if hi is not None and hi > 0 else 1.0
+    with np.errstate(invalid='ignore'):
+        scaled = np.nan_to_num(depth.astype(np.float64) / scale, nan=0.0)
+    png = np.rint(np.clip(scaled, 0, PNG_MAX)).astype(np.uint16)
+    sidecar = {'scale': scale, 'min': lo, 'max': hi, 'kind': DEPTH_KIND,
+               'decode': 'depth = png_value * scale; 0 = not seen (NaN) or <= 0',
+               'height': int(depth.shape[0]), 'width': int(depth.shape[1])}
+    return png, sidecar
+
+
+def output_name(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def run(args) -> int:
+    from ..cli import CliError
+    from ..image_io import estimator_from_args, expand_inputs, prepare_out_dir
+    from ..postprocess import Colorizer
+    if args.max_frames is not None and args.max_frames <= 0:
+        raise CliError(f'--max-frames {args.max_frames}: must be positive')
+    images, videos = expand_inputs(args.inputs)
+    _check_unique_names(images + videos)
+    prepare_out_dir(args.out)
+    estimator = estimator_from_args(args)
+    colorizer = Colorizer(args.colormap, args.color_range)
+    print(f'model: {estimator.engine.describe()}')
+    try:
+        if images:
+            _infer_images(images, estimator, colorizer, args.out)
+        frames = sum(_infer_video(path, estimator, colorizer, args) for path in videos)
+    except OSError as exc:  # e.g. the disk filled up; --out was writable at the start
+        raise CliError(f"cannot write to '{args.out}': {exc}") from exc
+    done = [f'{len(images)} image(s)'] + ([f'{len(videos)} video(s), {frames} frames'] if videos else [])
+    print(f"wrote depth for {' and '.join(done)} to '{args.out}'")
+    return 0
+
+
+def _check_unique_names(paths) -> None:
+    from ..cli import CliError
+    seen = {}
+    for path in paths:
+        name = output_name(path)
+        if name in seen:
+            raise CliError(f"'{seen[name]}' and '{path}' would both write {name}_*: "
+                           f'rename one or run them with different --out')
+        seen[name] = path
+
+
+def _write(path: str, ok: bool) -> None:
+    from ..cli import CliError
+    if not ok:
+        raise CliError(f"cannot write '{path}'")
+
+
+def _infer_images(images, estimator, colorizer, out) -> None:
+    import json
+
+    import cv2
+    import numpy as np
+
+    from ..image_io import progress, read_frame
+    for path in progress(images, desc='images', unit='img'):
+        result = estimator.estimate(read_frame(path))
+        base = os.path.join(out, output_name(path))
+        np.save(f'{base}_depth.npy', result.depth)
+        png, sidecar = encode_png16(result.depth)
+        sidecar['source'] = os.path.basename(path)
+        _write(f'{base}_depth.png', cv2.imwrite(f'{base}_depth.png', png))
+        with open(f'{base}_depth.json', 'w') as f:
+            json.dump(sidecar, f, indent=1)
+        colorized = colorizer(result.model_depth, result.placement)
+        _write(f'{base}_colorized.png', cv2.imwrite(f'{base}_colorized.png', colorized))
+
+
+def _infer_video(path, estimator, colorizer, args) -> int:
+    """Side-by-side MP4 (and per-frame npy); returns the number of frames written."""
+    import cv2
+    import numpy as np
+
+    from ..cli import CliError
+    from ..image_codec import Frame
+    from ..image_io import progress
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise CliError(f"cannot read video '{path}'")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0  # 0 for some containers
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # an estimate: only for the progress bar
+    if args.max_frames:
+        total = min(total, args.max_frames) if total > 0 else args.max_frames
+    name = output_name(path)
+    video_path = os.path.join(args.out, f'{name}_side_by_side.mp4')
+    writer, count = None, 0
+    try:
+        for bgr in progress(_frames(capture, args.max_frames), total=total if total > 0 else None,
+                            desc=name, unit='frame'):
+            result = estimator.estimate(Frame('bgr8', bgr, bgr.shape[0], bgr.shape[1]))
+            colorized = colorizer(result.model_depth, result.placement)
+            if writer is None:
+                size = (bgr.shape[1] * 2, bgr.shape[0])
+                writer = cv2.VideoWriter(video_path, cv2.VideoWriter_fourcc(*'mp4v'), fps, size)
+                if not writer.isOpened():
+                    raise CliError(f"cannot write '{video_path}' ({size[0]}x{size[1]} mp4v)")
+            writer.write(np.hstack([bgr, colorized]))
+            if args.save_npy:
+                np.save(os.path.join(args.out, f'{name}_{count:06d}_depth.npy'), result.depth)
+            count += 1
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if count == 0:
+        raise CliError(f"cannot read video '{path}': no frames decoded")
+    return count
+
+
+def _frames(capture, max_frames):
+    count = 0
+    while not max_frames or count < max_frames:
+        ok, bgr = capture.read()
+        if not ok:
+            return
+        yield bgr
+        count += 1

@@ -1,0 +1,209 @@
+"""Benchmark metrics, ground-truth loaders, disparity alignment and the `eval` subcommand.
+
+The metric functions are checked on hand-computed cases; alignment on a
+prediction that is an exact affine function of the true disparity; the
+loaders on the real shared files against index.csv's own statistics.
+"""
+import csv
+import json
+import math
+import os
+
+import cv2
+import numpy as np
+import pytest
+from conftest import shared_data
+
+from depth_anything_ros import cli
+from depth_anything_ros.evaluation import (FORMATS, EvaluationError, align_disparity, evaluate,
+                                           fit_scale_shift, load_depth, read_index, valid_mask)
+from depth_anything_ros.metrics import DEPTH_METRICS, depth_metrics
+
+NYU_DEPTH = 'nyu_depth_v2/depth/sync_depth_00000.png'
+
+
+def index_rows():
+    with open(shared_data('index.csv'), newline='') as f:
+        return list(csv.DictReader(f))
+
+
+# -- metrics on hand-computed cases ------------------------------------------
+
+def test_perfect_prediction():
+    gt = np.array([0.5, 1.0, 2.0, 7.5])
+    m = depth_metrics(gt.copy(), gt)
+    assert set(m) == set(DEPTH_METRICS)
+    for k in ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10'):
+        assert m[k] == pytest.approx(0.0, abs=1e-15), k
+    assert m['delta1'] == m['delta2'] == m['delta3'] == 1.0
+
+
+def test_ten_percent_error():
+    gt = np.array([1.0, 2.0, 4.0])
+    m = depth_metrics(1.1 * gt, gt)
+    assert m['abs_rel'] == pytest.approx(0.1)
+    assert m['sq_rel'] == pytest.approx(0.01 * (1 + 2 + 4) / 3)           # (0.1 g)^2 / g = 0.01 g
+    assert m['rmse'] == pytest.approx(0.1 * math.sqrt((1 + 4 + 16) / 3))
+    assert m['rmse_log'] == pytest.approx(math.log(1.1))
+    assert m['log10'] == pytest.approx(math.log10(1.1))
+    assert m['delta1'] == 1.0                                              # 1.1 < 1.25
+
+
+def test_delta_thresholds_and_symmetry():
+    gt = np.ones(4)
+    # ratios 1, 1.3, 1.6, 2.0 against 1.25, 1.5625, 1.953125; 1/1.3 counts like 1.3
+    for pred in ([1.0, 1.3, 1.6, 2.0], [1.0, 1 / 1.3, 1 / 1.6, 0.5]):
+        m = depth_metrics(np.array(pred), gt)
+        assert (m['delta1'], m['delta2'], m['delta3']) == pytest.approx((0.25, 0.5, 0.75))
+
+
+def test_invalid_pixels_are_skipped():
+    m = depth_metrics(np.array([2.0, 5.0, np.nan, 3.0]), np.array([2.0, 0.0, 1.0, np.nan]))
+    assert m['abs_rel'] == 0.0 and m['delta1'] == 1.0      # only the first pixel counts
+    assert all(math.isnan(v) for v in depth_metrics([np.nan], [1.0]).values())
+
+
+# -- masks and alignment --------------------------------------------------------
+
+def test_valid_mask_range_and_eigen_crop():
+    gt = np.full((480, 640), 5.0, np.float32)
+    gt[0, 0], gt[100, 100], gt[101, 101] = np.nan, 0.0005, 12.0
+    assert valid_mask(gt, 1e-3, 10).sum() == 480 * 640 - 3
+    cropped = valid_mask(gt, 1e-3, 10, eigen_crop=True)
+    assert cropped.sum() == (471 - 45) * (601 - 41) - 2           # the two out-of-range pixels are inside
+    assert cropped[45, 41] and not cropped[44, 41] and not cropped[45, 601]
+    with pytest.raises(EvaluationError, match='480x640'):
+        valid_mask(np.ones((10, 10)), 1e-3, 10, eigen_crop=True)
+
+
+def test_fit_scale_shift_recovers_an_affine_map():
+    x = np.linspace(0.1, 3, 50)
+    assert fit_scale_shift(x, 2.5 * x - 0.7) == pytest.approx((2.5, -0.7))
+
+
+def test_alignment_undoes_an_affine_disparity():
+    gt = load_depth(shared_data(NYU_DEPTH), 'mm')
+    pred = 3.7 / gt.astype(np.float64) + 0.2            # a relative model's output, exact up to s, t
+    before = depth_metrics(1.0 / pred, gt)               # taking 1/output as depth, no alignment
+    assert before['abs_rel'] > 0.5
+    after = evaluate(pred, gt, 'relative')
+    assert after['abs_rel'] < 1e-6 and after['rmse'] < 1e-5 and after['delta1'] == 1.0
+    assert after['scale'] == pytest.approx(1 / 3.7) and after['shift'] == pytest.approx(-0.2 / 3.7)
+    assert after['valid_px'] == int(np.isfinite(gt).sum())
+
+
+def test_aligned_depth_is_clipped_to_the_range():
+    gt = np.array([1.0, 2.0, 4.0, 8.0, 8.0])
+    pred = 1.0 / gt
+    pred[4] = -0.5  # an outlier the fitted line maps to a negative disparity (beyond infinity)
+    depth, s, t = align_disparity(pred, gt, np.ones(5, bool), min_depth=1e-3, max_depth=10.0)
+    assert s * pred[4] + t < 0
+    assert depth[4] == pytest.approx(10.0) and np.all((depth >= 1e-3) & (depth <= 10.0))
+    assert np.isfinite(list(evaluate(pred[None], gt[None], 'relative').values())).all()
+
+
+def test_metric_predictions_are_not_aligned():
+    gt = load_depth(shared_data(NYU_DEPTH), 'mm')
+    m = evaluate(1.1 * gt, gt, 'metric')
+    assert m['abs_rel'] == pytest.approx(0.1, rel=1e-5) and 'scale' not in m
+
+
+# -- ground-truth loaders on the shared files ----------------------------------
+
+@pytest.mark.parametrize('row', index_rows(), ids=lambda r: os.path.basename(r['depth']))
+def test_loaders_match_the_index_statistics(row):
+    depth = load_depth(shared_data(row['depth']), row['decode'])
+    assert depth.dtype == np.float32 and depth.shape == (480, 640)
+    valid = np.isfinite(depth)
+    assert valid.mean() == pytest.approx(float(row['valid_frac']), abs=6e-4)   # index rounds to 3 places
+    assert np.median(depth[valid]) == pytest.approx(float(row['median_m']), rel=0.01)
+
+
+def test_format_names_decode_like_the_index():
+    assert {FORMATS[f] for f in ('nyu', 'tum', 'sun')} == {'mm', 'tum5000', 'sun_bitshift_mm'}
+    sun = shared_data('sun_rgbd/SUN_depth.png')
+    # Without the bit rotation SUN depth reads 8x too far (and wraps): the decoder matters.
+    assert np.nanmedian(load_depth(sun, 'mm')) > 5 * np.nanmedian(load_depth(sun, FORMATS['sun']))
+
+
+def test_kitti_loader(tmp_path):
+    path = str(tmp_path / 'kitti.png')
+    cv2.imwrite(path, np.array([[0, 256 * 12, 3200]], np.uint16))
+    depth = load_depth(path, FORMATS['kitti'])
+    assert math.isnan(depth[0, 0]) and depth[0, 1] == 12.0 and depth[0, 2] == pytest.approx(12.5)
+
+
+def test_loader_rejects_non_depth_images(tmp_path):
+    colour = str(tmp_path / 'vis.png')
+    cv2.imwrite(colour, np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(EvaluationError, match='uint16'):
+        load_depth(colour, 'mm')
+    (tmp_path / 'broken.png').write_bytes(b'not a png')
+    with pytest.raises(EvaluationError, match='cannot read'):
+        load_depth(str(tmp_path / 'broken.png'), 'mm')
+
+
+def test_read_index_resolves_paths_next_to_the_csv():
+    samples = read_index(shared_data('index.csv'))
+    assert len(samples) == len(index_rows())
+    assert all(os.path.isfile(s.rgb) and os.path.isfile(s.depth) for s in samples)
+
+
+# -- the subcommand --------------------------------------------------------------
+
+def test_eval_index_writes_every_metric_for_every_row(capsys, tmp_path, tiny_fixed_model):
+    out = tmp_path / 'eval.json'
+    assert cli.main(['eval', '--model', tiny_fixed_model, '--index', shared_data('index.csv'),
+                     '--json', str(out)]) == 0
+    report = json.loads(out.read_text())
+    # Random weights: the values mean nothing, so only structure and finiteness are checked.
+    rows = index_rows()
+    assert [r['name'] for r in report['images']] == [r['rgb'] for r in rows]
+    for r in report['images'] + [report['mean']]:
+        for k in DEPTH_METRICS:
+            assert isinstance(r[k], float) and math.isfinite(r[k]), (r.get('name'), k)
+    assert all(r['valid_px'] > 100000 for r in report['images'])
+    assert report['mean']['images'] == len(rows)
+    assert set(report['mean_by_dataset']) == {r['dataset'] for r in rows}
+    text = capsys.readouterr().out
+    assert all(r['rgb'] in text for r in rows) and 'mean' in text and 'abs_rel' in text
+
+
+def test_eval_pairs_with_eigen_crop(capsys, tmp_path, tiny_fixed_model):
+    out = tmp_path / 'nyu.json'
+    rgb = shared_data('nyu_depth_v2/rgb/rgb_00000.jpg')
+    argv = ['eval', '--model', tiny_fixed_model, '--format', 'nyu', '--rgb', rgb,
+            '--depth', shared_data(NYU_DEPTH), '--json', str(out)]
+    assert cli.main(argv) == 0
+    full = json.loads(out.read_text())['images'][0]['valid_px']
+    assert cli.main(argv + ['--eigen-crop']) == 0
+    cropped = json.loads(out.read_text())['images'][0]['valid_px']
+    assert 0 < cropped < full
+
+
+@pytest.mark.parametrize('case', ['missing_index', 'missing_rgb', 'no_format', 'count_mismatch',
+                                  'missing_model', 'bad_depth', 'bad_range', 'json_folder'])
+def test_eval_bad_arguments_exit_2(capsys, tmp_path, tiny_fixed_model, case):
+    rgb = shared_data('nyu_depth_v2/rgb/rgb_00000.jpg')
+    depth = shared_data(NYU_DEPTH)
+    base = ['eval', '--model', tiny_fixed_model]
+    broken = tmp_path / 'broken.png'
+    broken.write_bytes(b'not a png')
+    bad_index = tmp_path / 'index.csv'
+    bad_index.write_text('dataset,rgb,depth,decode\nnyu,nope.jpg,nope.png,mm\n')
+    argv, expect = {
+        'missing_index': (base + ['--index', str(tmp_path / 'none.csv')], 'none.csv'),
+        'missing_rgb': (base + ['--index', str(bad_index)], 'nope.jpg'),
+        'no_format': (base + ['--rgb', rgb, '--depth', depth], '--format'),
+        'count_mismatch': (base + ['--format', 'nyu', '--rgb', rgb, rgb, '--depth', depth], 'same number'),
+        'missing_model': (['eval', '--model', str(tmp_path / 'm.onnx'), '--format', 'nyu',
+                           '--rgb', rgb, '--depth', depth], 'm.onnx'),
+        'bad_depth': (base + ['--format', 'nyu', '--rgb', rgb, '--depth', str(broken)], 'broken.png'),
+        'bad_range': (base + ['--format', 'nyu', '--rgb', rgb, '--depth', depth, '--min-depth', '20'],
+                      '--min-depth'),
+        'json_folder': (base + ['--format', 'nyu', '--rgb', rgb, '--depth', depth,
+                                '--json', str(tmp_path / 'no' / 'out.json')], 'does not exist'),
+    }[case]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('depth-anything-ros eval: ') and expect in err
