@@ -20,13 +20,14 @@ from std_msgs.msg import Header
 from .engines import EngineError, open_engine
 from .image_codec import Frame, ImageFormatError, decode_compressed, decode_image, image_fields
 from .params import PARAMS, ConfigError, validate
-from .pipeline import DepthEstimator
+from .pipeline import BadOutputError, DepthEstimator
 from .postprocess import Colorizer
 from .ros_main import run_node
 from .stats import Counters, LatencyWindow, RateLimitedLog, RateMeter
 from .worker_pool import StampOrder, WorkerPool
 
-DROP_REASONS = ('no_subscribers', 'bad_input', 'superseded', 'out_of_order', 'inference_error')
+DROP_REASONS = ('no_subscribers', 'bad_input', 'superseded', 'out_of_order', 'inference_error',
+                'bad_output', 'inference_timeout')
 RUNTIME_PARAMS = ('colormap', 'color_range')
 
 
@@ -162,11 +163,15 @@ class DepthNode(Node):
             outputs.append((self.pub_color, self._image_msg(job.header, colorized, 'bgr8')))
         stamp_ns = job.header.stamp.sec * 1_000_000_000 + job.header.stamp.nanosec
         with self._publish_lock:
-            if self._closing:
+            if self._closing or self.pool.abandoned():  # a timed-out call: already counted
                 return
+            resets = self._order.resets
             if not self._order.admit(stamp_ns):
                 self.drops.add('out_of_order')
                 return
+            if self._order.resets != resets:
+                self.warn('stamp_reset', 'input stamps jumped back in time (a looping bag?): '
+                                         'output order restarted from this frame')
             for publisher, msg in outputs:
                 publisher.publish(msg)
             if self._camera_info is not None:
@@ -183,21 +188,29 @@ class DepthNode(Node):
         return msg
 
     def _on_worker_error(self, exc: Exception):
-        self.drops.add('inference_error')
-        self.warn('inference_error', f'frame failed: {type(exc).__name__}: {exc}')
+        reason = 'bad_output' if isinstance(exc, BadOutputError) else 'inference_error'
+        self.drops.add(reason)
+        self.warn(reason, f'frame dropped ({reason}): {type(exc).__name__}: {exc}')
 
     # -- diagnostics ----------------------------------------------------------
     def _publish_diagnostics(self):
+        stalled = self.pool.reap_stalled(self.config['inference_timeout'])
+        if stalled:
+            self.drops.add('inference_timeout', stalled)
+            self.warn('inference_timeout', f'{stalled} inference call(s) ran past inference_timeout '
+                                           f'({self.config["inference_timeout"]} s): replaced the worker(s); '
+                                           'their results will be dropped')
         p50, p95 = self.latency.percentiles_ms(50, 95)
         drops = self.drops.snapshot()
         values = {'input_rate_hz': f'{self.input_rate.rate():.2f}',
                   'output_rate_hz': f'{self.output_rate.rate():.2f}',
                   'inference_latency_p50_ms': f'{p50:.1f}', 'inference_latency_p95_ms': f'{p95:.1f}',
                   **{f'drops_{k}': str(v) for k, v in drops.items()},
+                  'stamp_resets': str(self._order.resets), 'worker_threads': str(self.pool.threads_alive()),
                   'engine': self.estimator.engine.name, 'model': self.config['model_path']}
         status = DiagnosticStatus(name=f'{self.get_name()}: depth', hardware_id=self.estimator.engine.name,
                                   level=DiagnosticStatus.OK, message='ok')
-        if drops['inference_error'] or drops['bad_input']:
+        if any(drops[k] for k in ('inference_error', 'bad_output', 'inference_timeout', 'bad_input')):
             status.level, status.message = DiagnosticStatus.WARN, 'frames failed or were malformed'
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray(status=[status])

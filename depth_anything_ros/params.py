@@ -37,6 +37,8 @@ PARAMS = (
     Param('bpu_priority', 0, 'hbm engine: BPU scheduling priority, higher runs first', min=0, max=255),
     Param('bpu_cores', [-1], 'hbm engine: BPU core indices to run on; [-1] lets the runtime choose'),
     Param('workers', 2, 'inference worker threads (requests in flight)', min=1, max=16),
+    Param('inference_timeout', 5.0, 'seconds before a stuck inference call is abandoned and its '
+          'worker replaced', min=0.1, max=600.0),
     Param('resize_mode', 'letterbox', 'fixed-shape models: how other aspect ratios fit', RESIZE_MODES),
     Param('input_size', 518, 'dynamic-shape models: shorter side, rounded to a multiple of 14',
           min=14, max=4096),

@@ -19,6 +19,24 @@ from .preprocess import Placement, RgbPreprocessor
 STAGES = ('preprocess', 'inference', 'postprocess')
 
 
+class BadOutputError(EngineError):
+    """The engine answered, but not with a finite depth map of the input's size."""
+
+
+def checked_depth(output, canvas_hw: tuple) -> np.ndarray:
+    """The model output as HxW float32, or BadOutputError saying what is wrong with it."""
+    try:
+        depth = model_depth_2d(output)
+    except ValueError as exc:
+        raise BadOutputError(str(exc)) from exc
+    if depth.shape != tuple(canvas_hw):
+        raise BadOutputError(f'model output {depth.shape[0]}x{depth.shape[1]} does not match '
+                             f'its input {canvas_hw[0]}x{canvas_hw[1]}')
+    if not np.isfinite(depth).all():
+        raise BadOutputError(f'model output has {np.count_nonzero(~np.isfinite(depth))} NaN/Inf values')
+    return depth
+
+
 @dataclass
 class DepthResult:
     depth: np.ndarray         # HxW float32 aligned with the input image (NaN: not seen)
@@ -43,7 +61,7 @@ class DepthEstimator:
         t1 = time.perf_counter()
         output = self.engine.run(feeds)
         t2 = time.perf_counter()
-        model_depth = model_depth_2d(output)
+        model_depth = checked_depth(output, placement.canvas_hw)
         depth = restore_depth(model_depth, placement)
         t3 = time.perf_counter()
         return DepthResult(depth, model_depth, placement,
@@ -82,8 +100,9 @@ def _image_input(engine: Engine):
         raise EngineError(f'{engine.describe()}: expected one image input, '
                           f'the model has {len(engine.inputs)}')
     spec = engine.inputs[0]
-    channels = spec.shape[1] if spec.layout == 'NCHW' else spec.shape[-1]
-    if len(spec.shape) != 4 or channels not in (3, None):
+    rank_ok = len(spec.shape) == 4
+    channels = (spec.shape[1] if spec.layout == 'NCHW' else spec.shape[-1]) if rank_ok else None
+    if not rank_ok or channels not in (3, None):
         raise EngineError(f"{engine.describe()}: input '{spec.name}' of shape {list(spec.shape)} "
                           f'is not a batch of 3-channel images (N,3,H,W or N,H,W,3)')
     return spec

@@ -15,6 +15,7 @@ import numpy as np
 ENGINES = {
     'onnxruntime': ('.onnxruntime_engine', 'OnnxRuntimeEngine', ('.onnx',)),
     'hbm': ('.hbm_engine', 'HbmEngine', ('.hbm', '.bin')),
+    'openvino': ('.openvino_engine', 'OpenVinoEngine', ('.xml',)),
 }
 ENGINE_CHOICES = ('auto',) + tuple(ENGINES)
 
@@ -61,7 +62,7 @@ class Engine:
     def describe(self) -> str:
         ins = ', '.join(f'{t.name}{list(t.shape)} {np.dtype(t.dtype).name}' for t in self.inputs)
         outs = ', '.join(f'{t.name}{list(t.shape)}' for t in self.outputs)
-        return f'{self.name}: in {ins} -> out {outs}'
+        return f"{self.name} '{getattr(self, 'path', '?')}': in {ins} -> out {outs}"
 
 
 def engine_for_path(path: str) -> str:
@@ -83,4 +84,6 @@ def open_engine(path: str, engine: str = 'auto', **options) -> Engine:
         raise EngineError(f"engine '{engine}' is not one of {list(ENGINE_CHOICES)}")
     module_name, class_name, _ = ENGINES[kind]
     module = importlib.import_module(module_name, __name__)
-    return getattr(module, class_name)(path, **options)
+    engine = getattr(module, class_name)(path, **options)
+    engine.path = path
+    return engine

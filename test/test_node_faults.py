@@ -1,0 +1,120 @@
+"""Engine faults and time jumps: logged, counted, and the node keeps serving.
+
+The node runs in-process with its engine wrapped by one that misbehaves on
+demand; frames enter where the image callback hands them to the workers.
+"""
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+from std_msgs.msg import Header
+
+from depth_anything_ros.engines import Engine
+from depth_anything_ros.image_codec import decode_image, encode_bgr
+from depth_anything_ros.node import DepthNode, Job
+from depth_anything_ros.paths import SAMPLE_IMAGE
+
+
+class FaultyEngine(Engine):
+    """The real engine, but each call may take the next fault from `faults`."""
+    name = 'faulty'
+
+    def __init__(self, real):
+        self.real, self.inputs, self.outputs = real, real.inputs, real.outputs
+        self.faults = []
+        self.release = threading.Event()
+
+    def run(self, feeds):
+        fault = self.faults.pop(0) if self.faults else None
+        if fault == 'raise':
+            raise RuntimeError('BPU driver error')
+        if fault == 'stall':
+            self.release.wait(30)
+        out = np.array(self.real.run(feeds))
+        if fault == 'nan':
+            out.flat[7] = np.nan
+        elif fault == 'inf':
+            out.flat[7] = np.inf
+        elif fault == 'shape':
+            out = out[..., :100]
+        return out
+
+
+@pytest.fixture
+def node(tiny_fixed_model):
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    overrides = [Parameter('model_path', value=tiny_fixed_model), Parameter('workers', value=1),
+                 Parameter('inference_timeout', value=0.3)]
+    node = DepthNode(context=context, parameter_overrides=overrides)
+    node.estimator.engine = FaultyEngine(node.estimator.engine)
+    node.published = []
+    node.pub_depth.publish = lambda msg: node.published.append(
+        msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
+    yield node
+    node.estimator.engine.release.set()
+    node.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+FIELDS = encode_bgr(cv2.resize(cv2.imread(SAMPLE_IMAGE), (320, 240)), 'bgr8')
+
+
+def submit(node, stamp_ns):
+    header = Header(frame_id='camera')
+    header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    frame = decode_image(*(FIELDS[k] for k in ('height', 'width', 'encoding', 'is_bigendian', 'step', 'data')))
+    node.pool.submit(Job(header, frame, time.monotonic()))
+
+
+def wait_until(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize('fault, reason', [('raise', 'inference_error'), ('nan', 'bad_output'),
+                                           ('inf', 'bad_output'), ('shape', 'bad_output')])
+def test_fault_is_counted_and_next_frame_served(node, fault, reason):
+    node.estimator.engine.faults = [fault]
+    submit(node, 10_000_000_000)
+    assert wait_until(lambda: node.drops.snapshot()[reason] == 1)
+    assert node.published == []
+    submit(node, 11_000_000_000)
+    assert wait_until(lambda: node.published == [11_000_000_000])
+    assert node.pool.threads_alive() == 1
+
+
+def test_stalled_call_is_abandoned_and_a_new_worker_serves(node):
+    engine = node.estimator.engine
+    engine.faults = ['stall']
+    submit(node, 20_000_000_000)
+    time.sleep(0.6)  # past inference_timeout (0.3 s)
+    node._publish_diagnostics()  # the diagnostics timer reaps stalled workers
+    assert node.drops.snapshot()['inference_timeout'] == 1
+    assert node.pool.threads_alive() == 2  # the stuck one and its replacement
+    submit(node, 21_000_000_000)
+    assert wait_until(lambda: node.published == [21_000_000_000])
+    engine.release.set()  # the stuck call returns late: its result must not go out
+    assert wait_until(lambda: node.pool.threads_alive() == 1)
+    assert node.published == [21_000_000_000]
+
+
+def test_stamps_jumping_back_restart_ordering(node):
+    for stamp in (100_000_000_000, 101_000_000_000):
+        submit(node, stamp)
+        assert wait_until(lambda: stamp in node.published)
+    submit(node, 5_000_000_000)  # a looping bag starts again
+    assert wait_until(lambda: 5_000_000_000 in node.published)
+    submit(node, 4_900_000_000)  # slightly older than the last result: a late frame
+    assert wait_until(lambda: node.drops.snapshot()['out_of_order'] == 1)
+    assert node.published == [100_000_000_000, 101_000_000_000, 5_000_000_000]
+    assert node._order.resets == 1
