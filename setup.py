@@ -1,4 +1,5 @@
 import glob
+import os
 
 from setuptools import find_packages, setup
 
@@ -6,8 +7,9 @@ PACKAGE = 'depth_anything_ros'
 
 
 def share(folder, pattern='*'):
-    return (f'share/{PACKAGE}/{folder}', sorted(f for f in glob.glob(f'{folder}/{pattern}')
-                                                if not f.endswith(('.onnx', '.hbm'))))
+    files = [f for f in glob.glob(f'{folder}/{pattern}')
+             if os.path.isfile(f) and not f.endswith(('.onnx', '.hbm'))]
+    return (f'share/{PACKAGE}/{folder}', sorted(files))
 
 
 setup(
@@ -21,6 +23,7 @@ setup(
         share('launch', '*.py'),
         share('config'),
         share('models'),
+        share('models/s100'),
     ],
     install_requires=['setuptools', 'numpy', 'opencv-python-headless', 'pyyaml'],
     extras_require={

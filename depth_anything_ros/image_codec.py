@@ -26,10 +26,12 @@ _PACKED = {
     'yuyv': (2, 1), 'uyvy': (2, 1),
 }
 _PLANAR_420 = ('nv12', 'nv21')
+# Compressed bytes inside a sensor_msgs/Image: TROS's hobot_usb_cam publishes MJPEG this way.
+_COMPRESSED_IN_IMAGE = ('jpeg', 'mjpeg', 'png')
 # ROS spells two YUV 4:2:2 layouts several ways.
 _ALIASES = {'yuv422_yuy2': 'yuyv', 'yuv422': 'uyvy'}
 
-SUPPORTED_ENCODINGS = tuple(sorted(set(_PACKED) | set(_PLANAR_420) | set(_ALIASES)))
+SUPPORTED_ENCODINGS = tuple(sorted(set(_PACKED) | set(_PLANAR_420) | set(_ALIASES) | set(_COMPRESSED_IN_IMAGE)))
 
 _TO_RGB = {
     'bgr8': cv2.COLOR_BGR2RGB, 'rgba8': cv2.COLOR_RGBA2RGB, 'bgra8': cv2.COLOR_BGRA2RGB,
@@ -61,6 +63,8 @@ def decode_image(height: int, width: int, encoding: str, is_bigendian: int,
                  step: int, data) -> Frame:
     """Validate message fields and view `data` as a numpy image."""
     enc = canonical_encoding(encoding)
+    if enc in _COMPRESSED_IN_IMAGE:
+        return decode_compressed(enc, data)
     if height <= 0 or width <= 0:
         raise ImageFormatError(f'image size {width}x{height} is empty')
     buf = np.frombuffer(data, dtype=np.uint8)

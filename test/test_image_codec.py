@@ -315,3 +315,15 @@ def test_image_fields_bgr8_and_non_contiguous_input():
 def test_image_fields_wrong_dtype_or_shape(pixels, encoding):
     with pytest.raises(ValueError):
         image_fields(pixels, encoding)
+
+
+def test_mjpeg_inside_an_image_message_is_decoded():
+    """TROS's hobot_usb_cam publishes MJPEG bytes in sensor_msgs/Image."""
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[:, :32] = (200, 30, 30)
+    ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    frame = decode_image(48, 64, 'mjpeg', 0, 0, jpeg.tobytes())
+    assert (frame.height, frame.width) == (48, 64)
+    assert np.abs(to_rgb(frame).astype(int) - rgb).mean() < 4
+    with pytest.raises(ImageFormatError):
+        decode_image(48, 64, 'jpeg', 0, 0, b'\xff\xd8 broken')
