@@ -36,3 +36,10 @@ def test_validate_names_the_parameter_and_the_fix(name, value, message):
 
 def test_validate_accepts_the_defaults():
     assert validate(defaults())['workers'] == 2
+
+
+def test_readme_documents_every_parameter():
+    with open(os.path.join(REPO, 'README.md')) as f:
+        readme = f.read()
+    missing = [p.name for p in PARAMS if f'| `{p.name}` |' not in readme]
+    assert not missing, f'README parameters table lacks {missing}'
