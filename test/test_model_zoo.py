@@ -1,0 +1,119 @@
+"""`depth-anything-ros models`: list, fetch (checksum, offline), path.
+
+Downloads come from a local http.server on 127.0.0.1 through a test catalog (--catalog) or a
+mirror URL (--url); nothing leaves this machine. What this proves: every models.yaml entry is
+listed with its file, input, engine, licence and depth kind; a download with the right sha256
+lands at <dest>/<file> with the served bytes and no .part left; a wrong sha256 leaves nothing;
+a closed port gives exit 1 and says where to download by hand and where to put the file.
+"""
+import hashlib
+import os
+import socket
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import yaml
+
+from depth_anything_ros import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAYLOAD = os.urandom(300_000)
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp('served')
+    (root / 'model.onnx').write_bytes(PAYLOAD)
+    httpd = ThreadingHTTPServer(('127.0.0.1', 0), partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f'http://127.0.0.1:{httpd.server_address[1]}'
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _catalog(tmp_path, url, sha256):
+    path = tmp_path / 'models.yaml'
+    path.write_text(yaml.safe_dump({'models': [{
+        'name': 'test_model', 'file': 'model.onnx', 'url': url, 'sha256': sha256, 'input': 'dynamic',
+        'engine': 'onnxruntime', 'licence': 'Apache-2.0', 'depth': 'relative'}]}))
+    return str(path)
+
+
+def test_list_shows_every_entry(capsys):
+    with open(os.path.join(REPO, 'models', 'models.yaml')) as f:
+        entries = yaml.safe_load(f)['models']
+    assert cli.main(['models', 'list']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(entries) + 1  # header + one row each
+    for entry in entries:
+        row = next((line for line in lines if line.split()[0] == entry['name']), None)
+        assert row is not None, f"{entry['name']} not listed"
+        size = 'x'.join(map(str, entry['input'])) if isinstance(entry['input'], list) else entry['input']
+        for cell in (entry['file'], size, entry['licence'], entry['depth'], entry['engine'] or 'export first'):
+            assert cell in row, f'{cell!r} missing from {row!r}'
+
+
+def test_fetch_verifies_checksum(server, tmp_path, capsys):
+    dest = tmp_path / 'dest'
+    good = _catalog(tmp_path, f'{server}/model.onnx', hashlib.sha256(PAYLOAD).hexdigest())
+    assert cli.main(['models', '--catalog', good, 'fetch', 'test_model', '--dest', str(dest)]) == 0
+    out = capsys.readouterr().out
+    assert 'checksum verified' in out
+    assert (dest / 'model.onnx').read_bytes() == PAYLOAD
+    assert os.listdir(dest) == ['model.onnx']  # no .part left
+    assert cli.main(['models', '--catalog', good, 'path', 'test_model', '--dest', str(dest)]) == 0
+    assert capsys.readouterr().out.strip() == str(dest / 'model.onnx')
+    # Present and verified: not downloaded again.
+    assert cli.main(['models', '--catalog', good, 'fetch', 'test_model', '--dest', str(dest)]) == 0
+    assert 'already there' in capsys.readouterr().out
+
+
+def test_wrong_checksum_leaves_nothing(server, tmp_path, capsys):
+    dest = tmp_path / 'dest'
+    bad = _catalog(tmp_path, f'{server}/model.onnx', '0' * 64)
+    assert cli.main(['models', '--catalog', bad, 'fetch', 'test_model', '--dest', str(dest)]) == 1
+    err = capsys.readouterr().err
+    assert 'sha256' in err and hashlib.sha256(PAYLOAD).hexdigest() in err
+    assert not os.path.exists(dest / 'model.onnx') and os.listdir(dest) == []
+    assert cli.main(['models', '--catalog', bad, 'path', 'test_model', '--dest', str(dest)]) == 1
+    assert 'not downloaded' in capsys.readouterr().err
+
+
+def test_offline_says_where_to_put_the_file(tmp_path, capsys):
+    dest = tmp_path / 'dest'
+    url = f'http://127.0.0.1:{_closed_port()}/model.onnx'
+    catalog = _catalog(tmp_path, url, None)
+    assert cli.main(['models', '--catalog', catalog, 'fetch', 'test_model', '--dest', str(dest),
+                     '--timeout', '5']) == 1
+    err = capsys.readouterr().err
+    assert 'by hand' in err and url in err and str(dest / 'model.onnx') in err
+    assert not os.path.exists(dest / 'model.onnx')
+    assert not os.path.exists(dest / 'model.onnx.part')
+
+
+def test_mirror_url_pages_and_unknown_names(server, tmp_path, capsys):
+    dest = str(tmp_path)
+    # A real entry from a mirror: models.yaml gives no checksum, so none is checked.
+    assert cli.main(['models', 'fetch', 'da_v2_small_onnx', '--dest', dest, '--url', f'{server}/model.onnx',
+                     '--no-progress']) == 0
+    assert 'no checksum' in capsys.readouterr().out
+    assert (tmp_path / 'depth_anything_v2_vits.onnx').read_bytes() == PAYLOAD
+    # Published as a page, not one file: no download attempted, instructions instead.
+    assert cli.main(['models', 'fetch', 'da_v2_small_hf', '--dest', dest]) == 1
+    assert 'by hand' in capsys.readouterr().err
+    assert cli.main(['models', 'fetch', 'no_such_model']) == 2
+    assert 'da_v2_small_onnx' in capsys.readouterr().err  # lists the known names
