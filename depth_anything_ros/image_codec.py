@@ -24,6 +24,7 @@ _PACKED = {
     'rgb8': (3, 1), 'bgr8': (3, 1), 'rgba8': (4, 1), 'bgra8': (4, 1),
     'mono8': (1, 1), 'mono16': (1, 2),
     'yuyv': (2, 1), 'uyvy': (2, 1),
+    'bayer_rggb8': (1, 1), 'bayer_bggr8': (1, 1), 'bayer_gbrg8': (1, 1), 'bayer_grbg8': (1, 1),
 }
 _PLANAR_420 = ('nv12', 'nv21')
 # Compressed bytes inside a sensor_msgs/Image: TROS's hobot_usb_cam publishes MJPEG this way.
@@ -38,6 +39,11 @@ _TO_RGB = {
     'mono8': cv2.COLOR_GRAY2RGB, 'nv12': cv2.COLOR_YUV2RGB_NV12,
     'nv21': cv2.COLOR_YUV2RGB_NV21, 'yuyv': cv2.COLOR_YUV2RGB_YUYV,
     'uyvy': cv2.COLOR_YUV2RGB_UYVY,
+    # ROS names a Bayer mosaic by its top-left 2x2 block; OpenCV's legacy names by the
+    # second row's second and third pixels, so ROS rggb is OpenCV BG (as in cv_bridge).
+    # (OpenCV 5 also has ROS's spelling, COLOR_BayerRGGB2RGB etc.; older ones may not.)
+    'bayer_rggb8': cv2.COLOR_BayerBG2RGB, 'bayer_bggr8': cv2.COLOR_BayerRG2RGB,
+    'bayer_gbrg8': cv2.COLOR_BayerGR2RGB, 'bayer_grbg8': cv2.COLOR_BayerGB2RGB,
 }
 
 
@@ -45,7 +51,7 @@ _TO_RGB = {
 class Frame:
     """A decoded image: `pixels` in the layout its `encoding` names.
 
-    Packed encodings are HxWxC (HxW for mono); nv12/nv21 are the usual
+    Packed encodings are HxWxC (HxW for mono and Bayer mosaics); nv12/nv21 are the usual
     (H*3/2)xW array with the Y plane on top of the interleaved chroma plane.
     """
     encoding: str
@@ -92,9 +98,20 @@ def decode_compressed(fmt: str, data) -> Frame:
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         raise ImageFormatError(f"compressed image ('{fmt}') has no data")
-    pixels = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    try:
+        pixels = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:
+        # e.g. a 25-byte PPM header claiming 100000x100000 trips OpenCV's size assertion
+        raise ImageFormatError(f"compressed image ('{fmt}', {buf.size} bytes) cannot be decoded: "
+                               f"{str(e).strip().splitlines()[-1]}") from None
     if pixels is None:
         raise ImageFormatError(f"compressed image ('{fmt}', {buf.size} bytes) is not a decodable jpeg/png")
+    if pixels.dtype not in (np.uint8, np.uint16):
+        # imdecode also reads PFM/HDR/TIFF floats: no 8-bit encoding describes those
+        raise ImageFormatError(f"compressed image ('{fmt}') decodes to {pixels.dtype} pixels, "
+                               f'not an 8- or 16-bit jpeg/png')
+    if pixels.ndim == 3 and pixels.shape[2] not in (3, 4):
+        raise ImageFormatError(f"compressed image ('{fmt}') has {pixels.shape[2]} channels")
     if pixels.ndim == 2:
         encoding = 'mono16' if pixels.dtype == np.uint16 else 'mono8'
     elif pixels.dtype == np.uint16:
@@ -161,14 +178,15 @@ def encode_bgr(bgr: np.ndarray, encoding: str) -> dict:
 
 
 def image_fields(pixels: np.ndarray, encoding: str) -> dict:
-    """Message fields for an array already in `encoding`'s layout (32FC1: HxW float32)."""
-    expected = {'32FC1': (np.float32, 2), 'bgr8': (np.uint8, 3), 'rgb8': (np.uint8, 3),
-                'mono8': (np.uint8, 2), 'nv12': (np.uint8, 2)}
+    """Message fields for an array already in `encoding`'s layout (32FC1: HxW float32;
+    16UC1: HxW uint16, e.g. REP 118 millimetres). Multi-byte data is written little-endian."""
+    expected = {'32FC1': (np.float32, 2), '16UC1': (np.uint16, 2), 'bgr8': (np.uint8, 3),
+                'rgb8': (np.uint8, 3), 'mono8': (np.uint8, 2), 'nv12': (np.uint8, 2)}
     dtype, ndim = expected[encoding]
     if pixels.dtype != dtype or pixels.ndim != ndim:
         raise ValueError(f'{encoding} needs a {ndim}-D {np.dtype(dtype)} array, '
                          f'got {pixels.ndim}-D {pixels.dtype}')
-    pixels = np.ascontiguousarray(pixels)
+    pixels = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder('<'))
     data = array.array('B')
     data.frombytes(pixels.data.cast('B'))
     return {'height': pixels.shape[0], 'width': pixels.shape[1], 'encoding': encoding,

@@ -181,3 +181,23 @@ class _NoBar:
 
     def __exit__(self, *_exc):
         return False
+
+
+def guess_depth_type(model_path: str, entries=None) -> tuple:
+    """('relative' | 'metric', max depth in metres or None) for `depth_type: auto`.
+
+    A file listed in models.yaml says so itself; otherwise the DA-V2 naming
+    ('metric', 'hypersim'/'indoor' = 20 m, 'vkitti'/'outdoor' = 80 m) decides,
+    and anything else is taken as relative.
+    """
+    name = os.path.basename(model_path).lower()
+    for entry in entries if entries is not None else load_catalog():
+        if entry.file.lower() == name:
+            return entry.depth, entry.max_depth_m
+    if 'metric' in name:
+        if 'hypersim' in name or 'indoor' in name:
+            return 'metric', 20.0
+        if 'vkitti' in name or 'outdoor' in name:
+            return 'metric', 80.0
+        return 'metric', None
+    return 'relative', None

@@ -14,21 +14,25 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 SetParametersResult)
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from .engines import EngineError, open_engine
-from .image_codec import Frame, ImageFormatError, decode_compressed, decode_image, image_fields
+from .image_codec import Frame, ImageFormatError, decode_compressed, decode_image, image_fields, to_rgb
+from .model_zoo import guess_depth_type
 from .params import PARAMS, ConfigError, validate
 from .pipeline import BadOutputError, DepthEstimator
+from .pointcloud import depth_to_points, invalid_to_nan, pointcloud2_fields, scaled_intrinsics, to_millimetres
 from .postprocess import Colorizer
+from .temporal import DepthSmoother
 from .ros_main import run_node
 from .stats import Counters, LatencyWindow, RateLimitedLog, RateMeter
 from .worker_pool import StampOrder, WorkerPool
 
 DROP_REASONS = ('no_subscribers', 'bad_input', 'superseded', 'out_of_order', 'inference_error',
                 'bad_output', 'inference_timeout')
-RUNTIME_PARAMS = ('colormap', 'color_range')
+RUNTIME_PARAMS = ('colormap', 'color_range', 'color_min', 'color_max', 'color_smoothing',
+                  'temporal_smoothing', 'scene_cut')
 
 
 @dataclass
@@ -51,7 +55,8 @@ class DepthNode(Node):
                                             cfg['normalization'])
         except (EngineError, ValueError) as exc:
             raise ConfigError(str(exc)) from exc
-        self.colorizer = Colorizer(cfg['colormap'], cfg['color_range'])
+        self.depth_type, self.max_depth = self._resolve_depth_type(cfg)
+        self.colorizer, self.smoother = self._view_settings(cfg)
         self.drops = Counters(*DROP_REASONS)
         self.input_rate, self.output_rate = RateMeter(), RateMeter()
         self.latency = LatencyWindow()
@@ -65,14 +70,21 @@ class DepthNode(Node):
         self.pub_depth = self.create_publisher(Image, 'depth', out_qos)
         self.pub_color = self.create_publisher(Image, 'depth/colorized', out_qos)
         self.pub_info = self.create_publisher(CameraInfo, 'depth/camera_info', out_qos)
+        metric = self.depth_type == 'metric'
+        self.pub_mm = self.create_publisher(Image, 'depth/mm', out_qos) \
+            if metric and cfg['publish_depth_mm'] else None
+        self.pub_points = self.create_publisher(PointCloud2, 'depth/points', out_qos) \
+            if metric and cfg['publish_points'] else None
+        self.outputs = [p for p in (self.pub_depth, self.pub_color, self.pub_mm, self.pub_points) if p]
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.pool = WorkerPool(self._process, cfg['workers'], self._on_worker_error)
         self._subscribe_input(cfg['input_transport'])
         self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
         self.create_timer(cfg['diagnostics_period'], self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.get_logger().info(f'{engine.describe()}; {cfg["workers"]} workers; '
-                               f'publishing relative inverse depth (larger = nearer, not metres)')
+        meaning = ('metric depth in metres' if metric else
+                   'relative inverse depth (larger = nearer, not metres)')
+        self.get_logger().info(f'{engine.describe()}; {cfg["workers"]} workers; publishing {meaning}')
 
     # -- parameters -------------------------------------------------------
     def _declare_parameters(self) -> dict:
@@ -93,6 +105,23 @@ class DepthNode(Node):
                 raise ConfigError(f'parameter {p.name}: {exc}') from exc
         return values
 
+    def _resolve_depth_type(self, cfg) -> tuple:
+        kind, known_max = guess_depth_type(cfg['model_path'])
+        kind = kind if cfg['depth_type'] == 'auto' else cfg['depth_type']
+        if kind != 'metric' and (cfg['publish_points'] or cfg['publish_depth_mm']):
+            raise ConfigError('publish_points and publish_depth_mm need metric depth: this model gives '
+                              'relative inverse depth (no unit); use a DA-V2 metric model, or set '
+                              'depth_type: metric if this one is')
+        return kind, cfg['max_depth'] or known_max
+
+    @staticmethod
+    def _view_settings(cfg) -> tuple:
+        """Colorizer and temporal smoother from parameters (ValueError if inconsistent)."""
+        colorizer = Colorizer(cfg['colormap'], cfg['color_range'], fixed_range=(cfg['color_min'], cfg['color_max']),
+                              smoothing=cfg['color_smoothing'])
+        smoother = DepthSmoother(cfg['temporal_smoothing'], cfg['scene_cut']) if cfg['temporal_smoothing'] else None
+        return colorizer, smoother
+
     def _on_set_parameters(self, params) -> SetParametersResult:
         changes = {p.name: p.value for p in params}
         refused = [n for n in changes if n not in RUNTIME_PARAMS]
@@ -101,10 +130,10 @@ class DepthNode(Node):
                 f'{refused} are fixed at start-up; only {list(RUNTIME_PARAMS)} change at runtime'))
         merged = {**self.config, **changes}
         try:
-            colorizer = Colorizer(merged['colormap'], merged['color_range'])
-        except ValueError as exc:
+            self.colorizer, self.smoother = self._view_settings(validate(merged))
+        except ValueError as exc:  # ConfigError included
             return SetParametersResult(successful=False, reason=str(exc))
-        self.config, self.colorizer = merged, colorizer
+        self.config = merged
         return SetParametersResult(successful=True)
 
     # -- input --------------------------------------------------------------
@@ -141,7 +170,7 @@ class DepthNode(Node):
         """
         now = time.monotonic()
         self.input_rate.tick(now)
-        if self.pub_depth.get_subscription_count() + self.pub_color.get_subscription_count() == 0:
+        if not any(p.get_subscription_count() for p in self.outputs):
             self.drops.add('no_subscribers')
             return
         try:
@@ -155,12 +184,12 @@ class DepthNode(Node):
 
     # -- work (on worker threads) -------------------------------------------
     def _process(self, job: Job):
-        result = self.estimator.estimate(job.frame)
+        result = self.estimator.estimate(job.frame, self.smoother)
         self.latency.add(result.timings['inference'])
-        outputs = [(self.pub_depth, self._image_msg(job.header, result.depth, '32FC1'))]
-        if self.pub_color.get_subscription_count():
-            colorized = self.colorizer(result.model_depth, result.placement)
-            outputs.append((self.pub_color, self._image_msg(job.header, colorized, 'bgr8')))
+        depth = result.depth
+        if self.depth_type == 'metric' and self.max_depth:
+            depth = invalid_to_nan(depth, self.max_depth)
+        outputs = self._outputs(job, depth, result)
         stamp_ns = job.header.stamp.sec * 1_000_000_000 + job.header.stamp.nanosec
         with self._publish_lock:
             if self._closing or self.pool.abandoned():  # a timed-out call: already counted
@@ -178,6 +207,36 @@ class DepthNode(Node):
                 self._camera_info.header = job.header
                 self.pub_info.publish(self._camera_info)
         self.output_rate.tick()
+
+    def _outputs(self, job: Job, depth, result) -> list:
+        """(publisher, message) for every output someone listens to."""
+        wanted = [p for p in self.outputs if p.get_subscription_count()]
+        outputs = []
+        if self.pub_depth in wanted:
+            outputs.append((self.pub_depth, self._image_msg(job.header, depth, '32FC1')))
+        if self.pub_color in wanted:
+            outputs.append((self.pub_color, self._image_msg(
+                job.header, self.colorizer(result.model_depth, result.placement), 'bgr8')))
+        if self.pub_mm in wanted:
+            outputs.append((self.pub_mm, self._image_msg(job.header, to_millimetres(depth), '16UC1')))
+        info = self._camera_info
+        if self.pub_points in wanted and info is not None:
+            outputs.append((self.pub_points, self._points_msg(job, depth, info)))
+        return outputs
+
+    def _points_msg(self, job: Job, depth, info) -> PointCloud2:
+        h, w = depth.shape
+        fx, fy, cx, cy = scaled_intrinsics(info.k, (info.width, info.height), (w, h))
+        rgb = to_rgb(job.frame) if self.config['points_rgb'] else None
+        bgr = None if rgb is None else rgb[:, :, ::-1]
+        xyz, colors = depth_to_points(depth, fx, fy, cx, cy, self.config['points_decimation'], bgr)
+        fields = pointcloud2_fields(xyz, colors)
+        msg = PointCloud2(header=job.header)
+        for name, value in fields.items():
+            if name == 'fields':
+                value = [PointField(name=n, offset=o, datatype=t, count=c) for n, o, t, c in value]
+            setattr(msg, name, value)
+        return msg
 
     @staticmethod
     def _image_msg(header, pixels, encoding) -> Image:

@@ -39,12 +39,27 @@ PARAMS = (
     Param('workers', 2, 'inference worker threads (requests in flight)', min=1, max=16),
     Param('inference_timeout', 5.0, 'seconds before a stuck inference call is abandoned and its '
           'worker replaced', min=0.1, max=600.0),
+    Param('depth_type', 'auto', 'relative (inverse depth, no unit) or metric (metres); auto: from '
+          "models/models.yaml or a DA-V2 metric file name, else relative", ('auto', 'relative', 'metric')),
+    Param('max_depth', 0.0, 'metric: depths beyond this (m) are invalid (NaN); 0: the model\'s own '
+          'range (20 m indoor, 80 m outdoor) when known, else no limit', min=0.0, max=1000.0),
+    Param('publish_depth_mm', False, 'metric: also publish depth/mm, 16UC1 millimetres (0 = invalid)'),
+    Param('publish_points', False, 'metric: also publish depth/points (PointCloud2) from camera_info'),
+    Param('points_decimation', 4, 'depth/points: use every Nth pixel in each direction', min=1, max=64),
+    Param('points_rgb', True, 'depth/points: colour each point from the input image'),
+    Param('temporal_smoothing', 0.0, 'weight of the past in an average of depth over frames, aligned '
+          'per frame and reset on scene cuts; 0 = off', min=0.0, max=0.99),
+    Param('scene_cut', 0.5, 'temporal smoothing restarts when frames differ more than this', min=0.01, max=10.0),
     Param('resize_mode', 'letterbox', 'fixed-shape models: how other aspect ratios fit', RESIZE_MODES),
     Param('input_size', 518, 'dynamic-shape models: shorter side, rounded to a multiple of 14',
           min=14, max=4096),
     Param('normalization', 'imagenet', 'input normalization the model expects', NORMALIZATIONS),
     Param('colormap', 'inferno', 'colormap of depth/colorized', tuple(COLORMAPS)),
-    Param('color_range', 'percentile', 'colour range per frame: minmax or 2-98 percentile', RANGE_MODES),
+    Param('color_range', 'percentile', 'colour range: per-frame minmax or 2-98 percentile, fixed '
+          '[color_min, color_max], or smoothed (percentile range averaged over frames: no flicker)', RANGE_MODES),
+    Param('color_min', 0.0, "color_range 'fixed': value drawn with the colormap's first colour"),
+    Param('color_max', 1.0, "color_range 'fixed': value drawn with the colormap's last colour"),
+    Param('color_smoothing', 0.9, "color_range 'smoothed': weight of the past range per frame", min=0.0, max=0.99),
     Param('diagnostics_period', 1.0, 'seconds between /diagnostics messages', min=0.1, max=60.0),
 )
 PARAM_NAMES = tuple(p.name for p in PARAMS)

@@ -55,13 +55,17 @@ class DepthEstimator:
         self.input_name = self.input_names[0] if self.input_names else None  # single-input callers
         self.preprocess = make_preprocessor(engine, resize_mode, input_size, normalization)
 
-    def estimate(self, frame: Frame) -> DepthResult:
+    def estimate(self, frame: Frame, refine=None) -> DepthResult:
+        """Depth for `frame`; `refine(model_depth, placement)`, if given, runs on the
+        model-resolution map before it is mapped back (cheap there: temporal smoothing)."""
         t0 = time.perf_counter()
         feeds, placement = self.preprocess(frame)
         t1 = time.perf_counter()
         output = self.engine.run(feeds)
         t2 = time.perf_counter()
         model_depth = checked_depth(output, placement.canvas_hw)
+        if refine is not None:
+            model_depth = refine(model_depth, placement)
         depth = restore_depth(model_depth, placement)
         t3 = time.perf_counter()
         return DepthResult(depth, model_depth, placement,

@@ -1,6 +1,8 @@
 """Model output -> depth aligned with the input image, and its colorized view."""
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 
@@ -11,7 +13,7 @@ COLORMAPS = {
     'viridis': cv2.COLORMAP_VIRIDIS, 'magma': cv2.COLORMAP_MAGMA,
     'jet': cv2.COLORMAP_JET, 'gray': None,
 }
-RANGE_MODES = ('minmax', 'percentile')
+RANGE_MODES = ('minmax', 'percentile', 'fixed', 'smoothed')
 
 
 def model_depth_2d(output: np.ndarray) -> np.ndarray:
@@ -47,35 +49,87 @@ def to_image(model_image: np.ndarray, placement: Placement, fill) -> np.ndarray:
 
 
 class Colorizer:
-    """Depth -> bgr8 with a colormap over a per-frame min-max or percentile range.
+    """Depth -> bgr8 with a colormap over a value range chosen by `range_mode`:
+
+    - 'minmax', 'percentile': per frame (min-max, or `percentiles` of the valid pixels);
+    - 'fixed': always `fixed_range` (lo, hi), for depth in known units;
+    - 'smoothed': the percentile range through an exponential moving average
+      (new = smoothing * old + (1 - smoothing) * this frame's; the first frame
+      initializes it), so colours do not flicker when the per-frame range jumps.
+      `reset()` forgets it. Thread-safe: the worker threads share one colorizer.
 
     Works at model resolution and upsamples the 8-bit picture: a percentile of
     a 1080p map alone costs more than the whole colorizing does this way. The
     colormap is applied last, so every colour is on the map. Pixels the model
-    never saw (crop mode) and NaN are black.
+    never saw (crop mode) and NaN are black; values outside the range clip to
+    the colormap's ends.
     """
 
     def __init__(self, colormap: str = 'inferno', range_mode: str = 'percentile',
-                 percentiles: tuple = (2.0, 98.0)):
+                 percentiles: tuple = (2.0, 98.0), fixed_range: tuple = (0.0, 1.0),
+                 smoothing: float = 0.9):
         if colormap not in COLORMAPS:
             raise ValueError(f"colormap '{colormap}' is not one of {sorted(COLORMAPS)}")
         if range_mode not in RANGE_MODES:
             raise ValueError(f"range mode '{range_mode}' is not one of {RANGE_MODES}")
+        plo, phi = (float(v) for v in percentiles)
+        if not 0.0 <= plo < phi <= 100.0:
+            raise ValueError(f'percentiles {tuple(percentiles)} must satisfy 0 <= low < high <= 100')
+        lo, hi = (float(v) for v in fixed_range)
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ValueError(f'fixed_range {tuple(fixed_range)} must be finite with min < max')
+        smoothing = float(smoothing)
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f'smoothing {smoothing} must be in [0, 1)')
         self.colormap = colormap
         self.range_mode = range_mode
-        self.percentiles = percentiles
+        self.percentiles = (plo, phi)
+        self.fixed_range = (lo, hi)
+        self.smoothing = smoothing
+        self._lock = threading.Lock()
+        self._smoothed = None      # (lo, hi) EMA state of the 'smoothed' mode
 
-    def value_range(self, depth: np.ndarray) -> tuple:
+    def frame_range(self, depth: np.ndarray) -> tuple:
+        """This frame's own (lo, hi): min-max for 'minmax', percentiles otherwise. No state."""
+        found = self._sample_range(depth)
+        return (0.0, 1.0) if found is None else found
+
+    def _sample_range(self, depth: np.ndarray):
         # ~20k evenly spread pixels give the same range to within a colour level.
         stride = max(1, int((depth.size / 20000) ** 0.5))
         sample = depth[::stride, ::stride]
-        valid = sample[np.isfinite(sample)]
+        # float64: float32 percentiles of values near +-3e38 overflow to inf/NaN.
+        valid = sample[np.isfinite(sample)].astype(np.float64)
         if valid.size == 0:
-            return 0.0, 1.0
+            return None
         if self.range_mode == 'minmax':
             return float(valid.min()), float(valid.max())
         lo, hi = np.percentile(valid, self.percentiles)
         return float(lo), float(hi)
+
+    def value_range(self, depth: np.ndarray) -> tuple:
+        """The (lo, hi) that maps to the colormap's ends; advances the EMA in 'smoothed' mode."""
+        if self.range_mode == 'fixed':
+            return self.fixed_range
+        if self.range_mode != 'smoothed':
+            return self.frame_range(depth)
+        found = self._sample_range(depth)
+        k = self.smoothing
+        with self._lock:
+            if found is None:
+                # Nothing to learn from this frame: keep the state, draw with it.
+                return self._smoothed if self._smoothed is not None else (0.0, 1.0)
+            lo, hi = found
+            if self._smoothed is not None:
+                old_lo, old_hi = self._smoothed
+                lo, hi = k * old_lo + (1.0 - k) * lo, k * old_hi + (1.0 - k) * hi
+            self._smoothed = (lo, hi)
+        return lo, hi
+
+    def reset(self):
+        """Forget the smoothed range (the next frame initializes it again)."""
+        with self._lock:
+            self._smoothed = None
 
     def __call__(self, model_depth: np.ndarray, placement: Placement | None = None) -> np.ndarray:
         """Colorize `model_depth`, mapped onto the input image when `placement` is given."""
@@ -84,8 +138,11 @@ class Colorizer:
         lo, hi = self.value_range(model_depth if dst is None else
                                   model_depth[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width])
         scale = 255.0 / max(hi - lo, 1e-12)
+        # Cap at hi first: on x86 a float that overflows int32 on its way to 8 bits turns
+        # into 0, so a far outlier (1e30, +inf) would be drawn as the lowest colour.
+        capped = cv2.threshold(model_depth, hi, 0, cv2.THRESH_TRUNC)[1]
         # One saturating pass: below the range -> 0, above -> 255, NaN -> 0.
-        gray8 = cv2.addWeighted(model_depth, scale, model_depth, 0.0, -lo * scale, dtype=cv2.CV_8U)
+        gray8 = cv2.addWeighted(capped, scale, capped, 0.0, -lo * scale, dtype=cv2.CV_8U)
         invalid = ~np.isfinite(model_depth)
         black = invalid if invalid.any() else None
         if placement is not None:

@@ -72,11 +72,12 @@ def place(image_hw: tuple, canvas_hw: tuple | None, resize_mode: str, input_size
         return Placement(image_hw, canvas_hw, full, Rect(0, 0, cw, ch))
     if resize_mode == 'letterbox':
         scale = min(cw / w, ch / h)
-        tw, th = min(cw, round(w * scale)), min(ch, round(h * scale))
+        # max(1, ...): a 1x2000 image still gets a one-pixel row, not an empty one.
+        tw, th = min(cw, max(1, round(w * scale))), min(ch, max(1, round(h * scale)))
         return Placement(image_hw, canvas_hw, full, Rect((cw - tw) // 2, (ch - th) // 2, tw, th))
     if resize_mode == 'crop':
         scale = max(cw / w, ch / h)
-        sw, sh = min(w, round(cw / scale)), min(h, round(ch / scale))
+        sw, sh = min(w, max(1, round(cw / scale))), min(h, max(1, round(ch / scale)))
         return Placement(image_hw, canvas_hw, Rect((w - sw) // 2, (h - sh) // 2, sw, sh),
                          Rect(0, 0, cw, ch))
     raise ValueError(f"resize_mode '{resize_mode}' is not one of {RESIZE_MODES}")

@@ -35,7 +35,7 @@ def build_torch_model(tiny: bool = False, seed: int = 0, metric_max_depth: float
         neck_hidden_sizes=size['neck_hidden_sizes'], fusion_hidden_size=size['fusion_hidden_size'],
         head_hidden_size=size['head_hidden_size'],
         depth_estimation_type='metric' if metric_max_depth else 'relative',
-        max_depth=metric_max_depth or 1)
+        max_depth=int(metric_max_depth) if metric_max_depth else 1)  # transformers types it int
     torch.manual_seed(seed)
     model = DepthAnythingForDepthEstimation(config).eval()
     _spread_weights(model, seed)
@@ -89,5 +89,6 @@ def export_onnx(model, out_path: str, size_hw: tuple | None) -> str:
 
 
 def make_test_model(out_path: str, size_hw: tuple | None = (518, 686), tiny: bool = False,
-                    seed: int = 0) -> str:
-    return export_onnx(build_torch_model(tiny=tiny, seed=seed), out_path, size_hw)
+                    seed: int = 0, metric_max_depth: float | None = None) -> str:
+    model = build_torch_model(tiny=tiny, seed=seed, metric_max_depth=metric_max_depth)
+    return export_onnx(model, out_path, size_hw)

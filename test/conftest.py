@@ -4,6 +4,10 @@ import os
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Fast DDS reads its profile once per process, when the first participant starts: set it before
+# any test creates one, or large images between processes get lost (see README, Development).
+os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'] = os.path.join(REPO, 'config', 'fastdds_local.xml')
+os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
 SHARED_DATA = os.environ.get('DEPTH_TEST_DATA', os.path.join(REPO, '..', 'shared', 'data'))
 
 
@@ -19,11 +23,11 @@ def model_dir(tmp_path_factory):
     return tmp_path_factory.mktemp('models')
 
 
-def _build(model_dir, name, size_hw, tiny):
+def _build(model_dir, name, size_hw, tiny, metric_max_depth=None):
     from depth_anything_ros.test_models import make_test_model
     path = os.path.join(model_dir, name)
     if not os.path.exists(path):
-        make_test_model(path, size_hw=size_hw, tiny=tiny, seed=0)
+        make_test_model(path, size_hw=size_hw, tiny=tiny, seed=0, metric_max_depth=metric_max_depth)
     return path
 
 
@@ -44,3 +48,9 @@ def tiny_torch_model():
     """The PyTorch model whose weights the tiny ONNX models carry (same seed)."""
     from depth_anything_ros.test_models import build_torch_model
     return build_torch_model(tiny=True, seed=0)
+
+
+@pytest.fixture(scope='session')
+def tiny_metric_model(model_dir):
+    """Tiny DA-V2 with the metric head (20 m), fixed 518x686; named like the indoor metric model."""
+    return _build(model_dir, 'tiny_metric_hypersim_518x686.onnx', (518, 686), True, metric_max_depth=20.0)

@@ -28,18 +28,22 @@ def use_domain(domain_id: int):
 class Probe:
     """Camera publisher plus recorders of depth, colorized, camera_info and diagnostics."""
 
-    def __init__(self, subscribe_outputs: bool = True, name: str = 'probe', compressed: bool = False):
+    def __init__(self, subscribe_outputs: bool = True, name: str = 'probe', compressed: bool = False,
+                 extra: tuple = ()):
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(name, context=self.context)
         self.cond = threading.Condition()
-        self.received = {'depth': [], 'depth/colorized': [], 'depth/camera_info': [], 'diagnostics': []}
+        self.received = {'depth': [], 'depth/colorized': [], 'depth/camera_info': [], 'diagnostics': [],
+                         **{topic: [] for topic, _ in extra}}
         self.pub_image = (self.node.create_publisher(CompressedImage, 'image/compressed', qos_profile_sensor_data)
                           if compressed else self.node.create_publisher(Image, 'image', qos_profile_sensor_data))
         self.pub_info = self.node.create_publisher(CameraInfo, 'camera_info', qos_profile_sensor_data)
         if subscribe_outputs:
             for topic, kind in (('depth', Image), ('depth/colorized', Image), ('depth/camera_info', CameraInfo)):
                 self.node.create_subscription(kind, topic, self._recorder(topic), QoSProfile(depth=50))
+        for topic, kind in extra:
+            self.node.create_subscription(kind, topic, self._recorder(topic), QoSProfile(depth=50))
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._recorder('diagnostics'), 10)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -81,7 +85,7 @@ class Probe:
             time.sleep(0.1)
         return False
 
-    def warm_up(self, bgr: np.ndarray, timeout: float = 30.0) -> bool:
+    def warm_up(self, bgr: np.ndarray, timeout: float = 30.0, topics: tuple = ('depth',)) -> bool:
         """Offer frames (stamps 1, 2, ... ns) until depth comes back: both directions
         of discovery are then complete, so later single frames are not lost to it."""
         deadline = time.monotonic() + timeout
@@ -93,7 +97,7 @@ class Probe:
                 self.publish_compressed(jpeg, 'jpeg', stamp)
             else:
                 self.publish(bgr, 'bgr8', stamp)
-            if self.wait_for(lambda: len(self.received['depth']) > 0, timeout=0.5):
+            if self.wait_for(lambda: all(self.received[t] for t in topics), timeout=0.5):
                 return True
         return False
 

@@ -194,6 +194,68 @@ def test_real_photo_nv12_close_to_rgb():
     assert err.mean() < 2.0, err.mean()   # measured 1.07: edges lose chroma detail, the bulk is close
 
 
+# ---------------------------------------------------------------- Bayer, demosaiced
+
+BAYER = ('bayer_rggb8', 'bayer_bggr8', 'bayer_gbrg8', 'bayer_grbg8')
+
+
+def _mosaic(rgb, encoding):
+    """Sample each pixel's one colour as the ROS name says: its letters are the top-left
+    2x2 block of the sensor, row by row (rggb: R G / G B)."""
+    pattern = encoding.split('_')[1][:4]
+    channel = np.array(['rgb'.index(c) for c in pattern]).reshape(2, 2)
+    y, x = np.mgrid[0:rgb.shape[0], 0:rgb.shape[1]]
+    return rgb[y, x, channel[y % 2, x % 2]]
+
+
+@pytest.mark.parametrize('encoding', BAYER)
+@pytest.mark.parametrize('colour', [(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 120, 40)])
+def test_bayer_flat_colour_survives(encoding, colour):
+    """A flat red image stays red (and so on): the ROS->OpenCV pattern mapping is right."""
+    rgb = np.empty((H, W, 3), np.uint8)
+    rgb[:] = colour
+    mosaic = _mosaic(rgb, encoding)
+    frame = decode_image(H, W, encoding, 0, W, mosaic.tobytes())
+    assert frame.encoding == encoding and frame.pixels.shape == (H, W)
+    np.testing.assert_array_equal(frame.pixels, mosaic)
+    out = to_rgb(frame)
+    assert out.shape == (H, W, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[1:-1, 1:-1], rgb[1:-1, 1:-1])    # interior exact
+    err = np.abs(out.astype(int) - rgb.astype(int))
+    assert err.mean() < 5, err.mean()                                  # borders close
+
+
+@pytest.mark.parametrize('encoding', BAYER)
+@pytest.mark.parametrize('pad', [0, PAD])
+def test_bayer_smooth_image_round_trip(encoding, pad):
+    rgb = _smooth_rgb()
+    mosaic = _mosaic(rgb, encoding)
+    step, data = _pack_rows(mosaic, pad)
+    out = to_rgb(decode_image(H, W, encoding, 0, step, data))
+    err = np.abs(out[1:-1, 1:-1].astype(int) - rgb[1:-1, 1:-1].astype(int))
+    assert err.max() <= 3, err.max()          # bilinear demosaicing of a smooth image: measured 1
+    # any other pattern name reads the same bytes as visibly wrong colours
+    for other in BAYER:
+        if other != encoding:
+            wrong = to_rgb(decode_image(H, W, other, 0, step, data))
+            assert np.abs(wrong.astype(int) - rgb.astype(int)).mean() > 10, other
+
+
+def test_bayer_real_photo_close_to_rgb():
+    rgb = cv2.cvtColor(cv2.imread(shared_data('nyu_depth_v2/rgb/rgb_00000.jpg')), cv2.COLOR_BGR2RGB)
+    h, w = rgb.shape[:2]
+    step, data = _pack_rows(_mosaic(rgb, 'bayer_rggb8'), 64)
+    out = to_rgb(decode_image(h, w, 'bayer_rggb8', 0, step, data))
+    err = np.abs(out.astype(int) - rgb.astype(int))
+    assert err.mean() < 4.0, err.mean()       # measured 2.3: edges lose detail, the bulk is close
+
+
+@pytest.mark.parametrize('h,w', [(1, 1), (1, 5), (3, 1), (3, 3), (5, 7)])
+def test_bayer_tiny_and_odd_sizes(h, w):
+    frame = decode_image(h, w, 'bayer_gbrg8', 0, w, bytes(range(h * w)))
+    assert to_rgb(frame).shape == (h, w, 3)
+
+
 # ---------------------------------------------------------------- input types, views
 
 @pytest.mark.parametrize('wrap', [bytes, bytearray, lambda b: array.array('B', b), memoryview])
@@ -214,8 +276,17 @@ def test_decode_is_zero_copy_and_read_only():
 
 def test_supported_encodings_and_aliases():
     for enc in ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', 'nv12', 'nv21',
-                'yuyv', 'uyvy', 'yuv422', 'yuv422_yuy2'):
+                'yuyv', 'uyvy', 'yuv422', 'yuv422_yuy2',
+                'bayer_rggb8', 'bayer_bggr8', 'bayer_gbrg8', 'bayer_grbg8'):
         assert enc in SUPPORTED_ENCODINGS
+    # every listed name decodes (nothing listed that decode_image would reject by name)
+    png = cv2.imencode('.png', np.zeros((2, 2), np.uint8))[1].tobytes()
+    for enc in SUPPORTED_ENCODINGS:
+        try:
+            frame = decode_image(2, 2, enc, 0, 8, bytes(64))
+        except ImageFormatError:
+            frame = decode_image(2, 2, enc, 0, 8, png)      # compressed-in-Image names
+        assert to_rgb(frame).shape == (2, 2, 3)
     assert canonical_encoding(' BGR8 ') == 'bgr8'
     assert canonical_encoding('yuv422') == 'uyvy'
     assert canonical_encoding('yuv422_yuy2') == 'yuyv'
@@ -234,7 +305,7 @@ def test_step_smaller_than_row_rejected():
 
 @pytest.mark.parametrize('encoding,row_bytes,rows', [
     ('rgb8', 3 * W, H), ('bgra8', 4 * W, H), ('mono16', 2 * W, H),
-    ('nv12', W, H * 3 // 2), ('yuyv', 2 * W, H)])
+    ('nv12', W, H * 3 // 2), ('yuyv', 2 * W, H), ('bayer_grbg8', W, H)])
 def test_truncated_data_rejected(encoding, row_bytes, rows):
     step = row_bytes + PAD
     enough = step * (rows - 1) + row_bytes
@@ -249,7 +320,7 @@ def test_unknown_encoding_rejected():
     with pytest.raises(ImageFormatError, match='unsupported encoding'):
         decode_image(H, W, '32FC1', 0, 4 * W, bytes(4 * W * H))
     with pytest.raises(ImageFormatError, match='unsupported encoding'):
-        decode_image(H, W, 'bayer_rggb8', 0, W, bytes(W * H))
+        decode_image(H, W, 'bayer_rggb16', 0, 2 * W, bytes(2 * W * H))
 
 
 @pytest.mark.parametrize('h,w', [(0, W), (H, 0), (0, 0), (-1, W)])
@@ -305,8 +376,22 @@ def test_image_fields_bgr8_and_non_contiguous_input():
     np.testing.assert_array_equal(to_rgb(frame), bgr[:, :, ::-1])
 
 
+def test_image_fields_16uc1_is_little_endian():
+    mm = _rng(6).integers(0, 65536, (H, W)).astype(np.uint16)
+    mm[0, 0] = 0x0102
+    fields = image_fields(mm, '16UC1')
+    assert fields['encoding'] == '16UC1' and fields['is_bigendian'] == 0 and fields['step'] == 2 * W
+    assert bytes(fields['data'][:2]) == bytes([0x02, 0x01])
+    np.testing.assert_array_equal(np.frombuffer(fields['data'], '<u2').reshape(H, W), mm)
+    # and decodes as the same numbers through the mono16 path (same layout)
+    frame = decode_image(H, W, 'mono16', fields['is_bigendian'], fields['step'], fields['data'])
+    np.testing.assert_array_equal(frame.pixels, mm)
+
+
 @pytest.mark.parametrize('pixels,encoding', [
     (np.zeros((H, W), np.float64), '32FC1'),
+    (np.zeros((H, W), np.int32), '16UC1'),
+    (np.zeros((H, W, 1), np.uint16), '16UC1'),
     (np.zeros((H, W, 1), np.float32), '32FC1'),
     (np.zeros((H, W, 3), np.float32), 'bgr8'),
     (np.zeros((H, W), np.uint8), 'bgr8'),
@@ -327,3 +412,33 @@ def test_mjpeg_inside_an_image_message_is_decoded():
     assert np.abs(to_rgb(frame).astype(int) - rgb).mean() < 4
     with pytest.raises(ImageFormatError):
         decode_image(48, 64, 'jpeg', 0, 0, b'\xff\xd8 broken')
+
+
+# ---------------------------------------------------------------- decode_compressed: hostile payloads
+
+@pytest.mark.parametrize('payload', [
+    b'P6\n100000 100000\n255\n' + bytes(30),        # a tiny header claiming 10^10 pixels
+    b'PF\n60000 60000\n-1.0\n' + bytes(12),
+])
+def test_compressed_huge_header_is_a_format_error(payload):
+    """OpenCV raises cv2.error (its pixel-count assertion) here: it must come out as
+    ImageFormatError, which the node counts as a bad frame instead of a crash."""
+    from depth_anything_ros.image_codec import decode_compressed
+    with pytest.raises(ImageFormatError, match='cannot be decoded'):
+        decode_compressed('jpeg', payload)
+
+
+@pytest.mark.parametrize('payload', [
+    b'PF\n1 1\n-1.0\n' + np.float32([0.5, 0.25, 1.0]).tobytes(),     # PFM colour
+    b'Pf\n2 1\n-1.0\n' + np.float32([0.5, 0.25]).tobytes(),           # PFM grey
+    cv2.imencode('.hdr', np.ones((2, 3, 3), np.float32))[1].tobytes(),
+])
+def test_compressed_float_image_is_a_format_error(payload):
+    """imdecode reads float formats too; labelled bgr8/mono8 they reached the 8-bit
+    preprocessing (which indexes a table with the pixels) as floats."""
+    from depth_anything_ros.image_codec import decode_compressed
+    assert cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED).dtype == np.float32
+    with pytest.raises(ImageFormatError, match='float32'):
+        decode_compressed('png', payload)
+    with pytest.raises(ImageFormatError):
+        decode_image(1, 1, 'png', 0, 0, payload)

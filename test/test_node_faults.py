@@ -53,6 +53,7 @@ def node(tiny_fixed_model):
     node = DepthNode(context=context, parameter_overrides=overrides)
     node.estimator.engine = FaultyEngine(node.estimator.engine)
     node.published = []
+    node.pub_depth.get_subscription_count = lambda: 1  # outputs are built only for listeners
     node.pub_depth.publish = lambda msg: node.published.append(
         msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
     yield node
@@ -118,3 +119,23 @@ def test_stamps_jumping_back_restart_ordering(node):
     assert wait_until(lambda: node.drops.snapshot()['out_of_order'] == 1)
     assert node.published == [100_000_000_000, 101_000_000_000, 5_000_000_000]
     assert node._order.resets == 1
+
+
+def test_view_parameters_change_at_runtime_and_fixed_ones_refuse(node):
+    result = node.set_parameters([Parameter('colormap', value='turbo'), Parameter('color_range', value='smoothed')])
+    assert all(r.successful for r in result)
+    assert (node.colorizer.colormap, node.colorizer.range_mode) == ('turbo', 'smoothed')
+    result = node.set_parameters([Parameter('temporal_smoothing', value=0.5)])
+    assert result[0].successful and node.smoother is not None and node.smoother.alpha == 0.5
+    refused = node.set_parameters([Parameter('colormap', value='rainbow')])[0]
+    assert not refused.successful and 'rainbow' in refused.reason and node.colorizer.colormap == 'turbo'
+    fixed = node.set_parameters([Parameter('workers', value=4)])[0]
+    assert not fixed.successful and 'read-only' in fixed.reason  # declared read_only: rclpy refuses
+
+
+def test_temporal_smoothing_runs_in_the_node(node):
+    node.set_parameters([Parameter('temporal_smoothing', value=0.8)])
+    for i in range(3):
+        submit(node, (200 + i) * 1_000_000_000)
+        assert wait_until(lambda: (200 + i) * 1_000_000_000 in node.published)
+    assert node.smoother.resets == 1  # only the first frame started the history

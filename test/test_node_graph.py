@@ -205,6 +205,49 @@ def test_compressed_input_jpeg_and_png(tiny_fixed_model):
         graph.stop()
 
 
+def test_metric_model_publishes_metres_millimetres_and_points(tiny_metric_model):
+    from sensor_msgs.msg import Image as ImageMsg
+    from sensor_msgs.msg import PointCloud2
+    domain = domain_for(8)
+    use_domain(domain)
+    graph = RosGraph(domain)
+    start_node(graph, tiny_metric_model, '-p', 'publish_points:=true', '-p', 'publish_depth_mm:=true',
+               '-p', 'points_decimation:=8')
+    probe = Probe(name='probe_metric', extra=(('depth/mm', ImageMsg), ('depth/points', PointCloud2)))
+    try:
+        assert probe.wait_connected() and probe.warm_up(sample_bgr(), topics=('depth', 'depth/mm', 'depth/points')), \
+            graph.text('node')
+        stamp = 1_000_000_000 * 95
+        probe.publish(sample_bgr(), 'bgr8', stamp)
+        assert probe.wait_for(lambda: all(stamp in probe.stamps(t) for t in ('depth', 'depth/mm', 'depth/points')),
+                              timeout=30), graph.text('node')
+        with probe.cond:
+            depth = next(m for m in probe.received['depth'] if m.header.stamp.sec == 95)
+            mm = next(m for m in probe.received['depth/mm'] if m.header.stamp.sec == 95)
+            cloud = next(m for m in probe.received['depth/points'] if m.header.stamp.sec == 95)
+    finally:
+        probe.close()
+        graph.stop()
+    assert 'metric depth in metres' in graph.text('node')
+    metres = np.frombuffer(depth.data, np.float32).reshape(H, W)
+    assert np.nanmax(metres) <= 20.0 and np.nanmin(metres) > 0
+    millimetres = np.frombuffer(mm.data, np.uint16).reshape(H, W)
+    assert mm.encoding == '16UC1'
+    assert np.abs(millimetres.astype(float) - metres * 1000).max() <= 0.5 + 1e-3
+    assert cloud.width == ((H + 7) // 8) * ((W + 7) // 8) and [f.name for f in cloud.fields] == ['x', 'y', 'z', 'rgb']
+    z = np.frombuffer(cloud.data, np.float32).reshape(cloud.width, 4)[:, 2]
+    assert np.allclose(np.sort(z), np.sort(metres[::8, ::8].ravel()))
+
+
+def test_points_on_a_relative_model_fail_start_up(tiny_fixed_model):
+    graph = RosGraph(domain_for(9))
+    proc = graph.start('node', graph.node_command('-p', f'model_path:={tiny_fixed_model}',
+                                                  '-p', 'publish_points:=true'))
+    assert proc.wait(timeout=60) == 1
+    graph.stop()
+    assert 'need metric depth' in graph.text('node')
+
+
 @pytest.mark.parametrize('variant', ['float_rgb', 'nv12'])
 def test_hbm_engine_on_the_simulator(tiny_fixed_model, tmp_path, variant):
     """engine: hbm in the real graph; hbm_runtime is the ONNX Runtime-backed simulator."""

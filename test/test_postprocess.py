@@ -1,10 +1,13 @@
 """Model output -> image-aligned depth (inverse of every placement), and the colorizer."""
+import threading
+
 import cv2
 import numpy as np
 import pytest
 
 from depth_anything_ros.image_codec import decode_image, image_fields
-from depth_anything_ros.postprocess import COLORMAPS, Colorizer, model_depth_2d, restore_depth
+from depth_anything_ros.postprocess import (
+    COLORMAPS, RANGE_MODES, Colorizer, model_depth_2d, restore_depth)
 from depth_anything_ros.preprocess import Placement, Rect, RgbPreprocessor
 
 from conftest import shared_data
@@ -174,7 +177,7 @@ def test_colorizer_nan_is_black():
         assert out[:, 151:].all(axis=-1).any()                 # the rest is drawn
 
 
-@pytest.mark.parametrize('range_mode', ['minmax', 'percentile'])
+@pytest.mark.parametrize('range_mode', RANGE_MODES)
 def test_colorizer_constant_and_empty_depth(range_mode):
     out = Colorizer('inferno', range_mode)(np.full((8, 9), 2.5, np.float32))
     assert out.shape == (8, 9, 3)
@@ -256,3 +259,129 @@ def test_colorizer_bad_arguments():
         Colorizer('rainbow')
     with pytest.raises(ValueError):
         Colorizer('inferno', 'median')
+    for fixed in [(1.0, 1.0), (2.0, 1.0), (np.nan, 1.0), (0.0, np.inf)]:
+        with pytest.raises(ValueError, match='fixed_range'):
+            Colorizer('inferno', 'fixed', fixed_range=fixed)
+    for smoothing in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match='smoothing'):
+            Colorizer('inferno', 'smoothed', smoothing=smoothing)
+    with pytest.raises(ValueError, match='percentiles'):
+        Colorizer('inferno', 'percentile', (98.0, 2.0))
+
+
+def test_colorizer_positional_arguments_unchanged():
+    """The node builds Colorizer(colormap, color_range): the first two stay positional."""
+    c = Colorizer('gray', 'minmax')
+    assert (c.colormap, c.range_mode, c.percentiles) == ('gray', 'minmax', (2.0, 98.0))
+
+
+# ---------------------------------------------------------------- colorizer: fixed and smoothed ranges
+
+@pytest.mark.parametrize('colormap', sorted(COLORMAPS))
+def test_colorizer_fixed_range_ends_and_clipping(colormap):
+    lut = colormap_lut(colormap)
+    values = np.array([[1.0, 3.0, 0.5, -1e30, 5.0, 1e30, 2.0]], np.float32)
+    out = Colorizer(colormap, 'fixed', fixed_range=(1.0, 3.0))(values)[0].astype(int)
+    np.testing.assert_array_equal(out[0], lut[0])       # min -> first colormap entry
+    np.testing.assert_array_equal(out[1], lut[255])     # max -> last
+    for i in (2, 3):
+        np.testing.assert_array_equal(out[i], lut[0])   # below clips to the first
+    for i in (4, 5):
+        np.testing.assert_array_equal(out[i], lut[255])  # above clips to the last
+    assert any(np.array_equal(out[6], lut[level]) for level in (127, 128))
+
+
+def test_colorizer_fixed_range_ignores_the_frame():
+    """Unlike per-frame ranges, the same value keeps its colour whatever else is in view."""
+    a = ramp()
+    b = a.copy()
+    b[:, :50] = 10.0                                      # a far-out object enters
+    fixed = Colorizer('gray', 'fixed', fixed_range=(0.5, 3.0))
+    np.testing.assert_array_equal(fixed(a)[:, 50:], fixed(b)[:, 50:])
+    minmax = Colorizer('gray', 'minmax')
+    assert np.abs(minmax(a)[:, 50:].astype(int) - minmax(b)[:, 50:]).mean() > 50
+    assert fixed.value_range(b) == (0.5, 3.0)
+
+
+def linear_frame(lo, hi):
+    """10001 evenly spaced values: the 2nd and 98th percentiles are lo + 0.02 and 0.98 of the span."""
+    return np.linspace(lo, hi, 10001, dtype=np.float64).astype(np.float32)[None, :]
+
+
+def test_colorizer_smoothed_range_is_an_ema():
+    c = Colorizer('gray', 'smoothed', smoothing=0.9)
+    a, b = linear_frame(0.0, 10.0), linear_frame(100.0, 110.0)
+    # frame 1 initializes: the percentile range of a, (0.2, 9.8)
+    assert c.value_range(a) == pytest.approx((0.2, 9.8), abs=1e-5)
+    # frame 2: 0.9 * (0.2, 9.8) + 0.1 * (100.2, 109.8)
+    assert c.value_range(b) == pytest.approx((10.2, 19.8), abs=1e-4)
+    # frame 3: 0.9 * (10.2, 19.8) + 0.1 * (100.2, 109.8)
+    assert c.value_range(b) == pytest.approx((19.2, 28.8), abs=1e-4)
+    # it keeps moving toward b's range without overshooting
+    for _ in range(200):
+        lo, hi = c.value_range(b)
+    assert (lo, hi) == pytest.approx((100.2, 109.8), abs=1e-3)
+    # frame_range has no state; reset() starts over
+    assert c.frame_range(a) == pytest.approx((0.2, 9.8), abs=1e-5)
+    c.reset()
+    assert c.value_range(a) == pytest.approx((0.2, 9.8), abs=1e-5)
+
+
+def test_colorizer_smoothed_keeps_state_on_an_empty_frame():
+    c = Colorizer('gray', 'smoothed', smoothing=0.5)
+    assert c.value_range(np.full((4, 4), np.nan, np.float32)) == (0.0, 1.0)   # nothing known yet
+    first = c.value_range(linear_frame(0.0, 10.0))
+    assert c.value_range(np.full((4, 4), np.nan, np.float32)) == first
+    assert np.all(c(np.full((4, 4), np.nan, np.float32)) == 0)
+
+
+def test_colorizer_smoothed_changes_colours_less_on_a_jump():
+    """A bright object entering the view stretches a per-frame range and recolours the rest
+    of the scene; the smoothed range moves only 10 % of the way on the first frame."""
+    a = ramp(100, 200)
+    b = a.copy()
+    b[:, :20] = 6.0                                       # 10 % of the view, twice as far as the rest
+    rest = (slice(None), slice(20, None))
+
+    def change(colorizer):
+        before = colorizer(a)[rest][:, :, 0].astype(int)
+        after = colorizer(b)[rest][:, :, 0].astype(int)
+        return np.abs(after - before).mean()
+
+    smoothed = change(Colorizer('gray', 'smoothed', smoothing=0.9))
+    minmax = change(Colorizer('gray', 'minmax'))
+    percentile = change(Colorizer('gray', 'percentile'))
+    # measured: smoothed 17 grey levels, minmax 86, percentile 88
+    assert minmax > 50 and percentile > 50
+    assert smoothed < 0.3 * minmax, (smoothed, minmax)
+    assert smoothed < 0.3 * percentile, (smoothed, percentile)
+
+
+def test_colorizer_smoothed_is_thread_safe():
+    """4 threads x 50 frames with different ranges: nothing raises, and the state is an EMA
+    of the ranges seen (a convex combination stays inside their hull)."""
+    c = Colorizer('inferno', 'smoothed', smoothing=0.8)
+    frames = [linear_frame(10.0 * i, 10.0 * i + 5.0) for i in range(4)]
+    ranges = [c.frame_range(f) for f in frames]
+    errors, start = [], threading.Barrier(4)
+
+    def work(i):
+        try:
+            start.wait()
+            for _ in range(50):
+                out = c(frames[i])
+                assert out.shape == (1, 10001, 3) and out.dtype == np.uint8
+        except Exception as e:      # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    lo, hi = c._smoothed
+    assert min(r[0] for r in ranges) - 1e-6 <= lo <= max(r[0] for r in ranges) + 1e-6
+    assert min(r[1] for r in ranges) - 1e-6 <= hi <= max(r[1] for r in ranges) + 1e-6
+    # every frame spans 4.8 between its percentiles; any EMA of them spans the same
+    assert hi - lo == pytest.approx(4.8, abs=1e-3)

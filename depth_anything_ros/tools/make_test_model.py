@@ -23,6 +23,8 @@ def add_arguments(parser):
     shape.add_argument('--dynamic', action='store_true', help='dynamic input height and width')
     parser.add_argument('--tiny', action='store_true', help='tiny variant of the same architecture (fast tests)')
     parser.add_argument('--seed', type=int, default=0, help='weight seed')
+    parser.add_argument('--metric', type=float, metavar='MAX_M',
+                        help='metric head (sigmoid x MAX_M metres) instead of relative inverse depth')
 
 
 def run(args) -> int:
@@ -32,7 +34,8 @@ def run(args) -> int:
         raise CliError(f"--out '{args.out}' must end in .onnx")
     from ..test_models import make_test_model
     try:
-        path = make_test_model(args.out, size_hw=size, tiny=args.tiny, seed=args.seed)
+        path = make_test_model(args.out, size_hw=size, tiny=args.tiny, seed=args.seed,
+                               metric_max_depth=args.metric)
     except ImportError as exc:
         raise CliError(f'{exc}: building test models needs torch and transformers '
                        "(pip install '.[test-models]')") from exc
