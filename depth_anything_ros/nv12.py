@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .engines import EngineError
-from .image_codec import Frame, to_rgb
+from .image_codec import Frame, resize_nv12_into, rgb_to_nv12, to_rgb
 from .preprocess import IMAGENET_MEAN, RESIZE_MODES, Placement, Rect, place
 
 # Bilinear for both planes: bicubic on uint8 chroma rings into colour fringes
@@ -43,16 +43,6 @@ def nv12_input_kind(inputs) -> str | None:
     if len(inputs) == 1 and channels == [1]:
         return 'packed'
     return None
-
-
-def _rgb_to_nv12(rgb: np.ndarray) -> tuple:
-    """HxWx3 RGB (even H, W) -> (Y HxW, UV (H/2)x(W/2)x2): OpenCV's I420 with U and V interleaved."""
-    h, w = rgb.shape[:2]
-    flat = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).reshape(-1)
-    n = h * w
-    u = flat[n:n + n // 4].reshape(h // 2, w // 2)
-    v = flat[n + n // 4:].reshape(h // 2, w // 2)
-    return flat[:n].reshape(h, w), np.stack([u, v], axis=-1)
 
 
 def _mean_color_yuv() -> tuple:
@@ -134,20 +124,16 @@ class Nv12Preprocessor:
         y_dst = y[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width]
         uv_dst = uv[dst.y // 2:(dst.y + dst.height) // 2, dst.x // 2:(dst.x + dst.width) // 2]
         if frame.encoding in ('nv12', 'nv21'):
-            fh, fw = frame.height, frame.width
-            y_src = frame.pixels[:fh][src.y:src.y + src.height, src.x:src.x + src.width]
-            uv_plane = frame.pixels[fh:fh * 3 // 2].reshape(fh // 2, fw // 2, 2)
-            uv_src = uv_plane[src.y // 2:(src.y + src.height) // 2,
-                              src.x // 2:(src.x + src.width) // 2]
-            _resize_into(y_src, y_dst)
-            _resize_into(uv_src, uv_dst)
+            resize_nv12_into(frame, src.x, src.y, src.width, src.height, y_dst, uv_dst)
             if frame.encoding == 'nv21':
                 uv_dst[:] = uv_dst[..., ::-1].copy()
         else:
             rgb = to_rgb(frame)[src.y:src.y + src.height, src.x:src.x + src.width]
             rgb = cv2.resize(np.ascontiguousarray(rgb), (dst.width, dst.height),
                              interpolation=INTERPOLATION)
-            y_dst[:], uv_dst[:] = _rgb_to_nv12(rgb)
+            nv12 = rgb_to_nv12(rgb)
+            y_dst[:] = nv12[:dst.height]
+            uv_dst[:] = nv12[dst.height:].reshape(dst.height // 2, dst.width // 2, 2)
         return self._feeds(y, uv), p
 
     def _feeds(self, y: np.ndarray, uv: np.ndarray) -> dict:
@@ -164,10 +150,3 @@ def _as_input(hwc: np.ndarray, spec) -> np.ndarray:
     return np.ascontiguousarray(chw_or_hwc)[None]
 
 
-def _resize_into(src: np.ndarray, dst: np.ndarray) -> None:
-    """Resample `src` into the view `dst`; a plain copy when the sizes match."""
-    if src.shape[:2] == dst.shape[:2]:
-        dst[:] = src
-        return
-    # Views of a frame (padded rows, interleaved UV) are valid OpenCV Mats: no copy.
-    dst[:] = cv2.resize(src, (dst.shape[1], dst.shape[0]), interpolation=INTERPOLATION).reshape(dst.shape)

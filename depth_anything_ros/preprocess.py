@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .image_codec import Frame, to_rgb
+from .image_codec import Frame, resize_nv12_into, to_rgb
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -89,6 +89,9 @@ _RGB_CHANNELS = {'rgb8': (0, 1, 2), 'rgba8': (0, 1, 2), 'bgr8': (2, 1, 0), 'bgra
                  'mono8': (0, 0, 0)}
 
 
+_NV12_TO_RGB = {'nv12': cv2.COLOR_YUV2RGB_NV12, 'nv21': cv2.COLOR_YUV2RGB_NV21}
+
+
 class RgbPreprocessor:
     """Frames -> float32 RGB tensor (NCHW or NHWC) for one model input.
 
@@ -121,11 +124,8 @@ class RgbPreprocessor:
         """Return (tensor with batch axis, Placement)."""
         placement = place((frame.height, frame.width), self.canvas_hw,
                           self.resize_mode, self.input_size)
-        pixels, channels = ((frame.pixels, _RGB_CHANNELS[frame.encoding])
-                            if frame.encoding in _RGB_CHANNELS else (to_rgb(frame), (0, 1, 2)))
-        src, dst = placement.source, placement.target
-        crop = pixels[src.y:src.y + src.height, src.x:src.x + src.width]
-        small = cv2.resize(crop, (dst.width, dst.height), interpolation=cv2.INTER_CUBIC)
+        small, channels = _resized(frame, placement.source, placement.target)
+        dst = placement.target
         if small.ndim == 2:
             small = small[:, :, None]
         h, w = placement.canvas_hw
@@ -141,6 +141,22 @@ class RgbPreprocessor:
             out = tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)]
             out[...] = self._tables[c][small[:, :, source]]
         return tensor, placement
+
+
+def _resized(frame: Frame, src: Rect, dst: Rect) -> tuple:
+    """The source rectangle at the target size, and where R, G, B are in its channels."""
+    if frame.encoding in _RGB_CHANNELS:
+        crop = frame.pixels[src.y:src.y + src.height, src.x:src.x + src.width]
+        return cv2.resize(crop, (dst.width, dst.height), interpolation=cv2.INTER_CUBIC), \
+            _RGB_CHANNELS[frame.encoding]
+    if frame.encoding in _NV12_TO_RGB and not (src.x | src.y | src.width | src.height | dst.width | dst.height) % 2:
+        # NV12 camera: resize the planes, convert colour at model size (~5x less CPU at 1080p).
+        small = np.empty((dst.height * 3 // 2, dst.width), np.uint8)
+        uv = small[dst.height:].reshape(dst.height // 2, dst.width // 2, 2)
+        resize_nv12_into(frame, src.x, src.y, src.width, src.height, small[:dst.height], uv)
+        return cv2.cvtColor(small, _NV12_TO_RGB[frame.encoding]), (0, 1, 2)
+    crop = to_rgb(frame)[src.y:src.y + src.height, src.x:src.x + src.width]
+    return cv2.resize(crop, (dst.width, dst.height), interpolation=cv2.INTER_CUBIC), (0, 1, 2)
 
 
 def _pixel_zscore(rgb: np.ndarray) -> np.ndarray:

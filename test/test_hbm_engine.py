@@ -267,12 +267,13 @@ def test_preprocessor_choice_follows_the_inputs(hbm, tmp_path, small_model):
 
 
 def test_nv12_plane_resize_matches_reference(image):
+    """Luma bicubic (as the RGB recipe), chroma bilinear (bicubic rings into colour fringes)."""
     frame = nv12_frame(image)
     pre = Nv12Preprocessor(nv12_specs(518, 686), 'stretch')
     feeds, placement = pre(frame)
     y, uv = planes(feeds)
     src_y, src_uv = frame.pixels[:720], frame.pixels[720:].reshape(360, 640, 2)
-    np.testing.assert_array_equal(y, cv2.resize(src_y, (686, 518), interpolation=cv2.INTER_LINEAR))
+    np.testing.assert_array_equal(y, cv2.resize(src_y, (686, 518), interpolation=cv2.INTER_CUBIC))
     np.testing.assert_array_equal(uv, cv2.resize(src_uv, (343, 259), interpolation=cv2.INTER_LINEAR))
     assert feeds['y'].shape == (1, 518, 686, 1) and feeds['uv'].shape == (1, 259, 343, 2)
     assert placement.target.width == 686 and placement.source.width == 1280
@@ -286,7 +287,7 @@ def test_nv12_letterbox_is_even_aligned_and_padded_with_the_mean_colour(image):
     y, uv = planes(feeds)
     src_y, src_uv = frame.pixels[:700], frame.pixels[700:].reshape(350, 640, 2)
     np.testing.assert_array_equal(y[t.y:t.y + t.height],
-                                  cv2.resize(src_y, (t.width, t.height), interpolation=cv2.INTER_LINEAR))
+                                  cv2.resize(src_y, (t.width, t.height), interpolation=cv2.INTER_CUBIC))
     np.testing.assert_array_equal(uv[t.y // 2:(t.y + t.height) // 2],
                                   cv2.resize(src_uv, (t.width // 2, t.height // 2),
                                              interpolation=cv2.INTER_LINEAR))
@@ -303,7 +304,7 @@ def test_nv12_crop_cuts_chroma_at_even_positions(image):
     assert p.source == Rect(162, 0, 956, 720)
     src_y = nv12_frame(image).pixels[:720, 162:162 + 956]
     np.testing.assert_array_equal(planes(feeds)[0],
-                                  cv2.resize(src_y, (686, 518), interpolation=cv2.INTER_LINEAR))
+                                  cv2.resize(src_y, (686, 518), interpolation=cv2.INTER_CUBIC))
 
 
 def test_rgb_frames_are_resized_then_converted_to_nv12(image):
