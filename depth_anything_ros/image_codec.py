@@ -206,6 +206,24 @@ def encode_bgr(bgr: np.ndarray, encoding: str) -> dict:
     return fields
 
 
+_BUFFER_LAYOUT = {'32FC1': (np.float32, 1), '16UC1': (np.uint16, 1), 'bgr8': (np.uint8, 3)}
+
+
+def image_buffer(height: int, width: int, encoding: str) -> tuple:
+    """(message fields, writable HxW[xC] array) sharing one array.array('B').
+
+    Write the image into the array, then publish the fields: no copy of the
+    pixels between the computation and the message (a 1080p 32FC1 copy is ~1 ms)."""
+    dtype, channels = _BUFFER_LAYOUT[encoding]
+    step = width * channels * np.dtype(dtype).itemsize
+    data = array.array('B', [0]) * (step * height)
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    view = np.frombuffer(data, dtype).reshape(shape)
+    fields = {'height': height, 'width': width, 'encoding': encoding, 'is_bigendian': 0,
+              'step': step, 'data': data}
+    return fields, view
+
+
 def image_fields(pixels: np.ndarray, encoding: str) -> dict:
     """Message fields for an array already in `encoding`'s layout (32FC1: HxW float32;
     16UC1: HxW uint16, e.g. REP 118 millimetres). Multi-byte data is written little-endian."""

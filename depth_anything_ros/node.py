@@ -18,7 +18,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 from std_msgs.msg import Header
 
 from .engines import EngineError, open_engine
-from .image_codec import Frame, ImageFormatError, decode_compressed, decode_image, image_fields, to_rgb
+from .image_codec import (Frame, ImageFormatError, decode_compressed, decode_image, image_buffer, image_fields,
+                          to_rgb)
 from .model_zoo import guess_depth_type
 from .params import PARAMS, ConfigError, validate
 from .pipeline import BadOutputError, DepthEstimator
@@ -184,12 +185,13 @@ class DepthNode(Node):
 
     # -- work (on worker threads) -------------------------------------------
     def _process(self, job: Job):
-        result = self.estimator.estimate(job.frame, self.smoother)
+        # Depth and colorized images are computed straight into their messages' buffers.
+        depth_fields, depth_buffer = image_buffer(job.frame.height, job.frame.width, '32FC1')
+        result = self.estimator.estimate(job.frame, self.smoother, out=depth_buffer)
         self.latency.add(result.timings['inference'])
-        depth = result.depth
         if self.depth_type == 'metric' and self.max_depth:
-            depth = invalid_to_nan(depth, self.max_depth)
-        outputs = self._outputs(job, depth, result)
+            depth_buffer[...] = invalid_to_nan(depth_buffer, self.max_depth)
+        outputs = self._outputs(job, depth_fields, result)
         stamp_ns = job.header.stamp.sec * 1_000_000_000 + job.header.stamp.nanosec
         with self._publish_lock:
             if self._closing or self.pool.abandoned():  # a timed-out call: already counted
@@ -208,17 +210,19 @@ class DepthNode(Node):
                 self.pub_info.publish(self._camera_info)
         self.output_rate.tick()
 
-    def _outputs(self, job: Job, depth, result) -> list:
+    def _outputs(self, job: Job, depth_fields: dict, result) -> list:
         """(publisher, message) for every output someone listens to."""
         wanted = [p for p in self.outputs if p.get_subscription_count()]
+        depth = result.depth
         outputs = []
         if self.pub_depth in wanted:
-            outputs.append((self.pub_depth, self._image_msg(job.header, depth, '32FC1')))
+            outputs.append((self.pub_depth, self._image_msg(job.header, depth_fields)))
         if self.pub_color in wanted:
-            outputs.append((self.pub_color, self._image_msg(
-                job.header, self.colorizer(result.model_depth, result.placement), 'bgr8')))
+            color_fields, color_buffer = image_buffer(depth.shape[0], depth.shape[1], 'bgr8')
+            self.colorizer(result.model_depth, result.placement, out=color_buffer)
+            outputs.append((self.pub_color, self._image_msg(job.header, color_fields)))
         if self.pub_mm in wanted:
-            outputs.append((self.pub_mm, self._image_msg(job.header, to_millimetres(depth), '16UC1')))
+            outputs.append((self.pub_mm, self._image_msg(job.header, image_fields(to_millimetres(depth), '16UC1'))))
         info = self._camera_info
         if self.pub_points in wanted and info is not None:
             outputs.append((self.pub_points, self._points_msg(job, depth, info)))
@@ -239,10 +243,10 @@ class DepthNode(Node):
         return msg
 
     @staticmethod
-    def _image_msg(header, pixels, encoding) -> Image:
+    def _image_msg(header, fields: dict) -> Image:
         msg = Image()
         msg.header = header
-        for name, value in image_fields(pixels, encoding).items():
+        for name, value in fields.items():
             setattr(msg, name, value)
         return msg
 

@@ -55,9 +55,10 @@ class DepthEstimator:
         self.input_name = self.input_names[0] if self.input_names else None  # single-input callers
         self.preprocess = make_preprocessor(engine, resize_mode, input_size, normalization)
 
-    def estimate(self, frame: Frame, refine=None) -> DepthResult:
+    def estimate(self, frame: Frame, refine=None, out: np.ndarray | None = None) -> DepthResult:
         """Depth for `frame`; `refine(model_depth, placement)`, if given, runs on the
-        model-resolution map before it is mapped back (cheap there: temporal smoothing)."""
+        model-resolution map before it is mapped back (cheap there: temporal smoothing).
+        `out`: a frame-sized float32 array (a message buffer) to write the depth into."""
         t0 = time.perf_counter()
         feeds, placement = self.preprocess(frame)
         t1 = time.perf_counter()
@@ -66,7 +67,7 @@ class DepthEstimator:
         model_depth = checked_depth(output, placement.canvas_hw)
         if refine is not None:
             model_depth = refine(model_depth, placement)
-        depth = restore_depth(model_depth, placement)
+        depth = restore_depth(model_depth, placement, out)
         t3 = time.perf_counter()
         return DepthResult(depth, model_depth, placement,
                            {'preprocess': t1 - t0, 'inference': t2 - t1, 'postprocess': t3 - t2})

@@ -24,12 +24,13 @@ def model_depth_2d(output: np.ndarray) -> np.ndarray:
     return depth.astype(np.float32, copy=False)
 
 
-def restore_depth(depth: np.ndarray, placement: Placement) -> np.ndarray:
-    """Depth at every input-image pixel (bilinear); NaN where the model never saw the image."""
-    return to_image(depth, placement, np.nan)
+def restore_depth(depth: np.ndarray, placement: Placement, out: np.ndarray | None = None) -> np.ndarray:
+    """Depth at every input-image pixel (bilinear); NaN where the model never saw the image.
+    `out`: an image-sized float32 array to write into (a message buffer)."""
+    return to_image(depth, placement, np.nan, out)
 
 
-def to_image(model_image: np.ndarray, placement: Placement, fill) -> np.ndarray:
+def to_image(model_image: np.ndarray, placement: Placement, fill, out: np.ndarray | None = None) -> np.ndarray:
     """Map a model-resolution array back onto the input image, `fill` outside the source.
 
     The exact inverse of the forward resize: both use OpenCV's pixel-centre
@@ -39,12 +40,14 @@ def to_image(model_image: np.ndarray, placement: Placement, fill) -> np.ndarray:
     """
     src, dst = placement.source, placement.target
     content = model_image[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width]
-    restored = cv2.resize(content, (src.width, src.height), interpolation=cv2.INTER_LINEAR)
     h, w = placement.image_hw
     if (src.width, src.height) == (w, h):
-        return restored
-    out = np.full((h, w), fill, model_image.dtype)
-    out[src.y:src.y + src.height, src.x:src.x + src.width] = restored
+        return cv2.resize(content, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
+    if out is None:
+        out = np.empty((h, w), model_image.dtype)
+    out[...] = fill
+    out[src.y:src.y + src.height, src.x:src.x + src.width] = cv2.resize(
+        content, (src.width, src.height), interpolation=cv2.INTER_LINEAR)
     return out
 
 
@@ -131,7 +134,8 @@ class Colorizer:
         with self._lock:
             self._smoothed = None
 
-    def __call__(self, model_depth: np.ndarray, placement: Placement | None = None) -> np.ndarray:
+    def __call__(self, model_depth: np.ndarray, placement: Placement | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
         """Colorize `model_depth`, mapped onto the input image when `placement` is given."""
         # The range from the pixels that show the image: letterbox padding is not depth.
         dst = None if placement is None else placement.target
@@ -150,7 +154,8 @@ class Colorizer:
             black = _outside(placement) if black is None else \
                 to_image(invalid.view(np.uint8), placement, 1).astype(bool)
         cmap = COLORMAPS[self.colormap]
-        bgr = cv2.cvtColor(gray8, cv2.COLOR_GRAY2BGR) if cmap is None else cv2.applyColorMap(gray8, cmap)
+        bgr = cv2.cvtColor(gray8, cv2.COLOR_GRAY2BGR, dst=out) if cmap is None \
+            else cv2.applyColorMap(gray8, cmap, dst=out)
         if black is not None:
             bgr[black] = 0
         return bgr

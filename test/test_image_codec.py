@@ -442,3 +442,15 @@ def test_compressed_float_image_is_a_format_error(payload):
         decode_compressed('png', payload)
     with pytest.raises(ImageFormatError):
         decode_image(1, 1, 'png', 0, 0, payload)
+
+
+@pytest.mark.parametrize('encoding, dtype, shape', [('32FC1', np.float32, (5, 7)), ('bgr8', np.uint8, (5, 7, 3)),
+                                                     ('16UC1', np.uint16, (5, 7))])
+def test_image_buffer_shares_memory_with_the_message_data(encoding, dtype, shape):
+    from depth_anything_ros.image_codec import image_buffer
+    fields, view = image_buffer(5, 7, encoding)
+    assert view.shape == shape and view.dtype == dtype and isinstance(fields['data'], array.array)
+    view[...] = np.arange(view.size, dtype=dtype).reshape(shape)
+    back = np.frombuffer(fields['data'], dtype).reshape(shape)
+    np.testing.assert_array_equal(back, view)
+    assert fields['step'] * fields['height'] == len(fields['data'])
