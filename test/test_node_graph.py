@@ -1,4 +1,5 @@
 """The node in a real ROS 2 graph: separate processes talking over Fast DDS."""
+import contextlib
 import os
 import signal
 import time
@@ -25,6 +26,21 @@ def sample_bgr(w=W, h=H) -> np.ndarray:
     return cv2.resize(cv2.imread(SAMPLE_IMAGE), (w, h))
 
 
+@contextlib.contextmanager
+def node_and_probe(model: str, offset: int, *params, extra_env=None, **probe_args):
+    """A depth node in a domain of its own, and a probe beside it; both stopped after."""
+    domain = domain_for(offset)
+    use_domain(domain)
+    graph = RosGraph(domain, extra_env=extra_env)
+    start_node(graph, model, *params)
+    probe = Probe(**probe_args)
+    try:
+        yield graph, probe
+    finally:
+        probe.close()
+        graph.stop()
+
+
 def start_node(graph: RosGraph, model: str, *params) -> None:
     args = ['-p', f'model_path:={model}', '-p', 'diagnostics_period:=0.5', *params]
     graph.start('node', graph.node_command(*args))
@@ -33,15 +49,9 @@ def start_node(graph: RosGraph, model: str, *params) -> None:
 @pytest.fixture(scope='module')
 def live(tiny_fixed_model):
     """A depth node (Humble-style field checks on) and a probe in one fresh domain."""
-    domain = domain_for(1)
-    use_domain(domain)
-    graph = RosGraph(domain, extra_env={'ROS_PYTHON_CHECK_FIELDS': '1'})
-    start_node(graph, tiny_fixed_model)
-    probe = Probe()
-    assert probe.wait_connected() and probe.warm_up(sample_bgr()), f'node never answered:\n{graph.text("node")}'
-    yield graph, probe
-    probe.close()
-    graph.stop()
+    with node_and_probe(tiny_fixed_model, 1, extra_env={'ROS_PYTHON_CHECK_FIELDS': '1'}) as (graph, probe):
+        assert probe.wait_connected() and probe.warm_up(sample_bgr()), f'node never answered:\n{graph.text("node")}'
+        yield graph, probe
 
 
 def test_depth_and_colorized_for_each_encoding(live):
@@ -136,12 +146,7 @@ def test_flood_of_10000_frames_keeps_memory_and_threads_flat(live):
 
 
 def test_sigint_mid_inference_exits_zero_quickly(tiny_fixed_model):
-    domain = domain_for(2)
-    use_domain(domain)
-    graph = RosGraph(domain)
-    start_node(graph, tiny_fixed_model)
-    probe = Probe(name='probe_sigint')
-    try:
+    with node_and_probe(tiny_fixed_model, 2, name='probe_sigint') as (graph, probe):
         assert probe.wait_connected() and probe.warm_up(sample_bgr()), graph.text('node')
         for i in range(5):
             probe.publish(sample_bgr(1280, 720), 'bgr8', 1_000_000_000 * (50 + i))
@@ -153,20 +158,12 @@ def test_sigint_mid_inference_exits_zero_quickly(tiny_fixed_model):
         node.send_signal(signal.SIGINT)
         code = node.wait(timeout=10)
         elapsed = time.monotonic() - start
-    finally:
-        probe.close()
-        graph.stop()
     assert code == 0, graph.text('node')
     assert elapsed < 5.0
 
 
 def test_no_inference_without_subscribers(tiny_fixed_model):
-    domain = domain_for(3)
-    use_domain(domain)
-    graph = RosGraph(domain)
-    start_node(graph, tiny_fixed_model)
-    probe = Probe(subscribe_outputs=False, name='probe_nosub')
-    try:
+    with node_and_probe(tiny_fixed_model, 3, subscribe_outputs=False, name='probe_nosub') as (graph, probe):
         assert probe.wait_connected(outputs=False), graph.text('node')
         def dropped():
             return int(probe.latest_diagnostics().get('drops_no_subscribers', 0))
@@ -176,18 +173,11 @@ def test_no_inference_without_subscribers(tiny_fixed_model):
                 break
         assert dropped() >= 5
         assert probe.latest_diagnostics()['inference_latency_p50_ms'] == 'nan'
-    finally:
-        probe.close()
-        graph.stop()
 
 
 def test_compressed_input_jpeg_and_png(tiny_fixed_model):
-    domain = domain_for(5)
-    use_domain(domain)
-    graph = RosGraph(domain)
-    start_node(graph, tiny_fixed_model, '-p', 'input_transport:=compressed')
-    probe = Probe(name='probe_compressed', compressed=True)
-    try:
+    with node_and_probe(tiny_fixed_model, 5, '-p', 'input_transport:=compressed',
+                        name='probe_compressed', compressed=True) as (graph, probe):
         bgr = sample_bgr()
         assert probe.wait_connected() and probe.warm_up(bgr), graph.text('node')
         probe.publish_compressed(b'not an image', 'jpeg', 1_000_000_000 * 80)
@@ -200,21 +190,14 @@ def test_compressed_input_jpeg_and_png(tiny_fixed_model):
             depth = probe.received['depth'][-1]
         assert (depth.width, depth.height) == (W, H)
         assert probe.wait_for(lambda: int(probe.latest_diagnostics().get('drops_bad_input', 0)) >= 1, timeout=5)
-    finally:
-        probe.close()
-        graph.stop()
 
 
 def test_metric_model_publishes_metres_millimetres_and_points(tiny_metric_model):
     from sensor_msgs.msg import Image as ImageMsg
     from sensor_msgs.msg import PointCloud2
-    domain = domain_for(8)
-    use_domain(domain)
-    graph = RosGraph(domain)
-    start_node(graph, tiny_metric_model, '-p', 'publish_points:=true', '-p', 'publish_depth_mm:=true',
-               '-p', 'points_decimation:=8')
-    probe = Probe(name='probe_metric', extra=(('depth/mm', ImageMsg), ('depth/points', PointCloud2)))
-    try:
+    extra = (('depth/mm', ImageMsg), ('depth/points', PointCloud2))
+    with node_and_probe(tiny_metric_model, 8, '-p', 'publish_points:=true', '-p', 'publish_depth_mm:=true',
+                        '-p', 'points_decimation:=8', name='probe_metric', extra=extra) as (graph, probe):
         assert probe.wait_connected() and probe.warm_up(sample_bgr(), topics=('depth', 'depth/mm', 'depth/points')), \
             graph.text('node')
         stamp = 1_000_000_000 * 95
@@ -225,9 +208,6 @@ def test_metric_model_publishes_metres_millimetres_and_points(tiny_metric_model)
             depth = next(m for m in probe.received['depth'] if m.header.stamp.sec == 95)
             mm = next(m for m in probe.received['depth/mm'] if m.header.stamp.sec == 95)
             cloud = next(m for m in probe.received['depth/points'] if m.header.stamp.sec == 95)
-    finally:
-        probe.close()
-        graph.stop()
     assert 'metric depth in metres' in graph.text('node')
     metres = np.frombuffer(depth.data, np.float32).reshape(H, W)
     assert np.nanmax(metres) <= 20.0 and np.nanmin(metres) > 0
@@ -258,13 +238,9 @@ def test_hbm_engine_on_the_simulator(tiny_fixed_model, tmp_path, variant):
     spec.loader.exec_module(sim)
     model = str(tmp_path / f'{variant}.hbm')
     sim.write_sim_model(model, tiny_fixed_model, variant)
-    domain = domain_for(6)
-    use_domain(domain)
     pythonpath = os.pathsep.join(filter(None, [sim_dir, os.environ.get('PYTHONPATH')]))
-    graph = RosGraph(domain, extra_env={'PYTHONPATH': pythonpath})
-    start_node(graph, model, '-p', 'engine:=hbm', '-p', 'bpu_priority:=200')
-    probe = Probe(name=f'probe_hbm_{variant}')
-    try:
+    with node_and_probe(model, 6, '-p', 'engine:=hbm', '-p', 'bpu_priority:=200',
+                        extra_env={'PYTHONPATH': pythonpath}, name=f'probe_hbm_{variant}') as (graph, probe):
         assert probe.wait_connected() and probe.warm_up(sample_bgr()), graph.text('node')
         stamp = 1_000_000_000 * 90
         probe.publish(sample_bgr(), 'nv12', stamp)
@@ -274,9 +250,6 @@ def test_hbm_engine_on_the_simulator(tiny_fixed_model, tmp_path, variant):
         values = np.frombuffer(depth.data, np.float32)
         assert (depth.width, depth.height) == (W, H) and np.isfinite(values).all() and values.std() > 0
         assert "hbm '" in graph.text('node')
-    finally:
-        probe.close()
-        graph.stop()
 
 
 @pytest.mark.parametrize('params, expected', [

@@ -21,6 +21,10 @@ def add_arguments(parser):
     parser.add_argument('--workers', type=int, default=2, help='node workers for the graph run')
     parser.add_argument('--seconds', type=float, default=30.0, help='graph run length')
     parser.add_argument('--resize-mode', default='letterbox')
+    parser.add_argument('--intra-op-threads', type=int, default=0,
+                        help="ONNX Runtime threads per call; 0: the node's default (CPU cores / workers)")
+    parser.add_argument('--camera-rate', type=float, default=10.0,
+                        help='graph run: camera frames/s (keep it above what the model does)')
 
 
 def _sample_frame(size: str, encoding: str):
@@ -94,15 +98,17 @@ def engine_throughput(engine, feeds: dict, threads: int, frames: int) -> dict:
             'latency_ms': float(np.mean(latencies)) * 1e3, 'fps': frames / total}
 
 
-def graph_fps(model: str, workers: int, seconds: float, resize_mode: str) -> float:
+def graph_fps(model: str, workers: int, seconds: float, resize_mode: str, intra_op_threads: int,
+              camera_rate: float) -> float:
     """Depth frames/s arriving at a sink, camera publishing faster than the model runs."""
     import re
 
     from ..graph import RosGraph
     with RosGraph() as graph:
         graph.start('node', graph.node_command('-p', f'model_path:={model}', '-p', f'workers:={workers}',
-                                               '-p', f'resize_mode:={resize_mode}'))
-        graph.start('camera', graph.cli_command('camera', '--rate', '30', '--size', '640x480'))
+                                               '-p', f'resize_mode:={resize_mode}',
+                                               '-p', f'intra_op_threads:={intra_op_threads}'))
+        graph.start('camera', graph.cli_command('camera', '--rate', str(camera_rate), '--size', '640x480'))
         sink = graph.start('sink', graph.cli_command('sink', '--seconds', str(seconds)))
         sink.wait(timeout=seconds + 120)
         graph.stop()
@@ -112,9 +118,11 @@ def graph_fps(model: str, workers: int, seconds: float, resize_mode: str) -> flo
 
 def run(args) -> int:
     from ..engines import open_engine
+    from ..node import default_intra_op_threads
     from ..pipeline import DepthEstimator
     what = set(args.what.split(','))
-    engine = open_engine(args.model, args.engine)
+    threads = args.intra_op_threads or default_intra_op_threads(args.workers)
+    engine = open_engine(args.model, args.engine, intra_op_threads=threads)
     estimator = DepthEstimator(engine, args.resize_mode)
     print(f'model: {engine.describe()}')
     if 'stages' in what:
@@ -136,7 +144,9 @@ def run(args) -> int:
     if 'graph' in what:
         bare = engine_throughput(engine, feeds, args.workers, args.frames)['fps']
         engine.close()
-        end_to_end = graph_fps(args.model, args.workers, args.seconds, args.resize_mode)
+        end_to_end = graph_fps(args.model, args.workers, args.seconds, args.resize_mode, threads,
+                               args.camera_rate)
         print(f'\ngraph: {end_to_end:.2f} frames/s end to end vs bare engine {bare:.2f} frames/s '
-              f'({args.workers} workers): ratio {end_to_end / bare:.3f}')
+              f'({args.workers} workers x {threads} threads, camera {args.camera_rate:g}/s): '
+              f'ratio {end_to_end / bare:.3f}')
     return 0
