@@ -258,6 +258,8 @@ class DepthNode(Node):
         return msg
 
     def _on_worker_error(self, exc: Exception):
+        if self._closing:  # calls cancelled by shutdown
+            return
         reason = 'bad_output' if isinstance(exc, BadOutputError) else 'inference_error'
         self.drops.add(reason)
         self.warn(reason, f'frame dropped ({reason}): {type(exc).__name__}: {exc}')
@@ -287,12 +289,17 @@ class DepthNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(array)
 
-    def shutdown(self):
+    def shutdown(self) -> bool:
+        """Stop the workers; False if one is stuck in an engine call (then the engine is
+        left open: closing it under a running call would crash the process)."""
         with self._publish_lock:
             self._closing = True
+        self.estimator.engine.cancel()
         if not self.pool.stop(timeout=3.0):
-            self.get_logger().warning('a worker was still inside an inference call at shutdown')
+            self.get_logger().warning('a worker is stuck inside an inference call: exiting without it')
+            return False
         self.estimator.engine.close()
+        return True
 
 
 def _hbmem_type():

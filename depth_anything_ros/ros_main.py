@@ -4,6 +4,7 @@ from __future__ import annotations
 
 def run_node(make_node, args=None) -> int:
     """Init rclpy, build the node (a ConfigError there exits 1 with its message), spin."""
+    import os
     import sys
 
     import rclpy
@@ -13,6 +14,7 @@ def run_node(make_node, args=None) -> int:
     rclpy.init(args=args)
     node = None
     code = 0
+    clean = True
     try:
         node = make_node()
         rclpy.spin(node)
@@ -25,7 +27,13 @@ def run_node(make_node, args=None) -> int:
         code = 1
     finally:
         if node is not None:
-            getattr(node, 'shutdown', lambda: None)()
+            clean = getattr(node, 'shutdown', lambda: True)() is not False
             node.destroy_node()
         rclpy.try_shutdown()
+    if not clean:
+        # A thread is still inside native code (a hung driver call): interpreter teardown would
+        # free what it uses and abort. Everything of ours is closed; leave without teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code

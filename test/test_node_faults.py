@@ -3,6 +3,7 @@
 The node runs in-process with its engine wrapped by one that misbehaves on
 demand; frames enter where the image callback hands them to the workers.
 """
+import array
 import threading
 import time
 
@@ -10,11 +11,13 @@ import cv2
 import numpy as np
 import pytest
 import rclpy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
 from depth_anything_ros.engines import Engine
-from depth_anything_ros.image_codec import decode_image, encode_bgr
+from depth_anything_ros.image_codec import ImageFormatError, decode_image, encode_bgr
 from depth_anything_ros.node import DepthNode, Job
 from depth_anything_ros.paths import SAMPLE_IMAGE
 
@@ -139,3 +142,37 @@ def test_temporal_smoothing_runs_in_the_node(node):
         submit(node, (200 + i) * 1_000_000_000)
         assert wait_until(lambda: (200 + i) * 1_000_000_000 in node.published)
     assert node.smoother.resets == 1  # only the first frame started the history
+
+
+def test_hbmem_message_fields_become_a_frame(node):
+    """TROS zero-copy messages (hbm_img_msgs/HbmMsg1080P) carry a fixed 6 MB buffer, a
+    NUL-padded encoding and data_size; only the type itself needs TROS."""
+    from builtin_interfaces.msg import Time
+    from types import SimpleNamespace
+    from depth_anything_ros.image_codec import bgr_to_nv12
+    bgr = cv2.resize(cv2.imread(SAMPLE_IMAGE), (320, 240))
+    nv12 = bgr_to_nv12(bgr).tobytes()
+    msg = SimpleNamespace(time_stamp=Time(sec=300, nanosec=5), encoding=b'nv12' + b'\0' * 8,
+                          height=240, width=320, step=320, data=nv12 + b'\0' * (6220800 - len(nv12)),
+                          data_size=len(nv12))
+    node._on_hbmem(msg)
+    assert wait_until(lambda: node.published == [300_000_000_005])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(height=st.integers(-1, 40), width=st.integers(-1, 40), step=st.integers(-1, 200),
+       encoding=st.sampled_from(['rgb8', 'bgr8', 'nv12', 'mono16', 'yuyv', 'bayer_rggb8', 'jpeg', '32FC1', 'x']),
+       size=st.integers(0, 6000), bigendian=st.integers(0, 1))
+def test_image_callback_never_raises_and_counts_rejections(node, height, width, step, encoding, size, bigendian):
+    from sensor_msgs.msg import Image
+    msg = Image(encoding=encoding, is_bigendian=bigendian)
+    msg.height, msg.width, msg.step = max(height, 0), max(width, 0), max(step, 0)
+    msg.data = array.array('B', bytes(size))
+    before = node.drops.snapshot()['bad_input']
+    node._on_image(msg)  # must not raise, whatever the fields
+    rejected = node.drops.snapshot()['bad_input'] - before
+    try:
+        decode_image(msg.height, msg.width, encoding, bigendian, msg.step, msg.data)
+        assert rejected == 0
+    except ImageFormatError:
+        assert rejected == 1

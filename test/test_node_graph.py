@@ -305,3 +305,22 @@ def test_bad_model_file_fails_start_up_naming_file_and_problem(tiny_fixed_model,
     graph.stop()
     assert code == 1
     assert expected in graph.text('node') and path in graph.text('node')
+
+
+def test_sigint_during_a_long_inference_exits_zero_quickly(tiny_dynamic_model):
+    """A ~4 s inference (1400 px input, one thread per worker) is cancelled, not waited for
+    (without cancelling, the 3 s join would run out first)."""
+    with node_and_probe(tiny_dynamic_model, 10, '-p', 'input_size:=1400', '-p', 'intra_op_threads:=1',
+                        '-p', 'workers:=1', name='probe_long') as (graph, probe):
+        assert probe.wait_connected() and probe.warm_up(sample_bgr(), timeout=60), graph.text('node')
+        time.sleep(4.5)  # the warm-up's last extra frame has finished
+        probe.publish(sample_bgr(), 'bgr8', 1_000_000_000 * 400)
+        time.sleep(1.5)  # the frame is now inside a multi-second inference
+        node = graph.procs['node']
+        start = time.monotonic()
+        node.send_signal(signal.SIGINT)
+        code = node.wait(timeout=20)
+        elapsed = time.monotonic() - start
+    assert code == 0, graph.text('node')
+    assert elapsed < 2.5, elapsed
+    assert 'Traceback' not in graph.text('node') and 'stuck' not in graph.text('node')

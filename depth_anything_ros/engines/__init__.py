@@ -56,6 +56,9 @@ class Engine:
         """Inputs by name -> the first output (the depth map) as an ndarray."""
         raise NotImplementedError
 
+    def cancel(self) -> None:
+        """Ask calls in flight to return early (shutdown); engines that cannot, ignore it."""
+
     def close(self) -> None:
         pass
 

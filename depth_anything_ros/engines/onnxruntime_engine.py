@@ -1,6 +1,8 @@
 """ONNX Runtime engine: any PC or Jetson, CPU by default, CUDA/TensorRT on request."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import Engine, EngineError, TensorSpec, guess_layout
@@ -35,9 +37,25 @@ class OnnxRuntimeEngine(Engine):
         self.inputs = [_spec(i) for i in self.session.get_inputs()]
         self.outputs = [_spec(o) for o in self.session.get_outputs()]
         self._output_name = self.outputs[0].name
+        self._ort = ort
+        self._lock = threading.Lock()
+        self._in_flight = set()  # RunOptions of calls running now, so cancel() can stop them
 
     def run(self, feeds: dict) -> np.ndarray:
-        return self.session.run([self._output_name], feeds)[0]
+        options = self._ort.RunOptions()
+        with self._lock:
+            self._in_flight.add(options)
+        try:
+            return self.session.run([self._output_name], feeds, options)[0]
+        finally:
+            with self._lock:
+                self._in_flight.discard(options)
+
+    def cancel(self) -> None:
+        # A 518x686 inference takes seconds on a small CPU: Ctrl-C should not wait for it.
+        with self._lock:
+            for options in self._in_flight:
+                options.terminate = True
 
 
 def _provider_name(name: str) -> str:
