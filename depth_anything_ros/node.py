@@ -26,9 +26,9 @@ from .params import PARAMS, ConfigError, validate
 from .pipeline import BadOutputError, DepthEstimator
 from .pointcloud import depth_to_points, invalid_to_nan, pointcloud2_fields, scaled_intrinsics, to_millimetres
 from .postprocess import Colorizer
-from .temporal import DepthSmoother
 from .ros_main import run_node
 from .stats import Counters, LatencyWindow, RateLimitedLog, RateMeter
+from .temporal import DepthSmoother
 from .worker_pool import StampOrder, WorkerPool
 
 DROP_REASONS = ('no_subscribers', 'bad_input', 'superseded', 'out_of_order', 'inference_error',
@@ -41,6 +41,13 @@ def default_intra_op_threads(workers: int) -> int:
     """Cores shared out between the workers that run at once: more threads than cores makes
     each parallel step wait for a preempted thread (measured: 25 % of throughput on 2 cores)."""
     return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _open_engine(cfg: dict):
+    cores = list(cfg['bpu_cores'])
+    return open_engine(cfg['model_path'], cfg['engine'], providers=cfg['providers'],
+                       intra_op_threads=cfg['intra_op_threads'] or default_intra_op_threads(cfg['workers']),
+                       bpu_priority=cfg['bpu_priority'], bpu_cores=None if cores == [-1] else cores)
 
 
 @dataclass
@@ -56,9 +63,7 @@ class DepthNode(Node):
         self.config = validate(self._declare_parameters())
         cfg = self.config
         try:
-            engine = open_engine(cfg['model_path'], cfg['engine'], providers=cfg['providers'],
-                                 intra_op_threads=cfg['intra_op_threads'] or default_intra_op_threads(cfg['workers']), bpu_priority=cfg['bpu_priority'],
-                                 bpu_cores=None if list(cfg['bpu_cores']) == [-1] else list(cfg['bpu_cores']))
+            engine = _open_engine(cfg)
             self.estimator = DepthEstimator(engine, cfg['resize_mode'], cfg['input_size'],
                                             cfg['normalization'])
         except (EngineError, ValueError) as exc:
@@ -66,6 +71,7 @@ class DepthNode(Node):
         self.depth_type, self.max_depth = self._resolve_depth_type(cfg)
         self.colorizer, self.smoother = self._view_settings(cfg)
         self.drops = Counters(*DROP_REASONS)
+        self.frames = Counters('received', 'published')  # received = published + drops + in flight
         self.input_rate, self.output_rate = RateMeter(), RateMeter()
         self.latency = LatencyWindow()
         self.warn = RateLimitedLog(self.get_logger().warning)
@@ -178,6 +184,7 @@ class DepthNode(Node):
         """
         now = time.monotonic()
         self.input_rate.tick(now)
+        self.frames.add('received')
         if not any(p.get_subscription_count() for p in self.outputs):
             self.drops.add('no_subscribers')
             return
@@ -212,6 +219,7 @@ class DepthNode(Node):
                                          'output order restarted from this frame')
             for publisher, msg in outputs:
                 publisher.publish(msg)
+            self.frames.add('published')
             if self._camera_info is not None:
                 self._camera_info.header = job.header
                 self.pub_info.publish(self._camera_info)
@@ -277,6 +285,7 @@ class DepthNode(Node):
         values = {'input_rate_hz': f'{self.input_rate.rate():.2f}',
                   'output_rate_hz': f'{self.output_rate.rate():.2f}',
                   'inference_latency_p50_ms': f'{p50:.1f}', 'inference_latency_p95_ms': f'{p95:.1f}',
+                  **{f'frames_{k}': str(v) for k, v in self.frames.snapshot().items()},
                   **{f'drops_{k}': str(v) for k, v in drops.items()},
                   'stamp_resets': str(self._order.resets), 'worker_threads': str(self.pool.threads_alive()),
                   'engine': self.estimator.engine.name, 'model': self.config['model_path']}
