@@ -54,3 +54,23 @@ def tiny_torch_model():
 def tiny_metric_model(model_dir):
     """Tiny DA-V2 with the metric head (20 m), fixed 518x686; named like the indoor metric model."""
     return _build(model_dir, 'tiny_metric_hypersim_518x686.onnx', (518, 686), True, metric_max_depth=20.0)
+
+
+def run_in_threads(work, n: int = 4) -> list:
+    """Run work(i) on n threads released together; return the exceptions they raised."""
+    import threading
+    errors, start = [], threading.Barrier(n)
+
+    def guarded(i):
+        try:
+            start.wait()
+            work(i)
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors

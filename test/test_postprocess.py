@@ -1,9 +1,9 @@
 """Model output -> image-aligned depth (inverse of every placement), and the colorizer."""
-import threading
 
 import cv2
 import numpy as np
 import pytest
+from conftest import run_in_threads
 
 from depth_anything_ros.image_codec import decode_image, image_fields
 from depth_anything_ros.postprocess import (
@@ -363,22 +363,13 @@ def test_colorizer_smoothed_is_thread_safe():
     c = Colorizer('inferno', 'smoothed', smoothing=0.8)
     frames = [linear_frame(10.0 * i, 10.0 * i + 5.0) for i in range(4)]
     ranges = [c.frame_range(f) for f in frames]
-    errors, start = [], threading.Barrier(4)
 
     def work(i):
-        try:
-            start.wait()
-            for _ in range(50):
-                out = c(frames[i])
-                assert out.shape == (1, 10001, 3) and out.dtype == np.uint8
-        except Exception as e:      # noqa: BLE001 - reported below
-            errors.append(e)
+        for _ in range(50):
+            out = c(frames[i])
+            assert out.shape == (1, 10001, 3) and out.dtype == np.uint8
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_in_threads(work)
     assert not errors, errors
     lo, hi = c._smoothed
     assert min(r[0] for r in ranges) - 1e-6 <= lo <= max(r[0] for r in ranges) + 1e-6

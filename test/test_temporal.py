@@ -1,9 +1,9 @@
 """DepthSmoother: EMA of relative depth with per-frame affine alignment and scene-cut resets."""
-import threading
 
 import cv2
 import numpy as np
 import pytest
+from conftest import run_in_threads
 
 from depth_anything_ros.temporal import DepthSmoother
 
@@ -192,21 +192,14 @@ def test_bad_arguments(kwargs):
 def test_concurrent_calls_do_not_raise():
     smoother = DepthSmoother()
     s = scene()
-    errors, outs = [], []
+    outs = []
 
     def work(seed):
         rng = np.random.default_rng(seed)
-        try:
-            for _ in range(25):
-                outs.append(smoother(noisy(s, 0.01, rng)))
-        except Exception as e:       # noqa: BLE001 - reported below
-            errors.append(e)
+        for _ in range(25):
+            outs.append(smoother(noisy(s, 0.01, rng)))
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_in_threads(work)
     assert not errors, errors
     assert len(outs) == 100
     # one scene throughout: only the very first frame started over
