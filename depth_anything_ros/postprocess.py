@@ -148,25 +148,25 @@ class Colorizer:
         # One saturating pass: below the range -> 0, above -> 255, NaN -> 0.
         gray8 = cv2.addWeighted(capped, scale, capped, 0.0, -lo * scale, dtype=cv2.CV_8U)
         invalid = ~np.isfinite(model_depth)
-        black = invalid if invalid.any() else None
+        black = invalid if invalid.any() else None  # rare: engines' NaN output is rejected upstream
         if placement is not None:
             gray8 = to_image(gray8, placement, 0)
-            black = _outside(placement) if black is None else \
-                to_image(invalid.view(np.uint8), placement, 1).astype(bool)
+            if black is not None:
+                black = to_image(invalid.view(np.uint8), placement, 0).astype(bool)
         cmap = COLORMAPS[self.colormap]
         bgr = cv2.cvtColor(gray8, cv2.COLOR_GRAY2BGR, dst=out) if cmap is None \
             else cv2.applyColorMap(gray8, cmap, dst=out)
         if black is not None:
             bgr[black] = 0
+        if placement is not None:
+            _blacken_outside(bgr, placement)
         return bgr
 
 
-def _outside(placement: Placement):
-    """Mask of image pixels the model never saw, or None when it saw them all."""
+def _blacken_outside(image: np.ndarray, placement: Placement) -> None:
+    """Black where the model never saw the image (crop mode): four bands, no per-pixel mask."""
     src = placement.source
-    h, w = placement.image_hw
-    if (src.width, src.height) == (w, h):
-        return None
-    mask = np.ones((h, w), bool)
-    mask[src.y:src.y + src.height, src.x:src.x + src.width] = False
-    return mask
+    image[:src.y] = 0
+    image[src.y + src.height:] = 0
+    image[:, :src.x] = 0
+    image[:, src.x + src.width:] = 0
