@@ -32,7 +32,8 @@ def _sample_frame(size: str, encoding: str):
 
     from ..image_codec import decode_image, encode_bgr
     from ..paths import SAMPLE_IMAGE
-    w, h = (int(v) for v in size.lower().split('x'))
+    from ..cli import parse_size
+    w, h = parse_size(size, '--size', 'WxH')
     fields = encode_bgr(cv2.resize(cv2.imread(SAMPLE_IMAGE), (w, h)), encoding)
     return fields, lambda: decode_image(fields['height'], fields['width'], fields['encoding'],
                                         fields['is_bigendian'], fields['step'], fields['data'])

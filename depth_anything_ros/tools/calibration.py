@@ -13,17 +13,6 @@ HELP = ('write calibration samples (float32 NCHW 1x3xHxW .npy, one per image) fo
 FORMATS = ('npy',)
 
 
-def parse_model_size(text: str) -> tuple:
-    from ..cli import CliError
-    try:
-        h, w = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise CliError(f"--model-size '{text}' is not HxW, e.g. 518x686") from None
-    if h <= 0 or w <= 0:
-        raise CliError(f'--model-size {h}x{w}: both sides must be positive')
-    return h, w
-
-
 def add_arguments(parser):
     from ..preprocess import NORMALIZATIONS, RESIZE_MODES
     parser.add_argument('--model-size', default='518x686',
@@ -45,10 +34,10 @@ def sample_name(index: int, image_path: str) -> str:
 def run(args) -> int:
     import numpy as np
 
-    from ..cli import CliError
+    from ..cli import CliError, parse_size
     from ..preprocess import RgbPreprocessor
     from .compare import expand_images, read_frame
-    canvas = parse_model_size(args.model_size)
+    canvas = parse_size(args.model_size, '--model-size')
     images = expand_images(args.images)
     try:
         os.makedirs(args.out, exist_ok=True)

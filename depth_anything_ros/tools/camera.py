@@ -17,12 +17,9 @@ def add_arguments(parser):
 def frame_source(args):
     """An endless iterator of bgr8 frames of the requested size."""
     import cv2
-    from ..cli import CliError
+    from ..cli import CliError, parse_size
     from ..paths import SAMPLE_IMAGE
-    try:
-        w, h = (int(v) for v in args.size.lower().split('x'))
-    except ValueError:
-        raise CliError(f"--size '{args.size}' is not WxH, e.g. 640x480") from None
+    w, h = parse_size(args.size, '--size', 'WxH')
     if args.video:
         return _video_frames(args.video, (w, h))
     path = args.image or SAMPLE_IMAGE

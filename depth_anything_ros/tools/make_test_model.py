@@ -6,14 +6,9 @@ HELP = ('build a Depth Anything V2 (Small architecture) ONNX model with RANDOM w
 
 
 def parse_size(text: str) -> tuple:
-    from ..cli import CliError
-    try:
-        h, w = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise CliError(f"--size '{text}' is not HxW, e.g. 518x686") from None
-    if h % 14 or w % 14 or h <= 0 or w <= 0:
-        raise CliError(f'--size {h}x{w}: both sides must be positive multiples of 14 (patch size)')
-    return h, w
+    """HxW for an export: the patch size (14) must divide both sides."""
+    from ..cli import parse_size as parse
+    return parse(text, '--size', 'HxW', multiple=14)
 
 
 def add_arguments(parser):
