@@ -41,6 +41,13 @@ def node_and_probe(model: str, offset: int, *params, extra_env=None, **probe_arg
         graph.stop()
 
 
+def interrupt(proc, timeout: float = 20.0) -> tuple:
+    """Ctrl-C a process: (exit code, seconds it took to exit)."""
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    return proc.wait(timeout=timeout), time.monotonic() - start
+
+
 def start_node(graph: RosGraph, model: str, *params) -> None:
     args = ['-p', f'model_path:={model}', '-p', 'diagnostics_period:=0.5', *params]
     graph.start('node', graph.node_command(*args))
@@ -161,11 +168,7 @@ def test_sigint_mid_inference_exits_zero_quickly(tiny_fixed_model):
         probe.wait_for(lambda: len(probe.stamps('depth')) > 0, timeout=20)
         probe.publish(sample_bgr(1280, 720), 'bgr8', 1_000_000_000 * 60)
         time.sleep(0.05)  # let the frame reach a worker
-        node = graph.procs['node']
-        start = time.monotonic()
-        node.send_signal(signal.SIGINT)
-        code = node.wait(timeout=10)
-        elapsed = time.monotonic() - start
+        code, elapsed = interrupt(graph.procs['node'])
     assert code == 0, graph.text('node')
     assert elapsed < 5.0
 
@@ -324,11 +327,7 @@ def test_sigint_during_a_long_inference_exits_zero_quickly(tiny_dynamic_model):
         time.sleep(4.5)  # the warm-up's last extra frame has finished
         probe.publish(sample_bgr(), 'bgr8', 1_000_000_000 * 400)
         time.sleep(1.5)  # the frame is now inside a multi-second inference
-        node = graph.procs['node']
-        start = time.monotonic()
-        node.send_signal(signal.SIGINT)
-        code = node.wait(timeout=20)
-        elapsed = time.monotonic() - start
+        code, elapsed = interrupt(graph.procs['node'])
     assert code == 0, graph.text('node')
     assert elapsed < 2.5, elapsed
     assert 'Traceback' not in graph.text('node') and 'stuck' not in graph.text('node')
