@@ -1,4 +1,4 @@
-"""Shared fixtures: test models built once per run, real data from ../shared/data."""
+"""Shared fixtures: test models built once per run, the real images in test/data."""
 import os
 
 import pytest
@@ -8,13 +8,31 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # any test creates one, or large images between processes get lost (see README, Development).
 os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'] = os.path.join(REPO, 'config', 'fastdds_local.xml')
 os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
-SHARED_DATA = os.environ.get('DEPTH_TEST_DATA', os.path.join(REPO, '..', 'shared', 'data'))
+TEST_DATA = os.path.join(REPO, 'test', 'data')  # real images and depth maps: see its PROVENANCE.md
+SEQUENCE = [os.path.join(TEST_DATA, 'redwood_synthetic', 'color', f'{i:05d}.jpg') for i in range(5)]
 
 
-def shared_data(relpath: str) -> str:
-    path = os.path.join(SHARED_DATA, relpath)
+def data_file(relpath: str) -> str:
+    """A file of test/data (part of the repository: tests need nothing beside it)."""
+    path = os.path.join(TEST_DATA, relpath)
     if not os.path.exists(path):
-        pytest.fail(f'test data {path} is missing (set DEPTH_TEST_DATA to the shared/data folder)')
+        pytest.fail(f'test data {path} is missing from the checkout')
+    return path
+
+
+@pytest.fixture(scope='session')
+def sequence_video(tmp_path_factory) -> str:
+    """An MP4 of the 5-frame camera sequence in test/data, written at test time (MPEG-4 part 2,
+    which every OpenCV build with FFmpeg writes and reads)."""
+    import cv2
+    path = str(tmp_path_factory.mktemp('video') / 'redwood_sequence.mp4')
+    frames = [cv2.imread(f) for f in SEQUENCE]
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), 10.0, (w, h))
+    assert writer.isOpened(), 'OpenCV cannot write MP4 here'
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
     return path
 
 

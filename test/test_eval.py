@@ -2,7 +2,7 @@
 
 The metric functions are checked on hand-computed cases; alignment on a
 prediction that is an exact affine function of the true disparity; the
-loaders on the real shared files against index.csv's own statistics.
+loaders on the real files in test/data against index.csv's own statistics.
 """
 import csv
 import json
@@ -12,18 +12,18 @@ import os
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_data
+from conftest import data_file
 
 from depth_anything_ros import cli
 from depth_anything_ros.evaluation import (FORMATS, EvaluationError, align_disparity, evaluate,
                                            fit_scale_shift, load_depth, read_index, valid_mask)
 from depth_anything_ros.metrics import DEPTH_METRICS, depth_metrics
 
-NYU_DEPTH = 'nyu_depth_v2/depth/sync_depth_00000.png'
+MM_DEPTH = 'redwood_synthetic/depth/00000.png'  # millimetres, like NYU's
 
 
 def index_rows():
-    with open(shared_data('index.csv'), newline='') as f:
+    with open(data_file('index.csv'), newline='') as f:
         return list(csv.DictReader(f))
 
 
@@ -82,7 +82,7 @@ def test_fit_scale_shift_recovers_an_affine_map():
 
 
 def test_alignment_undoes_an_affine_disparity():
-    gt = load_depth(shared_data(NYU_DEPTH), 'mm')
+    gt = load_depth(data_file(MM_DEPTH), 'mm')
     pred = 3.7 / gt.astype(np.float64) + 0.2            # a relative model's output, exact up to s, t
     before = depth_metrics(1.0 / pred, gt)               # taking 1/output as depth, no alignment
     assert before['abs_rel'] > 0.5
@@ -103,16 +103,16 @@ def test_aligned_depth_is_clipped_to_the_range():
 
 
 def test_metric_predictions_are_not_aligned():
-    gt = load_depth(shared_data(NYU_DEPTH), 'mm')
+    gt = load_depth(data_file(MM_DEPTH), 'mm')
     m = evaluate(1.1 * gt, gt, 'metric')
     assert m['abs_rel'] == pytest.approx(0.1, rel=1e-5) and 'scale' not in m
 
 
-# -- ground-truth loaders on the shared files ----------------------------------
+# -- ground-truth loaders on the files in test/data ----------------------------------
 
 @pytest.mark.parametrize('row', index_rows(), ids=lambda r: os.path.basename(r['depth']))
 def test_loaders_match_the_index_statistics(row):
-    depth = load_depth(shared_data(row['depth']), row['decode'])
+    depth = load_depth(data_file(row['depth']), row['decode'])
     assert depth.dtype == np.float32 and depth.shape == (480, 640)
     valid = np.isfinite(depth)
     assert valid.mean() == pytest.approx(float(row['valid_frac']), abs=6e-4)   # index rounds to 3 places
@@ -121,7 +121,14 @@ def test_loaders_match_the_index_statistics(row):
 
 def test_format_names_decode_like_the_index():
     assert {FORMATS[f] for f in ('nyu', 'tum', 'sun')} == {'mm', 'tum5000', 'sun_bitshift_mm'}
-    sun = shared_data('sun_rgbd/SUN_depth.png')
+
+
+def test_sun_loader_undoes_the_bit_rotation(tmp_path):
+    """SUN RGB-D stores millimetres rotated left by 3 bits; written here the way SUN writes them."""
+    mm = cv2.imread(data_file(MM_DEPTH), cv2.IMREAD_UNCHANGED).astype(np.uint32)
+    sun = str(tmp_path / 'sun_depth.png')
+    cv2.imwrite(sun, ((mm << 3 | mm >> 13) & 0xFFFF).astype(np.uint16))
+    np.testing.assert_array_equal(load_depth(sun, FORMATS['sun']), load_depth(data_file(MM_DEPTH), 'mm'))
     # Without the bit rotation SUN depth reads 8x too far (and wraps): the decoder matters.
     assert np.nanmedian(load_depth(sun, 'mm')) > 5 * np.nanmedian(load_depth(sun, FORMATS['sun']))
 
@@ -144,7 +151,7 @@ def test_loader_rejects_non_depth_images(tmp_path):
 
 
 def test_read_index_resolves_paths_next_to_the_csv():
-    samples = read_index(shared_data('index.csv'))
+    samples = read_index(data_file('index.csv'))
     assert len(samples) == len(index_rows())
     assert all(os.path.isfile(s.rgb) and os.path.isfile(s.depth) for s in samples)
 
@@ -153,7 +160,7 @@ def test_read_index_resolves_paths_next_to_the_csv():
 
 def test_eval_index_writes_every_metric_for_every_row(capsys, tmp_path, tiny_fixed_model):
     out = tmp_path / 'eval.json'
-    assert cli.main(['eval', '--model', tiny_fixed_model, '--index', shared_data('index.csv'),
+    assert cli.main(['eval', '--model', tiny_fixed_model, '--index', data_file('index.csv'),
                      '--json', str(out)]) == 0
     report = json.loads(out.read_text())
     # Random weights: the values mean nothing, so only structure and finiteness are checked.
@@ -171,9 +178,9 @@ def test_eval_index_writes_every_metric_for_every_row(capsys, tmp_path, tiny_fix
 
 def test_eval_pairs_with_eigen_crop(capsys, tmp_path, tiny_fixed_model):
     out = tmp_path / 'nyu.json'
-    rgb = shared_data('nyu_depth_v2/rgb/rgb_00000.jpg')
+    rgb = data_file('redwood_synthetic/color/00000.jpg')
     argv = ['eval', '--model', tiny_fixed_model, '--format', 'nyu', '--rgb', rgb,
-            '--depth', shared_data(NYU_DEPTH), '--json', str(out)]
+            '--depth', data_file(MM_DEPTH), '--json', str(out)]
     assert cli.main(argv) == 0
     full = json.loads(out.read_text())['images'][0]['valid_px']
     assert cli.main(argv + ['--eigen-crop']) == 0
@@ -184,8 +191,8 @@ def test_eval_pairs_with_eigen_crop(capsys, tmp_path, tiny_fixed_model):
 @pytest.mark.parametrize('case', ['missing_index', 'missing_rgb', 'no_format', 'count_mismatch',
                                   'missing_model', 'bad_depth', 'bad_range', 'json_folder'])
 def test_eval_bad_arguments_exit_2(capsys, tmp_path, tiny_fixed_model, case):
-    rgb = shared_data('nyu_depth_v2/rgb/rgb_00000.jpg')
-    depth = shared_data(NYU_DEPTH)
+    rgb = data_file('redwood_synthetic/color/00000.jpg')
+    depth = data_file(MM_DEPTH)
     base = ['eval', '--model', tiny_fixed_model]
     broken = tmp_path / 'broken.png'
     broken.write_bytes(b'not a png')

@@ -8,7 +8,7 @@ import pytest
 from depth_anything_ros.image_codec import (
     SUPPORTED_ENCODINGS, ImageFormatError, canonical_encoding, decode_image, image_fields, to_rgb)
 
-from conftest import shared_data
+from conftest import data_file
 
 H, W = 24, 32   # even sizes so that every encoding, 4:2:0 and 4:2:2 included, can hold them
 PAD = 7         # odd on purpose: rows start at unaligned offsets
@@ -184,7 +184,7 @@ def test_yuv422_round_trip(encoding, layout, pad):
 
 
 def test_real_photo_nv12_close_to_rgb():
-    bgr = cv2.imread(shared_data('nyu_depth_v2/rgb/rgb_00000.jpg'))
+    bgr = cv2.imread(data_file('redwood_synthetic/color/00000.jpg'))
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
     nv = _nv(rgb, 'nv12')
@@ -242,7 +242,7 @@ def test_bayer_smooth_image_round_trip(encoding, pad):
 
 
 def test_bayer_real_photo_close_to_rgb():
-    rgb = cv2.cvtColor(cv2.imread(shared_data('nyu_depth_v2/rgb/rgb_00000.jpg')), cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(cv2.imread(data_file('redwood_synthetic/color/00000.jpg')), cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
     step, data = _pack_rows(_mosaic(rgb, 'bayer_rggb8'), 64)
     out = to_rgb(decode_image(h, w, 'bayer_rggb8', 0, step, data))

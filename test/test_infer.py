@@ -5,7 +5,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_data
+from conftest import data_file
 
 from depth_anything_ros import cli
 from depth_anything_ros.engines import open_engine
@@ -16,8 +16,7 @@ from depth_anything_ros.postprocess import Colorizer
 from depth_anything_ros.tools.infer import PNG_MAX, encode_png16
 
 # Two sizes, so a wrong HxW or a swapped axis shows (480x640 and 425x640).
-IMAGES = ('nyu_depth_v2/rgb/rgb_00000.jpg', 'natural_images/dav2_demo08.jpg')
-VIDEO = 'video/davis_rollercoaster.mp4'
+IMAGES = ('redwood_synthetic/color/00000.jpg', 'natural_images/dav2_demo08.jpg')
 VIDEO_FRAMES = 3
 
 
@@ -31,7 +30,7 @@ def estimator(tiny_fixed_model):
 def image_run(tmp_path_factory, tiny_fixed_model):
     folder = tmp_path_factory.mktemp('in')
     for rel in IMAGES:
-        os.symlink(shared_data(rel), folder / os.path.basename(rel))
+        os.symlink(data_file(rel), folder / os.path.basename(rel))
     (folder / 'notes.txt').write_text('not an image')  # skipped: folders give their images only
     out = tmp_path_factory.mktemp('out')
     assert cli.main(['infer', '--model', tiny_fixed_model, '--out', str(out), str(folder)]) == 0
@@ -39,10 +38,10 @@ def image_run(tmp_path_factory, tiny_fixed_model):
 
 
 @pytest.fixture(scope='module')
-def video_run(tmp_path_factory, tiny_fixed_model):
+def video_run(tmp_path_factory, tiny_fixed_model, sequence_video):
     out = tmp_path_factory.mktemp('video')
     argv = ['infer', '--model', tiny_fixed_model, '--out', str(out), '--max-frames', str(VIDEO_FRAMES),
-            '--save-npy', shared_data(VIDEO)]
+            '--save-npy', sequence_video]
     assert cli.main(argv) == 0
     return out
 
@@ -57,7 +56,7 @@ def test_image_outputs_exist(image_run):
 @pytest.mark.parametrize('rel', IMAGES)
 def test_npy_equals_the_pipeline_output(image_run, estimator, rel):
     name = os.path.splitext(os.path.basename(rel))[0]
-    frame = read_frame(shared_data(rel))
+    frame = read_frame(data_file(rel))
     depth = np.load(image_run / f'{name}_depth.npy')
     assert depth.dtype == np.float32 and depth.shape == (frame.height, frame.width)
     result = estimator.estimate(frame)
@@ -90,10 +89,10 @@ def test_encode_png16_edge_cases():
     assert not png.any() and meta['max'] is None and meta['scale'] == 1.0
 
 
-def test_video_side_by_side(video_run, estimator):
-    assert os.path.isfile(video_run / 'davis_rollercoaster_side_by_side.mp4')
-    source = cv2.VideoCapture(shared_data(VIDEO))
-    written = cv2.VideoCapture(str(video_run / 'davis_rollercoaster_side_by_side.mp4'))
+def test_video_side_by_side(video_run, estimator, sequence_video):
+    assert os.path.isfile(video_run / 'redwood_sequence_side_by_side.mp4')
+    source = cv2.VideoCapture(sequence_video)
+    written = cv2.VideoCapture(str(video_run / 'redwood_sequence_side_by_side.mp4'))
     frames = 0
     while True:
         ok, sbs = written.read()
@@ -109,7 +108,7 @@ def test_video_side_by_side(video_run, estimator):
         assert np.abs(sbs[:, :w].astype(int) - bgr).mean() < 8
         assert np.abs(sbs[:, w:].astype(int) - colorized).mean() < 20
         np.testing.assert_array_equal(
-            np.load(video_run / f'davis_rollercoaster_{frames:06d}_depth.npy'), result.depth)
+            np.load(video_run / f'redwood_sequence_{frames:06d}_depth.npy'), result.depth)
         frames += 1
     assert frames == VIDEO_FRAMES
     assert len([n for n in os.listdir(video_run) if n.endswith('.npy')]) == VIDEO_FRAMES
@@ -118,7 +117,7 @@ def test_video_side_by_side(video_run, estimator):
 @pytest.mark.parametrize('case', ['missing_input', 'unreadable_image', 'unreadable_video',
                                   'out_not_writable', 'bad_model', 'same_names', 'bad_max_frames'])
 def test_infer_errors_exit_2(capsys, tmp_path, tiny_fixed_model, case):
-    image = shared_data(IMAGES[0])
+    image = data_file(IMAGES[0])
     out = str(tmp_path / 'out')
     (tmp_path / 'broken.jpg').write_bytes(b'not a jpeg')
     (tmp_path / 'broken.mp4').write_bytes(b'not a video')

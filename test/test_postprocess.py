@@ -10,7 +10,7 @@ from depth_anything_ros.postprocess import (
     COLORMAPS, RANGE_MODES, Colorizer, model_depth_2d, restore_depth)
 from depth_anything_ros.preprocess import Placement, Rect, RgbPreprocessor
 
-from conftest import shared_data
+from conftest import data_file
 
 CANVAS = (518, 686)
 SIZES = [(480, 640), (1080, 1920), (640, 480), (300, 500), (518, 686), (97, 131)]
@@ -18,7 +18,7 @@ SIZES = [(480, 640), (1080, 1920), (640, 480), (300, 500), (518, 686), (97, 131)
 
 def smooth_photo(h, w):
     """A real photo, resized to h x w and blurred so that resampling errors stay small."""
-    bgr = cv2.imread(shared_data('nyu_depth_v2/rgb/rgb_00000.jpg'))
+    bgr = cv2.imread(data_file('redwood_synthetic/color/00000.jpg'))
     bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
     sigma = max(h, w) / 60
     return cv2.GaussianBlur(bgr, (0, 0), sigma)
