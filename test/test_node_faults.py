@@ -30,13 +30,23 @@ class FaultyEngine(Engine):
         self.real, self.inputs, self.outputs = real, real.inputs, real.outputs
         self.faults = []
         self.release = threading.Event()
+        self.stalled = threading.Event()    # a call is inside a 'stall' or 'cancellable' fault
+        self.cancelled = threading.Event()
+
+    def cancel(self):
+        self.cancelled.set()
 
     def run(self, feeds):
         fault = self.faults.pop(0) if self.faults else None
         if fault == 'raise':
             raise RuntimeError('BPU driver error')
         if fault == 'stall':
+            self.stalled.set()
             self.release.wait(30)
+        if fault == 'cancellable':  # a call that ends only when cancelled, like ONNX Runtime's
+            self.stalled.set()
+            assert self.cancelled.wait(30), 'never cancelled'
+            raise RuntimeError('cancelled')
         out = np.array(self.real.run(feeds))
         if fault == 'nan':
             out.flat[7] = np.nan
@@ -101,15 +111,30 @@ def test_stalled_call_is_abandoned_and_a_new_worker_serves(node):
     engine = node.estimator.engine
     engine.faults = ['stall']
     submit(node, 20_000_000_000)
-    time.sleep(0.6)  # past inference_timeout (0.3 s)
-    node._publish_diagnostics()  # the diagnostics timer reaps stalled workers
-    assert node.drops.snapshot()['inference_timeout'] == 1
+    assert engine.stalled.wait(20)
+
+    def reaped():  # the diagnostics timer reaps workers stalled past inference_timeout (0.3 s)
+        node._publish_diagnostics()
+        return node.drops.snapshot()['inference_timeout'] == 1
+    assert wait_until(reaped)
     assert node.pool.threads_alive() == 2  # the stuck one and its replacement
     submit(node, 21_000_000_000)
     assert wait_until(lambda: node.published == [21_000_000_000])
     engine.release.set()  # the stuck call returns late: its result must not go out
     assert wait_until(lambda: node.pool.threads_alive() == 1)
     assert node.published == [21_000_000_000]
+
+
+def test_shutdown_cancels_a_call_in_flight_instead_of_waiting(node):
+    """Ctrl-C during a long inference: shutdown cancels the engine call, so the worker ends
+    and shutdown reports a clean stop (without cancel it would give up on the stuck worker)."""
+    engine = node.estimator.engine
+    engine.faults = ['cancellable']
+    submit(node, 30_000_000_000)
+    assert engine.stalled.wait(20)
+    assert node.shutdown() is True
+    assert engine.cancelled.is_set() and node.pool.threads_alive() == 0
+    assert node.published == [] and node.drops.snapshot()['inference_error'] == 0  # not a fault
 
 
 def test_stamps_jumping_back_restart_ordering(node):

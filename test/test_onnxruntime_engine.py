@@ -1,0 +1,34 @@
+"""The ONNX Runtime engine's cancel(): a call in flight ends with an error, not a result."""
+import threading
+
+import numpy as np
+
+from depth_anything_ros.engines import open_engine
+
+
+def test_cancel_ends_a_call_in_flight(tiny_dynamic_model):
+    engine = open_engine(tiny_dynamic_model, 'onnxruntime', intra_op_threads=1)
+    name = engine.inputs[0].name
+    big = np.zeros((1, 3, 1400, 1862), np.float32)  # seconds of work on one thread
+    outcome = {}
+
+    def call():
+        try:
+            outcome['result'] = engine.run({name: big})
+        except Exception as exc:  # noqa: BLE001 - what the test inspects
+            outcome['error'] = exc
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    registered = threading.Event()
+    while worker.is_alive() and not registered.wait(0.001):  # until run() has its RunOptions
+        with engine._lock:
+            if engine._in_flight:
+                registered.set()
+    engine.cancel()
+    worker.join(60)
+    assert not worker.is_alive()
+    assert registered.is_set() and 'result' not in outcome, 'the call ran to the end'
+    assert 'terminate' in str(outcome['error']).lower(), outcome['error']
+    small = np.zeros((1, 3, 56, 56), np.float32)
+    assert engine.run({name: small}).shape[-2:] == (56, 56)  # the next call is not cancelled
