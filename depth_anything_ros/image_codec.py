@@ -9,6 +9,7 @@ accept that without checking every element (assigning ``bytes`` there costs
 from __future__ import annotations
 
 import array
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -65,6 +66,22 @@ def canonical_encoding(encoding: str) -> str:
     return _ALIASES.get(name, name)
 
 
+def _any_error_is_bad_input(decode):
+    """A decoder raises ImageFormatError only: whatever else goes wrong inside (a numpy or
+    OpenCV version difference, a malformed buffer object) is still one bad frame, never an
+    exception that escapes the node's callback and ends the node."""
+    @functools.wraps(decode)
+    def guarded(*args, **kwargs):
+        try:
+            return decode(*args, **kwargs)
+        except ImageFormatError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            raise ImageFormatError(f'cannot decode the image: {type(exc).__name__}: {exc}') from exc
+    return guarded
+
+
+@_any_error_is_bad_input
 def decode_image(height: int, width: int, encoding: str, is_bigendian: int,
                  step: int, data) -> Frame:
     """Validate message fields and view `data` as a numpy image."""
@@ -82,16 +99,14 @@ def decode_image(height: int, width: int, encoding: str, is_bigendian: int,
     channels, depth = _PACKED[enc]
     if enc in ('yuyv', 'uyvy') and width % 2:
         raise ImageFormatError(f'{enc} needs an even width, got {width}')
-    rows = _rows(buf, height, width * channels * depth, step, enc)
-    if depth == 2:
-        dtype = np.dtype('>u2' if is_bigendian else '<u2')
-        pixels = rows.view(dtype).astype(np.uint16, copy=False)
-    else:
-        pixels = rows
+    dtype = np.dtype(('>u2' if is_bigendian else '<u2') if depth == 2 else np.uint8)
+    pixels = _rows(buf, height, width * channels * depth, step, enc, dtype).astype(
+        np.uint16 if depth == 2 else np.uint8, copy=False)
     shape = (height, width) if channels == 1 else (height, width, channels)
     return Frame(enc, pixels.reshape(shape), height, width)
 
 
+@_any_error_is_bad_input
 def decode_compressed(fmt: str, data) -> Frame:
     """A sensor_msgs/CompressedImage (jpeg or png; `fmt` as image_transport writes it,
     e.g. 'jpeg', 'bgr8; jpeg compressed bgr8', 'png') to a Frame."""
@@ -128,8 +143,11 @@ def _decode_planar_420(enc, height, width, step, buf) -> Frame:
     return Frame(enc, rows, height, width)
 
 
-def _rows(buf: np.ndarray, rows: int, row_bytes: int, step: int, enc: str) -> np.ndarray:
-    """A (rows, row_bytes) view of `buf` whose rows start every `step` bytes."""
+def _rows(buf: np.ndarray, rows: int, row_bytes: int, step: int, enc: str, dtype=np.uint8) -> np.ndarray:
+    """A (rows, row_bytes / itemsize) `dtype` view of `buf` whose rows start every `step` bytes.
+
+    Built with explicit strides: numpy < 1.23 (the board's 1.21) cannot .view() a padded
+    uint8 view as 16-bit, and raises a plain ValueError there."""
     if step < row_bytes:
         raise ImageFormatError(
             f'step {step} is smaller than one {enc} row of {row_bytes} bytes')
@@ -137,7 +155,10 @@ def _rows(buf: np.ndarray, rows: int, row_bytes: int, step: int, enc: str) -> np
     if buf.size < need:
         raise ImageFormatError(
             f'data has {buf.size} bytes, {enc} with step {step} needs at least {need}')
-    return np.lib.stride_tricks.as_strided(buf, (rows, row_bytes), (step, 1), writeable=False)
+    dtype = np.dtype(dtype)
+    view = np.ndarray((rows, row_bytes // dtype.itemsize), dtype, buffer=buf, strides=(step, dtype.itemsize))
+    view.flags.writeable = False
+    return view
 
 
 def to_rgb(frame: Frame) -> np.ndarray:

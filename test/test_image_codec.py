@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from depth_anything_ros.image_codec import (
-    SUPPORTED_ENCODINGS, ImageFormatError, canonical_encoding, decode_image, image_fields, to_rgb)
+    SUPPORTED_ENCODINGS, ImageFormatError, canonical_encoding, decode_compressed, decode_image, image_fields,
+    to_rgb)
 
 from conftest import data_file
 
@@ -125,6 +126,16 @@ def test_mono16_round_trip(bigendian, pad):
     np.testing.assert_array_equal(frame.pixels, values)
     # The RGB view shows the high byte.
     np.testing.assert_array_equal(to_rgb(frame), np.dstack([(values >> 8).astype(np.uint8)] * 3))
+
+
+@pytest.mark.parametrize('data', [None, object(), 3.5])
+def test_any_decoder_failure_is_an_image_format_error(data):
+    """Not a buffer at all: whatever numpy raises inside comes out as a bad image, the one
+    exception the node counts (anything else would escape its callback and end the node)."""
+    with pytest.raises(ImageFormatError, match='cannot decode'):
+        decode_image(2, 2, 'mono16', 0, 4, data)
+    with pytest.raises(ImageFormatError):
+        decode_compressed('jpeg', data)
 
 
 def test_mono16_byte_order_is_honoured():
