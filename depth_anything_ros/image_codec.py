@@ -167,7 +167,10 @@ def to_rgb(frame: Frame) -> np.ndarray:
         return frame.pixels
     if frame.encoding == 'mono16':
         return cv2.cvtColor((frame.pixels >> 8).astype(np.uint8), cv2.COLOR_GRAY2RGB)
-    return cv2.cvtColor(_contiguous_rows(frame.pixels), _TO_RGB[frame.encoding])
+    pixels, code = _contiguous_rows(frame.pixels), _TO_RGB[frame.encoding]
+    if pixels.shape[:2] == (1, 1) and pixels.ndim == 3:  # OpenCV 4.5 (the board's) rejects 1x1xC
+        return cv2.cvtColor(np.repeat(pixels, 2, axis=1), code)[:, :1]
+    return cv2.cvtColor(pixels, code)
 
 
 def resize_nv12_into(frame: Frame, x: int, y: int, w: int, h: int, y_out: np.ndarray, uv_out: np.ndarray):

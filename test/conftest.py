@@ -36,17 +36,46 @@ def sequence_video(tmp_path_factory) -> str:
     return path
 
 
+def pytest_collection_modifyitems(items):
+    """Tiers (setup.cfg lists them): a module marks itself graph or slow; the rest is unit."""
+    for item in items:
+        if not any(item.get_closest_marker(m) for m in ('graph', 'slow')):
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(scope='session')
 def model_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp('models')
+    """Where test models are built; DEPTH_TEST_MODELS keeps them across runs and hands them to
+    an environment without PyTorch (the board job in .ci/run)."""
+    kept = os.environ.get('DEPTH_TEST_MODELS')
+    if kept:  # one subfolder per version of the builder: a changed builder never reuses old models
+        import hashlib
+        with open(os.path.join(REPO, 'depth_anything_ros', 'test_models.py'), 'rb') as f:
+            kept = os.path.join(kept, hashlib.sha256(f.read()).hexdigest()[:12])
+        os.makedirs(kept, exist_ok=True)
+        return kept
+    return str(tmp_path_factory.mktemp('models'))
 
 
-def _build(model_dir, name, size_hw, tiny, metric_max_depth=None):
-    from depth_anything_ros.test_models import make_test_model
+def cached_model(model_dir: str, name: str, build) -> str:
+    """model_dir/name, made by build(path) unless already there. Building needs PyTorch or onnx,
+    which the board job's Python lacks: it gets the files the main job built (DEPTH_TEST_MODELS)."""
     path = os.path.join(model_dir, name)
     if not os.path.exists(path):
-        make_test_model(path, size_hw=size_hw, tiny=tiny, seed=0, metric_max_depth=metric_max_depth)
+        try:
+            build(path + '.part')
+        except ImportError as exc:
+            pytest.fail(f'test model {path} is missing and cannot be built here ({exc}): build it in an '
+                        'environment with PyTorch and onnx, with DEPTH_TEST_MODELS set to the same folder')
+        os.replace(path + '.part', path)
     return path
+
+
+def _build(model_dir, name, size_hw, tiny, metric_max_depth=None, seed=0):
+    def build(path):
+        from depth_anything_ros.test_models import make_test_model
+        make_test_model(path, size_hw=size_hw, tiny=tiny, seed=seed, metric_max_depth=metric_max_depth)
+    return cached_model(model_dir, name, build)
 
 
 @pytest.fixture(scope='session')
@@ -59,6 +88,18 @@ def tiny_dynamic_model(model_dir):
 def tiny_fixed_model(model_dir):
     """Tiny DA-V2 architecture, fixed 1x3x518x686 like the S100 model, seed 0."""
     return _build(model_dir, 'tiny_518x686.onnx', (518, 686), True)
+
+
+@pytest.fixture(scope='session')
+def tiny_small_model(model_dir):
+    """Tiny DA-V2, fixed 140x182 (multiples of 14, even): cheap for tests that run it many times."""
+    return _build(model_dir, 'tiny_140x182.onnx', (140, 182), True)
+
+
+@pytest.fixture(scope='session')
+def tiny_seed1_model(model_dir):
+    """tiny_fixed_model's twin with other weights (seed 1)."""
+    return _build(model_dir, 'tiny_518x686_seed1.onnx', (518, 686), True, seed=1)
 
 
 @pytest.fixture(scope='session')

@@ -26,6 +26,8 @@ from depth_anything_ros.paths import SAMPLE_IMAGE  # noqa: E402
 from depth_anything_ros.pipeline import DepthEstimator  # noqa: E402
 from depth_anything_ros.postprocess import Colorizer  # noqa: E402
 
+pytestmark = [pytest.mark.slow, pytest.mark.dev_tools]
+
 STORE = get_typestore(Stores.ROS2_HUMBLE)
 T = STORE.types
 FRAMES = 5

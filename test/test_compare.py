@@ -13,6 +13,8 @@ from depth_anything_ros.image_codec import Frame
 from depth_anything_ros.metrics import abs_rel, compare_depth, cosine_similarity, relative_l1
 from depth_anything_ros.preprocess import RgbPreprocessor
 
+pytestmark = pytest.mark.slow
+
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       'depth_anything_ros', 'samples', 'robot_camera.jpg')
 
@@ -64,12 +66,8 @@ def images(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def other_seed_model(model_dir):
-    from depth_anything_ros.test_models import make_test_model
-    path = os.path.join(model_dir, 'tiny_518x686_seed1.onnx')
-    if not os.path.exists(path):
-        make_test_model(path, size_hw=(518, 686), tiny=True, seed=1)
-    return path
+def other_seed_model(tiny_seed1_model):
+    return tiny_seed1_model
 
 
 def mean_metrics(stdout: str) -> dict:

@@ -19,6 +19,8 @@ from depth_anything_ros.evaluation import (FORMATS, EvaluationError, align_dispa
                                            fit_scale_shift, load_depth, read_index, valid_mask)
 from depth_anything_ros.metrics import DEPTH_METRICS, depth_metrics
 
+pytestmark = pytest.mark.slow
+
 MM_DEPTH = 'redwood_synthetic/depth/00000.png'  # millimetres, like NYU's
 
 

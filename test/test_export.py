@@ -19,6 +19,8 @@ import pytest
 
 from depth_anything_ros import cli
 
+pytestmark = [pytest.mark.slow, pytest.mark.dev_tools]
+
 PARITY_BOUND = 2e-4
 
 

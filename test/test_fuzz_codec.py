@@ -6,6 +6,7 @@ on any float the model may output (NaN and inf included) and keeps shapes and dt
 """
 import cv2
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -15,6 +16,8 @@ from depth_anything_ros.image_codec import (
 from depth_anything_ros.postprocess import COLORMAPS, RANGE_MODES, Colorizer, restore_depth
 from depth_anything_ros.preprocess import RESIZE_MODES, place
 from depth_anything_ros.temporal import DepthSmoother
+
+pytestmark = pytest.mark.slow
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

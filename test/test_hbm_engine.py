@@ -22,6 +22,8 @@ from depth_anything_ros.nv12 import Nv12Preprocessor, nv12_input_kind
 from depth_anything_ros.pipeline import DepthEstimator, RgbFeeds, make_preprocessor
 from depth_anything_ros.preprocess import IMAGENET_MEAN, Rect, RgbPreprocessor
 
+pytestmark = pytest.mark.slow
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIM_DIR = os.path.join(HERE, 'hbm_sim', 'hbm_runtime')
 SAMPLE = os.path.join(os.path.dirname(HERE), 'depth_anything_ros', 'samples', 'robot_camera.jpg')
@@ -42,9 +44,8 @@ def hbm(monkeypatch):
 
 
 @pytest.fixture(scope='module')
-def small_model(tmp_path_factory):
-    from depth_anything_ros.test_models import make_test_model
-    return make_test_model(str(tmp_path_factory.mktemp('hbm') / 'small.onnx'), SMALL_HW, tiny=True, seed=0)
+def small_model(tiny_small_model):
+    return tiny_small_model
 
 
 @pytest.fixture(scope='module')

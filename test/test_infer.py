@@ -15,6 +15,8 @@ from depth_anything_ros.pipeline import DepthEstimator
 from depth_anything_ros.postprocess import Colorizer
 from depth_anything_ros.tools.infer import PNG_MAX, encode_png16
 
+pytestmark = pytest.mark.slow
+
 # Two sizes, so a wrong HxW or a swapped axis shows (480x640 and 425x640).
 IMAGES = ('redwood_synthetic/color/00000.jpg', 'natural_images/dav2_demo08.jpg')
 VIDEO_FRAMES = 3

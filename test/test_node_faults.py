@@ -21,6 +21,8 @@ from depth_anything_ros.image_codec import ImageFormatError, decode_image, encod
 from depth_anything_ros.node import DepthNode, Job
 from depth_anything_ros.paths import SAMPLE_IMAGE
 
+pytestmark = pytest.mark.graph
+
 
 class FaultyEngine(Engine):
     """The real engine, but each call may take the next fault from `faults`."""

@@ -12,7 +12,10 @@ import pytest
 from depth_anything_ros.graph import RosGraph
 from depth_anything_ros.paths import SAMPLE_IMAGE
 
+from conftest import cached_model
 from ros_probe import Probe, use_domain
+
+pytestmark = pytest.mark.graph
 
 W, H = 640, 480
 
@@ -314,7 +317,8 @@ def _rank2_model(path):
     ('not_a_model', 'ONNX Runtime cannot load'),
     ('rank2', 'is not a batch of 3-channel images'),
 ])
-def test_bad_model_file_fails_start_up_naming_file_and_problem(tiny_fixed_model, tmp_path, kind, expected):
+def test_bad_model_file_fails_start_up_naming_file_and_problem(tiny_fixed_model, model_dir, tmp_path, kind,
+                                                             expected):
     path = str(tmp_path / f'{kind}.onnx')
     if kind == 'truncated':
         with open(tiny_fixed_model, 'rb') as src, open(path, 'wb') as dst:
@@ -323,7 +327,7 @@ def test_bad_model_file_fails_start_up_naming_file_and_problem(tiny_fixed_model,
         with open(path, 'w') as f:
             f.write('this is not a model')
     else:
-        _rank2_model(path)
+        path = cached_model(model_dir, 'rank2_input.onnx', _rank2_model)
     graph = RosGraph(domain_for(7))
     proc = graph.start('node', graph.node_command('-p', f'model_path:={path}'))
     code = proc.wait(timeout=60)

@@ -19,6 +19,8 @@ from depth_anything_ros.image_codec import Frame  # noqa: E402
 from depth_anything_ros.paths import SAMPLE_IMAGE  # noqa: E402
 from depth_anything_ros.pipeline import DepthEstimator  # noqa: E402
 
+pytestmark = [pytest.mark.slow, pytest.mark.dev_tools]
+
 RELATIVE_BOUND = 1e-3
 
 

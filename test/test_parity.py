@@ -30,6 +30,8 @@ from depth_anything_ros.preprocess import (IMAGENET_MEAN, IMAGENET_STD, RgbPrepr
 
 from conftest import data_file   # noqa: E402
 
+pytestmark = [pytest.mark.slow, pytest.mark.dev_tools]
+
 PHOTOS = ['redwood_synthetic/color/00000.jpg', 'tum_rgbd/TUM_color.png', 'natural_images/dav2_demo08.jpg',
           'natural_images/unsplash_jonathan-borba-CnthDZXCdoY-unsplash.jpg']
 FIXED_PHOTOS = [SAMPLE_IMAGE, 'redwood_synthetic/color/00002.jpg']  # the package's robot-camera frame

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The tests that can run on the RDK S100's Python stack (Python 3.10, numpy 1.21.5, OpenCV 4.5.4,
+# ROS 2 wheels), in ./.venv-board. Test models are built by the main environment first: run
+# scripts/test.sh before this one with the same DEPTH_TEST_MODELS, or pass the folder holding them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${DEPTH_TEST_MODELS:?set DEPTH_TEST_MODELS to the folder where scripts/test.sh built the test models}"
+export DEPTH_TEST_MODELS
+VENV=${BOARD_VENV:-.venv-board}
+PYTHON=${BOARD_PYTHON:-}
+if [ -z "$PYTHON" ]; then
+  for candidate in "$(pyenv root 2>/dev/null)/versions/3.10.13/bin/python3.10" "$HOME/.pyenv/versions/3.10.13/bin/python3.10" \
+                   "$(command -v python3.10 || true)"; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ]; then PYTHON=$candidate; break; fi
+  done
+fi
+if [ -z "$PYTHON" ]; then
+  echo "test-board: no Python 3.10 found (looked for pyenv's 3.10.13 and python3.10 on PATH)." >&2
+  echo "test-board: install it (pyenv install 3.10.13) or set BOARD_PYTHON=/path/to/python3.10" >&2
+  exit 1
+fi
+stamp="$VENV/.depth_anything_ros-setup"
+want=$(cat requirements/ros-jazzy.txt requirements/board-py310.txt "$0" | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "test-board: creating $VENV with $PYTHON (a few minutes the first time)..."
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  grep -v '^numpy' requirements/ros-jazzy.txt > "$VENV/ros-without-numpy.txt"
+  "$VENV/bin/pip" install -q -r "$VENV/ros-without-numpy.txt" -r requirements/board-py310.txt
+  "$VENV/bin/pip" install -q --no-deps onnxruntime==1.23.2
+  echo "$want" > "$stamp"
+fi
+"$VENV/bin/python" - <<'PY'
+import sys, numpy, cv2
+assert sys.version_info[:2] == (3, 10), sys.version
+assert numpy.__version__ == '1.21.5' and cv2.__version__.startswith('4.5.4'), (numpy.__version__, cv2.__version__)
+print(f'test-board: Python {sys.version.split()[0]}, numpy {numpy.__version__}, OpenCV {cv2.__version__}')
+PY
+set +e
+"$VENV/bin/python" -m pytest -m "not dev_tools" "$@"
+code=$?
+set -e
+if [ "$code" -eq 5 ]; then
+  echo "test-board: pytest collected no tests: failing" >&2
+  exit 1
+fi
+exit "$code"
