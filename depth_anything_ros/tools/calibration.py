@@ -112,6 +112,8 @@ def pick_evenly(items: list, limit: int) -> list:
 
 def sampler(template: Template, canvas_hw: tuple, resize_mode: str, normalization: str):
     """frame -> the float32 NCHW tensor the template's ONNX receives for it on the board."""
+    import numpy as np
+
     from ..engines import TensorSpec
     from ..nv12 import Nv12Preprocessor
     from ..preprocess import RgbPreprocessor
@@ -119,8 +121,9 @@ def sampler(template: Template, canvas_hw: tuple, resize_mode: str, normalizatio
         rgb = RgbPreprocessor(canvas_hw, 'NCHW', resize_mode, normalization=normalization)
         return lambda frame: rgb(frame)[0]
     h, w = canvas_hw
-    planes = Nv12Preprocessor([TensorSpec('y', (1, h, w, 1), 'uint8', 'NHWC'),
-                               TensorSpec('uv', (1, h // 2, w // 2, 2), 'uint8', 'NHWC')], resize_mode)
+    u8 = np.dtype(np.uint8)
+    planes = Nv12Preprocessor([TensorSpec('y', (1, h, w, 1), u8, 'NHWC'),
+                               TensorSpec('uv', (1, h // 2, w // 2, 2), u8, 'NHWC')], resize_mode)
     return lambda frame: nv12_in_model(planes(frame)[0], template)
 
 
