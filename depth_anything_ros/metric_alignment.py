@@ -190,3 +190,72 @@ def floor_depth(image_hw: tuple, intrinsics: tuple, camera_height: float, camera
     rows = np.where(down > 1e-6, camera_height / np.where(down > 1e-6, down, 1.0), np.nan)
     depth[first:] = rows[:, None].astype(np.float32)
     return depth
+
+
+# -- reference messages, as fields (the node hands them over; no ROS types here) --------------
+
+DEPTH_ENCODINGS = {'16UC1': ('u2', 0.001), 'mono16': ('u2', 0.001), '32FC1': ('f4', 1.0)}
+POINT_FIELD_TYPES = {7: 'f4', 8: 'f8'}   # sensor_msgs/PointField FLOAT32, FLOAT64
+
+
+def decode_depth_image(height: int, width: int, encoding: str, is_bigendian: int, step: int, data) -> np.ndarray:
+    """A metric depth Image (REP 118: 16UC1 millimetres with 0 = no reading, 32FC1 metres with
+    NaN or 0 = no reading) as float32 metres with NaN where there is no reading."""
+    from .image_codec import ImageFormatError, _rows
+    if encoding not in DEPTH_ENCODINGS:
+        raise ImageFormatError(f"reference depth encoding '{encoding}' is not one of {sorted(DEPTH_ENCODINGS)}")
+    if height <= 0 or width <= 0:
+        raise ImageFormatError(f'reference depth size {width}x{height} is empty')
+    kind, to_metres = DEPTH_ENCODINGS[encoding]
+    dtype = np.dtype(('>' if is_bigendian else '<') + kind)
+    rows = _rows(np.frombuffer(data, np.uint8), height, width * dtype.itemsize, step, encoding, dtype)
+    metres = rows.astype(np.float32) * np.float32(to_metres)
+    metres[~(metres > 0) | ~np.isfinite(metres)] = np.nan
+    return metres
+
+
+def pointcloud_xyz(fields, point_step: int, data, is_bigendian: int = 0) -> np.ndarray:
+    """x, y, z of a PointCloud2 as an (N, 3) float64 array; `fields`: (name, offset, datatype)."""
+    from .image_codec import ImageFormatError
+    by_name = {name: (offset, datatype) for name, offset, datatype in fields}
+    missing = [axis for axis in 'xyz' if axis not in by_name or by_name[axis][1] not in POINT_FIELD_TYPES]
+    if missing or point_step <= 0:
+        raise ImageFormatError(f'point cloud has no float x, y, z fields (missing or not float: {missing}) '
+                               f'or a point_step of {point_step}')
+    buf = np.frombuffer(data, np.uint8)
+    count = buf.size // point_step
+    columns = []
+    for axis in 'xyz':
+        offset, datatype = by_name[axis]
+        dtype = np.dtype(('>' if is_bigendian else '<') + POINT_FIELD_TYPES[datatype])
+        if offset + dtype.itemsize > point_step:
+            raise ImageFormatError(f"point cloud field '{axis}' at offset {offset} does not fit a point of "
+                                   f'{point_step} bytes')
+        columns.append(np.ndarray((count,), dtype, buffer=buf, offset=offset, strides=(point_step,)))
+    return np.stack(columns, axis=1).astype(np.float64)
+
+
+class StampedReferences:
+    """The last few references by stamp, for pairing each camera frame with the reference taken
+    closest to it, within `tolerance_s` (sensors rarely share a clock tick)."""
+
+    def __init__(self, tolerance_s: float, keep: int = 8):
+        import threading
+        self._tolerance_ns = int(tolerance_s * 1e9)
+        self._keep = keep
+        self._items = []              # (stamp_ns, reference), oldest first
+        self._lock = threading.Lock()
+
+    def add(self, stamp_ns: int, reference) -> None:
+        with self._lock:
+            self._items.append((stamp_ns, reference))
+            self._items.sort(key=lambda item: item[0])
+            del self._items[:-self._keep]
+
+    def closest(self, stamp_ns: int):
+        """The reference nearest in time to `stamp_ns`, or None if none is within the tolerance."""
+        with self._lock:
+            if not self._items:
+                return None
+            stamp, reference = min(self._items, key=lambda item: abs(item[0] - stamp_ns))
+        return reference if abs(stamp - stamp_ns) <= self._tolerance_ns else None

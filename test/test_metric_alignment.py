@@ -158,3 +158,45 @@ def test_tracker_smooths_and_restarts_on_a_scene_cut(truth):
     cut = tracker.update(d, z * 3.0)                # another scene: start over, no blending
     assert tracker.resets == 2 and cut.scale == pytest.approx(SCALE / 3.0, rel=1e-6)
     assert tracker.update(d[:5], z[:5]) is None and tracker.current is cut
+
+
+def test_depth_images_decode_to_metres_with_nan_for_no_reading():
+    from depth_anything_ros.metric_alignment import decode_depth_image
+    mm = np.array([[0, 1500, 65535], [250, 0, 1]], np.uint16)
+    padded = np.zeros((2, 7), np.uint8)                       # 6 bytes of pixels + 1 pad byte a row
+    padded[:, :6] = mm.view(np.uint8).reshape(2, 6)
+    metres = decode_depth_image(2, 3, '16UC1', 0, 7, padded.tobytes())
+    np.testing.assert_allclose(metres, [[np.nan, 1.5, 65.535], [0.25, np.nan, 0.001]], rtol=1e-6)
+    big = decode_depth_image(2, 3, '16UC1', 1, 6, mm.astype('>u2').tobytes())
+    np.testing.assert_array_equal(np.isnan(big), np.isnan(metres))
+    floats = np.array([[np.nan, 2.0, 0.0, np.inf]], np.float32)
+    np.testing.assert_array_equal(np.isnan(decode_depth_image(1, 4, '32FC1', 0, 16, floats.tobytes())),
+                                  [[True, False, True, True]])
+    from depth_anything_ros.image_codec import ImageFormatError
+    for args in ((1, 4, 'rgb8', 0, 12, bytes(12)), (2, 3, '16UC1', 0, 6, bytes(7)), (0, 3, '32FC1', 0, 12, b'')):
+        with pytest.raises(ImageFormatError):
+            decode_depth_image(*args)
+
+
+def test_point_cloud_fields_to_xyz():
+    from depth_anything_ros.image_codec import ImageFormatError
+    from depth_anything_ros.metric_alignment import pointcloud_xyz
+    points = np.zeros(3, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('intensity', '<f4'), ('pad', 'V4')])
+    points['x'], points['y'], points['z'] = [1, 2, 3], [4, 5, 6], [7, 8, 9]
+    fields = [('x', 0, 7), ('y', 4, 7), ('z', 8, 7), ('intensity', 12, 7)]
+    xyz = pointcloud_xyz(fields, 20, points.tobytes())
+    np.testing.assert_array_equal(xyz, [[1, 4, 7], [2, 5, 8], [3, 6, 9]])
+    with pytest.raises(ImageFormatError, match='no float x, y, z'):
+        pointcloud_xyz(fields[:2], 20, points.tobytes())
+    with pytest.raises(ImageFormatError, match='does not fit'):
+        pointcloud_xyz([('x', 0, 7), ('y', 4, 7), ('z', 18, 7)], 20, points.tobytes())
+
+
+def test_references_pair_by_the_closest_stamp_within_the_tolerance():
+    from depth_anything_ros.metric_alignment import StampedReferences
+    refs = StampedReferences(tolerance_s=0.02, keep=3)
+    for stamp in (100, 200, 300, 400):                       # milliseconds
+        refs.add(stamp * 1_000_000, stamp)
+    assert refs.closest(310 * 1_000_000) == 300 and refs.closest(395 * 1_000_000) == 400
+    assert refs.closest(250 * 1_000_000) is None              # 50 ms from both neighbours
+    assert refs.closest(100 * 1_000_000) is None              # dropped: only the last 3 are kept
