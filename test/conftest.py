@@ -7,7 +7,37 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Fast DDS reads its profile once per process, when the first participant starts: set it before
 # any test creates one, or large images between processes get lost (see README, Development).
 os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'] = os.path.join(REPO, 'config', 'fastdds_local.xml')
-os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
+DOMAINS_PER_RUN = 16
+
+
+def _claim_domains() -> int:
+    """The first of DOMAINS_PER_RUN DDS domains no other test run on this machine holds.
+
+    Two runs on one domain see each other's frames (a second copy of the suite, a developer's
+    run beside CI). Each run holds an exclusive lock on its block for its whole life; the lock
+    goes with the process, however it ends."""
+    import fcntl
+    import tempfile
+    for block in range(96 // DOMAINS_PER_RUN):           # domains 1-96, all valid on every RMW
+        handle = open(os.path.join(tempfile.gettempdir(), f'depth_anything_ros-domains-{block}.lock'), 'w')
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _claim_domains.handle = handle                    # held until the process exits
+        return 1 + block * DOMAINS_PER_RUN
+    raise RuntimeError(f'all {96 // DOMAINS_PER_RUN} blocks of DDS domains are held by other test runs')
+
+
+FIRST_DOMAIN = _claim_domains()
+os.environ['ROS_DOMAIN_ID'] = str(FIRST_DOMAIN)
+
+
+def domain_for(offset: int) -> int:
+    """A DDS domain of this run's own (offset 0 is the in-process tests' default)."""
+    assert 0 <= offset < DOMAINS_PER_RUN, offset
+    return FIRST_DOMAIN + offset
 TEST_DATA = os.path.join(REPO, 'test', 'data')  # real images and depth maps: see its PROVENANCE.md
 SEQUENCE = [os.path.join(TEST_DATA, 'redwood_synthetic', 'color', f'{i:05d}.jpg') for i in range(5)]
 

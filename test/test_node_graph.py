@@ -12,17 +12,12 @@ import pytest
 from depth_anything_ros.graph import RosGraph
 from depth_anything_ros.paths import SAMPLE_IMAGE
 
-from conftest import cached_model
+from conftest import cached_model, domain_for
 from ros_probe import Probe, use_domain
 
 pytestmark = pytest.mark.graph
 
 W, H = 640, 480
-
-
-def domain_for(offset: int) -> int:
-    """One DDS domain per graph, spread by pid so that parallel runs don't meet."""
-    return 1 + (os.getpid() * 7 + offset) % 100
 
 
 def sample_bgr(w=W, h=H) -> np.ndarray:
