@@ -259,3 +259,73 @@ class StampedReferences:
                 return None
             stamp, reference = min(self._items, key=lambda item: abs(item[0] - stamp_ns))
         return reference if abs(stamp - stamp_ns) <= self._tolerance_ns else None
+
+
+# -- one object per node: references in, metres out -----------------------------------------
+
+REFERENCE_SOURCES = ('none', 'depth_image', 'points', 'ground_plane')
+
+
+class ReferenceAligner:
+    """Turns each frame's relative depth into metres with the reference paired to it.
+
+    `source`: 'depth_image' (a metric depth Image registered to the camera), 'points' (a point
+    cloud, moved into the camera's optical frame by `transform`), or 'ground_plane' (the floor
+    below a camera at `camera_height` m, pitched down by `camera_pitch` rad, in the bottom
+    `floor_rows` of the image). align() says why a frame stays relative when it does.
+    """
+
+    def __init__(self, source: str, tolerance_s: float = 0.05, transform=(0, 0, 0, 0, 0, 0, 1),
+                 camera_height: float = 0.0, camera_pitch: float = 0.0, floor_rows: float = 0.25,
+                 min_support: int = 20, smoothing: float = 0.0, scene_cut: float = 0.25, max_depth: float = 0.0):
+        if source not in REFERENCE_SOURCES[1:]:
+            raise ValueError(f"reference source '{source}' is not one of {list(REFERENCE_SOURCES[1:])}")
+        if source == 'ground_plane' and camera_height <= 0:
+            raise ValueError('ground_plane needs camera_height > 0 (metres from the floor to the camera)')
+        self.source = source
+        self.references = StampedReferences(tolerance_s)
+        self.transform = list(transform)
+        self.floor = (camera_height, camera_pitch, floor_rows)
+        self.tracker = ScaleTracker(min_support, smoothing, scene_cut)
+        self.max_depth = max_depth
+        self._floor_cache = (None, None)
+
+    def add_depth_image(self, stamp_ns: int, metres: np.ndarray) -> None:
+        self.references.add(stamp_ns, metres)
+
+    def add_points(self, stamp_ns: int, xyz: np.ndarray) -> None:
+        self.references.add(stamp_ns, transform_points(xyz, self.transform))
+
+    def align(self, stamp_ns: int, depth: np.ndarray, intrinsics: tuple | None) -> tuple:
+        """(fit, None) after writing metres into `depth` (relative output at frame size, NaN
+        where unseen), or (None, reason) with `depth` untouched: 'no_reference', 'no_camera_info'
+        or 'low_support'. `intrinsics`: fx, fy, cx, cy for depth's size, if known."""
+        pairs, reason = self._pairs(stamp_ns, depth, intrinsics)
+        if pairs is None:
+            return None, reason
+        fit = self.tracker.update(*pairs)
+        if fit is None:
+            return None, 'low_support'
+        fit.to_metres(depth, self.max_depth, out=depth)
+        return fit, None
+
+    def _pairs(self, stamp_ns, depth, intrinsics):
+        if self.source == 'ground_plane':
+            if intrinsics is None:
+                return None, 'no_camera_info'
+            return sample_registered(depth, self._floor(depth.shape, intrinsics)), None
+        reference = self.references.closest(stamp_ns)
+        if reference is None:
+            return None, 'no_reference'
+        if self.source == 'depth_image':
+            return sample_registered(depth, reference), None
+        if intrinsics is None:
+            return None, 'no_camera_info'
+        return sample_points(depth, reference, intrinsics), None
+
+    def _floor(self, shape, intrinsics):
+        key, floor = self._floor_cache
+        if key != (shape, tuple(intrinsics)):
+            floor = floor_depth(shape, intrinsics, *self.floor)
+            self._floor_cache = ((shape, tuple(intrinsics)), floor)
+        return floor

@@ -200,3 +200,32 @@ def test_references_pair_by_the_closest_stamp_within_the_tolerance():
     assert refs.closest(310 * 1_000_000) == 300 and refs.closest(395 * 1_000_000) == 400
     assert refs.closest(250 * 1_000_000) is None              # 50 ms from both neighbours
     assert refs.closest(100 * 1_000_000) is None              # dropped: only the last 3 are kept
+
+
+def test_aligner_writes_metres_for_frames_with_a_reference_and_says_why_not(truth):
+    from depth_anything_ros.metric_alignment import ReferenceAligner
+    aligner = ReferenceAligner('depth_image', tolerance_s=0.01, min_support=50)
+    aligner.add_depth_image(1_000_000_000, sparse_reference(truth, 0.001, 0.10))
+    depth = relative_output(truth)
+    fit, reason = aligner.align(1_005_000_000, depth, None)           # 5 ms apart: paired
+    assert reason is None and fit.support > 200
+    valid = np.isfinite(truth)
+    assert abs_rel(depth[valid], truth[valid]) <= 1e-3                 # metres, in place
+    unpaired = relative_output(truth)
+    assert aligner.align(1_100_000_000, unpaired, None) == (None, 'no_reference')
+    np.testing.assert_array_equal(unpaired, relative_output(truth))    # left relative
+    aligner.add_depth_image(2_000_000_000, sparse_reference(truth, 20 / truth.size, 0.0))
+    assert aligner.align(2_000_000_000, relative_output(truth), None) == (None, 'low_support')
+
+
+def test_aligner_with_points_and_with_the_floor_needs_intrinsics(truth):
+    from depth_anything_ros.metric_alignment import ReferenceAligner
+    points = ReferenceAligner('points', min_support=20)
+    points.add_points(0, [[0.0, 0.0, 2.0]] * 30)
+    assert points.align(0, relative_output(truth), None) == (None, 'no_camera_info')
+    floor = ReferenceAligner('ground_plane', camera_height=0.5, camera_pitch=0.3)
+    assert floor.align(0, relative_output(truth), None) == (None, 'no_camera_info')
+    with pytest.raises(ValueError, match='camera_height'):
+        ReferenceAligner('ground_plane')
+    with pytest.raises(ValueError, match='not one of'):
+        ReferenceAligner('sonar')
