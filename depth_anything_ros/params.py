@@ -79,24 +79,24 @@ def validate(values: dict) -> dict:
     lo, hi = values['color_min'], values['color_max']
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ConfigError(f'parameters color_min ({lo}) and color_max ({hi}) need finite values with '
-                          f"color_min < color_max ({setting('color_min', '0.0')} {setting('color_max', '1.0')})")
+                          f"color_min < color_max ({setting(color_min='0.0', color_max='1.0')})")
     path = values['model_path']
     if not path:
         raise ConfigError('parameter model_path is empty: set it to a .onnx or .hbm model '
-                          f"({setting('model_path', '/path/to/model.onnx')}); "
+                          f"({setting(model_path='/path/to/model.onnx')}); "
                           '`depth-anything-ros make-test-model --out test.onnx` builds a test model')
     if os.path.isdir(path):
         raise ConfigError(f"parameter model_path: '{path}' is a directory; set it to the model file in it "
-                          f"({setting('model_path', os.path.join(path, 'model.onnx'))})")
+                          f"({setting(model_path=os.path.join(path, 'model.onnx'))})")
     return values
 
 
-def setting(name: str, value: str) -> str:
-    """How the user sets a parameter: a launch argument when launched (depth.launch.py sets
+def setting(**values) -> str:
+    """How the user sets parameters: launch arguments when launched (depth.launch.py sets
     DEPTH_ANYTHING_ROS_LAUNCH), else ros2 run's form."""
     if os.environ.get('DEPTH_ANYTHING_ROS_LAUNCH'):
-        return f'{name}:={value}'
-    return f'--ros-args -p {name}:={value}'
+        return ' '.join(f'{name}:={value}' for name, value in values.items())
+    return ' '.join(['--ros-args'] + [f'-p {name}:={value}' for name, value in values.items()])
 
 
 def params_yaml() -> str:
