@@ -15,8 +15,9 @@ def rcl_arguments_error(exc: Exception) -> str:
     if not found:
         return f'cannot start: {text.splitlines()[0]}'
     what, rule, error = found.groups()
-    return (f'cannot start: {rule}: {error.strip()}; fix the {what} (a parameters file is YAML: '
-            '`/**:` then `ros__parameters:` then `name: value` lines)')
+    form = (' (YAML: `/**:`, then `ros__parameters:`, then `name: value` lines)'
+            if what == 'params file' else '')
+    return f'cannot start: {rule}: {error.strip()}; fix the {what}{form}'
 
 
 def _node_under_construction(exc: BaseException):

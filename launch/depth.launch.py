@@ -70,6 +70,14 @@ def pixels(args: dict, name: str) -> int:
     return int(args[name])
 
 
+def ros_name(args: dict, name: str) -> str:
+    """A topic or namespace: ROS name tokens (letters, digits, _; not starting with a digit) joined by /."""
+    if args[name] and not re.fullmatch(r'~?/?([A-Za-z_]\w*(/[A-Za-z_]\w*)*/?)?', args[name]):
+        raise LaunchArgumentError(f'{name}:={args[name]}: not a ROS name (letters, digits and _ between '
+                                  f'slashes, no token starting with a digit)')
+    return args[name]
+
+
 def choice(args: dict, name: str, choices: tuple) -> str:
     if args[name] not in choices:
         raise LaunchArgumentError(f'{name}:={args[name]}: use one of {", ".join(c or chr(34) * 2 for c in choices)}')
@@ -160,6 +168,8 @@ def nodes(context):
     zero_copy = flag(args, 'zero_copy')
     rviz = flag(args, 'rviz')
     choice(args, 'input_transport', ('', 'raw', 'compressed', 'hbmem'))
+    for name in ('image_topic', 'camera_info_topic', 'namespace'):
+        ros_name(args, name)
     camera_nodes, overrides, remaps, skipped = tros_camera(args, zero_copy)
     actions = dds_environment(args, zero_copy) + camera_nodes + ([LogInfo(msg=skipped)] if skipped else [])
     # Only what is given here goes over the params file; an argument left empty keeps the file's value.

@@ -206,6 +206,8 @@ def test_rviz_follows_namespace_and_remaps_and_is_optional(launched):
     ('input_transport', 'ffmpeg', 'input_transport:=ffmpeg: use one of'),
     ('params_file', '/nonexistent/depth.yaml', 'params_file:=/nonexistent/depth.yaml: no such file'),
     ('dds_profile', '/nonexistent.xml', 'dds_profile:=/nonexistent.xml: no such file'),
+    ('image_topic', 'bad topic', 'image_topic:=bad topic: not a ROS name'),
+    ('namespace', '1bad', 'namespace:=1bad: not a ROS name'),
 ])
 def test_every_argument_is_validated_by_name(launched, argument, value, message):
     _, run, module = launched

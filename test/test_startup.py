@@ -74,7 +74,8 @@ def test_missing_or_malformed_params_file(tmp_path, content):
 def test_rcl_error_text_becomes_one_line():
     exc = RuntimeError("failed to initialize rcl: Couldn't parse params file: '--params-file /x.yaml'. "
                        'Error: Error opening YAML file, at /project/src/parser.c:271, at arguments.c:415')
-    assert rcl_arguments_error(exc).startswith('cannot start: --params-file /x.yaml: Error opening YAML file; ')
+    assert rcl_arguments_error(exc).startswith('cannot start: --params-file /x.yaml: Error opening YAML file; '
+                                               'fix the params file (YAML: ')
 
 
 def start(model):
