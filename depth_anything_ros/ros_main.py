@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import sys
+import threading
 
 
 def rcl_arguments_error(exc: Exception) -> str:
@@ -36,6 +37,16 @@ def _fail(message: str, node=None) -> int:
     from rclpy.logging import get_logger
     (node.get_logger() if node is not None else get_logger('depth_anything')).error(message)
     return 1
+
+
+_interrupted = threading.Event()
+
+
+def _on_interrupt(signum, frame):
+    """Python's own Ctrl-C behaviour, remembered: rclpy chains its handler to this one, and an error
+    that the interrupt caused (an import cut short, a context shut down) must not read as a failure."""
+    _interrupted.set()
+    raise KeyboardInterrupt
 
 
 def _leave(code: int) -> None:
@@ -72,6 +83,7 @@ def run_node(make_node, args=None) -> int:
     from rclpy.executors import ExternalShutdownException
 
     from .params import ConfigError
+    signal.signal(signal.SIGINT, _on_interrupt)
     try:
         rclpy.init(args=args)
     except KeyboardInterrupt:
@@ -88,8 +100,8 @@ def run_node(make_node, args=None) -> int:
     except SystemExit as stop:
         code = stop.code or 0
     except Exception as exc:  # ConfigError included
-        if not rclpy.ok():
-            pass  # Ctrl-C while the node was being built: rclpy shut its context down under it
+        if _interrupted.is_set() or not rclpy.ok():
+            pass  # Ctrl-C while the node was being built: what failed after it is no failure of ours
         elif isinstance(exc, ConfigError):
             code = _fail(f'cannot start: {exc}', _node_under_construction(exc))
         else:
@@ -105,6 +117,7 @@ def run_node(make_node, args=None) -> int:
 
 def depth_node() -> int:
     """The `depth_node` executable: Ctrl-C while the node's imports load exits 0 as well."""
+    signal.signal(signal.SIGINT, _on_interrupt)
     try:
         from .node import DepthNode
     except KeyboardInterrupt:
