@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 
+pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = 'depth_anything_ros'
 

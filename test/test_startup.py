@@ -11,7 +11,8 @@ import pytest
 from depth_anything_ros.graph import RosGraph
 from depth_anything_ros.ros_main import rcl_arguments_error
 
-DOMAIN = 1 + (os.getpid() * 7 + 40) % 100
+pytestmark = pytest.mark.graph
+DOMAIN = 1 + (os.getpid() * 7 + 40) % 100  # no DDS traffic is asserted on: any domain serves
 
 
 def wait_until(condition, timeout: float) -> bool:
