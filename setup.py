@@ -19,15 +19,20 @@ setup(
     package_data={PACKAGE: ['samples/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        # where ros2 run/launch look; a launcher into bin/, where every install route puts console scripts
+        (f'lib/{PACKAGE}', ['resource/depth_node']),
         (f'share/{PACKAGE}', ['package.xml']),
         share('launch', '*.py'),
         share('config'),
         share('models'),
         share('models/s100'),
     ],
-    install_requires=['setuptools', 'numpy', 'opencv-python-headless', 'pyyaml'],
+    # Nothing here may replace a board's apt numpy/OpenCV (Humble's messages are built against numpy 1.x):
+    # an unpinned name already installed is left alone, and OpenCV from apt is no pip distribution.
+    # A PC without ROS's numpy and OpenCV installs them with `pip install '.[pc]'`.
+    install_requires=['setuptools', 'pyyaml'],
     extras_require={
-        'onnx': ['onnxruntime'],
+        'pc': ['numpy', 'opencv-python-headless', 'onnxruntime'],
         'test-models': ['torch==2.13.0', 'transformers', 'onnx'],
     },
     zip_safe=True,
@@ -37,7 +42,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'depth_node = depth_anything_ros.node:main',
+            'depth_node = depth_anything_ros.ros_main:depth_node',
             'depth-anything-ros = depth_anything_ros.cli:main',
         ],
     },

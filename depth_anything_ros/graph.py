@@ -33,7 +33,7 @@ class RosGraph:
 
     @staticmethod
     def node_command(*ros_args) -> list:
-        return [sys.executable, '-m', 'depth_anything_ros.node', '--ros-args', *ros_args]
+        return [sys.executable, '-m', 'depth_anything_ros.ros_main', '--ros-args', *ros_args]
 
     @staticmethod
     def cli_command(*args) -> list:

@@ -5,6 +5,8 @@ a test, and `validate` turns a bad value into a message that says what to fix.
 """
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 
 from .engines import ENGINE_CHOICES
@@ -74,11 +76,27 @@ def validate(values: dict) -> dict:
             raise ConfigError(f"parameter {p.name}: '{value}' is not one of {list(p.choices)}")
         if p.min is not None and not p.min <= value <= p.max:
             raise ConfigError(f'parameter {p.name}: {value} is outside [{p.min}, {p.max}]')
-    if not values['model_path']:
+    lo, hi = values['color_min'], values['color_max']
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ConfigError(f'parameters color_min ({lo}) and color_max ({hi}) need finite values with '
+                          f"color_min < color_max ({setting(color_min='0.0', color_max='1.0')})")
+    path = values['model_path']
+    if not path:
         raise ConfigError('parameter model_path is empty: set it to a .onnx or .hbm model '
-                          '(-p model_path:=/path/to/model.onnx); '
+                          f"({setting(model_path='/path/to/model.onnx')}); "
                           '`depth-anything-ros make-test-model --out test.onnx` builds a test model')
+    if os.path.isdir(path):
+        raise ConfigError(f"parameter model_path: '{path}' is a directory; set it to the model file in it "
+                          f"({setting(model_path=os.path.join(path, 'model.onnx'))})")
     return values
+
+
+def setting(**values) -> str:
+    """How the user sets parameters: launch arguments when launched (depth.launch.py sets
+    DEPTH_ANYTHING_ROS_LAUNCH), else ros2 run's form."""
+    if os.environ.get('DEPTH_ANYTHING_ROS_LAUNCH'):
+        return ' '.join(f'{name}:={value}' for name, value in values.items())
+    return ' '.join(['--ros-args'] + [f'-p {name}:={value}' for name, value in values.items()])
 
 
 def params_yaml() -> str:

@@ -1,39 +1,129 @@
-"""Run a node until Ctrl-C or SystemExit; Ctrl-C exits 0 on Humble and Jazzy alike."""
+"""Run a node: a start-up failure is one ERROR line from the ROS logger (so on /rosout) and exit 1;
+Ctrl-C, once or twice, at any point, exits 0 without a traceback, on Humble and Jazzy alike."""
 from __future__ import annotations
 
+import os
+import re
+import signal
+import sys
+import threading
 
-def run_node(make_node, args=None) -> int:
-    """Init rclpy, build the node (a ConfigError there exits 1 with its message), spin."""
-    import os
-    import sys
 
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
+def rcl_arguments_error(exc: Exception) -> str:
+    """rcl's 'failed to initialize rcl: Couldn't parse params file: ...' as one line naming the argument."""
+    text = str(exc)
+    found = re.search(r"Couldn't parse (.+?): '(.+?)'\. Error: (.+?)(?:, at |\n|$)", text)
+    if not found:
+        return f'cannot start: {text.splitlines()[0]}'
+    what, rule, error = found.groups()
+    form = (' (YAML: `/**:`, then `ros__parameters:`, then `name: value` lines)'
+            if what == 'params file' else '')
+    return f'cannot start: {rule}: {error.strip()}; fix the {what}{form}'
 
-    from .params import ConfigError
-    rclpy.init(args=args)
-    node = None
-    code = 0
+
+def _node_under_construction(exc: BaseException):
+    """The node whose constructor raised: it still exists, so its logger reaches /rosout."""
+    from rclpy.node import Node
+    tb = exc.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get('self')
+        if isinstance(candidate, Node):
+            return candidate
+        tb = tb.tb_next
+    return None
+
+
+def _fail(message: str, node=None) -> int:
+    from rclpy.logging import get_logger
+    (node.get_logger() if node is not None else get_logger('depth_anything')).error(message)
+    return 1
+
+
+_interrupted = threading.Event()
+
+
+def _on_interrupt(signum, frame):
+    """Python's own Ctrl-C behaviour, remembered: rclpy chains its handler to this one, and an error
+    that the interrupt caused (an import cut short, a context shut down) must not read as a failure."""
+    _interrupted.set()
+    raise KeyboardInterrupt
+
+
+def _leave(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _leave_on_interrupt(code: int) -> None:
+    """After the first Ctrl-C, another one means 'now': leave at once, without a traceback."""
+    signal.signal(signal.SIGINT, lambda *_: _leave(code))
+
+
+def _close(rclpy, node, code: int) -> bool:
+    """Destroy the node and shut rclpy down; False if a thread is stuck in native code."""
     clean = True
     try:
-        node = make_node()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # Ctrl-C: Humble raises the first, Jazzy the second
-    except SystemExit as stop:
-        code = stop.code or 0
-    except ConfigError as exc:
-        print(f'cannot start: {exc}', file=sys.stderr)
-        code = 1
-    finally:
+        _leave_on_interrupt(code)
         if node is not None:
             clean = getattr(node, 'shutdown', lambda: True)() is not False
             node.destroy_node()
         rclpy.try_shutdown()
+    except KeyboardInterrupt:  # the second Ctrl-C came before our handler was in place
+        _leave(code)
+    # All closed. Python's exit resets a handler of ours to the default, which a late Ctrl-C would
+    # turn into death by SIGINT (rc -2); an ignored signal stays ignored.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return clean
+
+
+def run_node(make_node, args=None) -> int:
+    """Init rclpy, build the node (a ConfigError there logs its message and exits 1), spin."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    from .params import ConfigError
+    signal.signal(signal.SIGINT, _on_interrupt)
+    try:
+        rclpy.init(args=args)
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:  # RCLError: an unreadable --params-file or a malformed -p
+        return _fail(rcl_arguments_error(exc))
+    node = None
+    code = 0
+    try:
+        node = make_node()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C: Humble raises the first, Jazzy the second; during start-up too
+    except SystemExit as stop:
+        code = stop.code or 0
+    except Exception as exc:  # ConfigError included
+        if _interrupted.is_set() or not rclpy.ok():
+            pass  # Ctrl-C while the node was being built: what failed after it is no failure of ours
+        elif isinstance(exc, ConfigError):
+            code = _fail(f'cannot start: {exc}', _node_under_construction(exc))
+        else:
+            raise
+    finally:
+        clean = _close(rclpy, node, code)
     if not clean:
         # A thread is still inside native code (a hung driver call): interpreter teardown would
         # free what it uses and abort. Everything of ours is closed; leave without teardown.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        _leave(code)
     return code
+
+
+def depth_node() -> int:
+    """The `depth_node` executable: Ctrl-C while the node's imports load exits 0 as well."""
+    signal.signal(signal.SIGINT, _on_interrupt)
+    try:
+        from .node import DepthNode
+    except KeyboardInterrupt:
+        return 0
+    return run_node(DepthNode)
+
+
+if __name__ == '__main__':
+    sys.exit(depth_node())

@@ -10,8 +10,8 @@ import numpy as np
 
 from . import Engine, EngineError, TensorSpec, guess_layout
 
-INSTALL_HINT = ("install the BPU runtime on the RDK S100 board (`sudo apt-get install hobot-dnn` "
-                "and the hbm_runtime Python wheel from the D-Robotics SDK), or use an ONNX model "
+INSTALL_HINT = ("on the RDK S100 install it: `sudo apt-get install hobot-dnn` (its libraries), then "
+                "`pip install hbm-runtime==0.1.0.post1` (aarch64, Python 3.10); or use an ONNX model "
                 "with engine 'onnxruntime' instead")
 
 # hbDNNDataType member name -> numpy dtype (S4/U4 have no numpy equivalent).

@@ -6,11 +6,16 @@ import os
 HELP = ('run the sample camera, the depth node and a sink as separate ROS 2 processes, '
         'save colorized depth and print the frame rate')
 DEFAULT_TEST_MODEL = 'da_v2_small_random_518x686.onnx'
+REAL_MODEL = 'da_v2_small_onnx'  # models.yaml: DA-V2 Small as ONNX, one direct file (Apache-2.0)
 
 
 def add_arguments(parser):
-    parser.add_argument('--model', help='.onnx/.hbm model (default: build a RANDOM-weight test model '
-                                        'of the real architecture, whose depth means nothing)')
+    parser.add_argument('--model', help='.onnx/.hbm model (default: DA-V2 Small ONNX, downloaded once with '
+                                        '`models fetch`; offline: a RANDOM-weight test model of the real '
+                                        'architecture, whose depth means nothing)')
+    parser.add_argument('--no-download', action='store_true',
+                        help='do not try to download real weights: use the random-weight test model')
+    parser.add_argument('--model-url', help='download the real model from this URL instead (a mirror)')
     parser.add_argument('--seconds', type=float, default=30.0, help='how long to run (default 30)')
     parser.add_argument('--out-dir', default='demo_out', help='where colorized depth PNGs go')
     parser.add_argument('--rate', type=float, default=10.0, help='camera frames per second')
@@ -31,11 +36,35 @@ def default_model() -> str:
     return path
 
 
+def real_model(url: str | None = None, dest: str | None = None, entries=None, timeout: float = 20.0) -> tuple:
+    """(path, None) of DA-V2 Small ONNX, fetched once into the cache (checksum checked when models.yaml
+    has one), or (None, why) when it cannot be downloaded here."""
+    from .. import model_zoo as zoo
+    entry = zoo.find(entries if entries is not None else zoo.load_catalog(), REAL_MODEL)
+    try:
+        path, _, _ = zoo.fetch(entry, dest, url, timeout)
+    except (zoo.FetchError, OSError) as exc:
+        return None, str(exc)
+    return path, None
+
+
+def pick_model(args) -> tuple:
+    """(model path, True if it is the random-weight test model)."""
+    if args.model:
+        return args.model, False
+    if not args.no_download:
+        path, why = real_model(args.model_url)
+        if path:
+            return path, False
+        print(f'demo: no real weights ({why}); using the random-weight test model instead', flush=True)
+    return default_model(), True
+
+
 def run(args) -> int:
     from ..cli import CliError
     from ..graph import RosGraph
     from ..paths import share_path
-    model = args.model or default_model()
+    model, random_weights = pick_model(args)
     if not os.path.isfile(model):
         raise CliError(f"model '{model}' does not exist")
     params = args.params or share_path('config', 'depth.yaml')
@@ -45,7 +74,7 @@ def run(args) -> int:
     with RosGraph() as graph:
         print(f'demo: model {model}; ROS_DOMAIN_ID={graph.env["ROS_DOMAIN_ID"]}; '
               f'{args.seconds:.0f} s; colorized depth -> {args.out_dir}/', flush=True)
-        if not args.model:
+        if random_weights:
             print('demo: NOTE the test model has random weights: the pictures show the pipeline '
                   'working, not depth quality.', flush=True)
         graph.start('node', graph.node_command('--params-file', params, '-p', f'model_path:={model}'))
