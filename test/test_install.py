@@ -27,8 +27,8 @@ def wheel(tmp_path_factory):
 @pytest.fixture(scope='module')
 def prefix(wheel, tmp_path_factory):
     root = tmp_path_factory.mktemp('prefix')
-    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--ignore-installed', '--prefix', str(root), wheel],
-                   check=True)
+    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--ignore-installed',
+                    '--prefix', str(root), wheel], check=True)
     return str(root)
 
 
@@ -66,10 +66,10 @@ def test_installed_executable_runs_the_node(prefix, tmp_path):
     """The launcher hands over to bin/depth_node, which runs the node far enough to refuse a
     model path that is a directory (one ERROR line, exit 1)."""
     site = sysconfig.get_path('purelib', vars={'base': prefix, 'platbase': prefix})
-    env = {**os.environ, 'PYTHONPATH': site, 'ROS_DOMAIN_ID': str(1 + os.getpid() % 100)}
+    env = {**os.environ, 'PYTHONPATH': site}  # ROS_DOMAIN_ID: this run's own (conftest)
     result = subprocess.run([os.path.join(prefix, 'lib', PACKAGE, 'depth_node'), '--ros-args',
                              '-p', f'model_path:={tmp_path}'], env=env, capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    assert f"[ERROR]" in output and f"model_path: '{tmp_path}' is a directory" in output, output
+    assert "[ERROR]" in output and f"model_path: '{tmp_path}' is a directory" in output, output
     assert 'Traceback' not in output

@@ -1,18 +1,19 @@
 """Start-up and shutdown of the node process: every failure is one ERROR line from the ROS logger
 naming the parameter or file and the fix (as a launch argument when launched), exit 1, no
 traceback; Ctrl-C during start-up, or twice, exits 0 without a traceback."""
-import os
 import signal
 import time
 
 import psutil
 import pytest
 
+from conftest import domain_for
+
 from depth_anything_ros.graph import RosGraph
 from depth_anything_ros.ros_main import rcl_arguments_error
 
 pytestmark = pytest.mark.graph
-DOMAIN = 1 + (os.getpid() * 7 + 40) % 100  # no DDS traffic is asserted on: any domain serves
+DOMAIN = domain_for(11)  # this run's own (no DDS traffic is asserted on)
 
 
 def wait_until(condition, timeout: float) -> bool:
@@ -80,7 +81,7 @@ def test_rcl_error_text_becomes_one_line():
 
 
 def start(model):
-    graph = RosGraph(DOMAIN + 1)
+    graph = RosGraph(domain_for(12))
     return graph, graph.start('node', graph.node_command('-p', f'model_path:={model}'))
 
 
