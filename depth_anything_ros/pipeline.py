@@ -49,18 +49,22 @@ class DepthEstimator:
     """Frames -> relative inverse depth at the frame's size.
 
     The defaults are the official recipe (`Recipe()`); a model's own comes from
-    models/models.yaml through `model_zoo.resolve_recipe` as `**recipe.settings`.
+    models/models.yaml through `model_zoo.resolve_recipe` and `from_recipe`.
     """
 
     def __init__(self, engine: Engine, resize_mode: str = 'stretch', input_size: int = 518,
                  normalization: str = 'imagenet', interpolation: str = 'cubic',
-                 channel_order: str = 'rgb', upsampling: str = 'align_corners'):
+                 channel_order: str = 'rgb', upsampling: str = 'align_corners', recipe_name: str = 'custom'):
         self.engine = engine
-        self.recipe = Recipe('custom', resize_mode, interpolation, normalization, channel_order, upsampling)
+        self.recipe = Recipe(recipe_name, resize_mode, interpolation, normalization, channel_order, upsampling)
         self.input_names = [s.name for s in engine.inputs]
         self.input_name = self.input_names[0] if self.input_names else None  # single-input callers
         self.preprocess = make_preprocessor(engine, resize_mode, input_size, normalization,
                                             interpolation, channel_order)
+
+    @classmethod
+    def from_recipe(cls, engine: Engine, recipe: Recipe, input_size: int = 518) -> 'DepthEstimator':
+        return cls(engine, input_size=input_size, recipe_name=recipe.name, **recipe.settings)
 
     def restore(self, model_depth: np.ndarray, placement: Placement, out: np.ndarray | None = None):
         """Model-resolution depth -> depth at the frame's size, upsampled as the recipe says."""

@@ -98,9 +98,9 @@ def run(args) -> int:
                   for d in dict.fromkeys(r['dataset'] for r in rows)}
     _print_table(rows, mean, by_dataset, DEPTH_METRICS)
     if args.json:
-        settings = {k: getattr(args, k) for k in ('model', 'engine', 'resize_mode', 'input_size',
-                                                  'normalization', 'depth_type', 'min_depth',
-                                                  'max_depth', 'eigen_crop')}
+        settings = {k: getattr(args, k) for k in ('model', 'engine', 'input_size', 'depth_type',
+                                                  'min_depth', 'max_depth', 'eigen_crop')}
+        settings['recipe'] = {'name': estimator.recipe.name, **estimator.recipe.settings}
         settings['alignment'] = ('least-squares scale and shift in disparity, per image'
                                  if args.depth_type == 'relative' else 'none')
         _write_json(args.json, {'settings': settings, 'metrics': list(DEPTH_METRICS), 'images': rows,
