@@ -76,17 +76,21 @@ def _resize_align_corners(image: np.ndarray, out: np.ndarray) -> np.ndarray:
     if image.dtype != np.float32:
         image = image.astype(np.float32)
     x0, x1, xf = _linear_taps(image.shape[1], out.shape[1])
-    y0, y1, yf = _linear_taps(image.shape[0], out.shape[0])
+    y0, _, yf = _linear_taps(image.shape[0], out.shape[0])
     rows = np.take(image, x0, axis=1)
     step = np.take(image, x1, axis=1)
     step -= rows
     step *= xf
     rows += step                      # model rows at the image's width
-    top = np.take(rows, y0, axis=0)
-    step = np.take(rows, y1, axis=0)
-    step -= top
+    down = np.zeros_like(rows)        # row i + 1 - row i (0 after the last: weight 0 there)
+    np.subtract(rows[1:], rows[:-1], out=down[:-1])
+    if out.flags.c_contiguous:
+        np.take(rows, y0, axis=0, out=out)
+    else:
+        out[...] = np.take(rows, y0, axis=0)
+    step = np.take(down, y0, axis=0)
     step *= yf[:, None]
-    np.add(top, step, out=out, casting='unsafe')
+    out += step
     return out
 
 
