@@ -169,12 +169,12 @@ class RgbPreprocessor:
         rows, cols = slice(dst.y, dst.y + dst.height), slice(dst.x, dst.x + dst.width)
         # Model channel c holds RGB channel order[c].
         order = (0, 1, 2) if self.channel_order == 'rgb' else (2, 1, 0)
-        if self.normalization == 'pixel_zscore':
-            values = _pixel_zscore(small[:, :, list(channels)])
-            for c, rgb in enumerate(order):
-                tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)] = values[:, :, rgb]
-            return tensor, placement
         planes = cv2.split(small)
+        if self.normalization == 'pixel_zscore':
+            values = _pixel_zscore([planes[channels[rgb]] for rgb in range(3)])
+            for c, rgb in enumerate(order):
+                tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)] = values[rgb]
+            return tensor, placement
         for c, rgb in enumerate(order):
             out = tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)]
             out[...] = planes[channels[rgb]]  # straight into the model input
@@ -207,10 +207,16 @@ def _resized(frame: Frame, src: Rect, dst: Rect, interpolation: str) -> tuple:
     return cv2.resize(crop, (dst.width, dst.height), interpolation=flag), channels
 
 
-def _pixel_zscore(rgb: np.ndarray) -> np.ndarray:
-    """Each pixel by the mean and variance of its own three channels, (x - mean) /
-    sqrt(var + 1e-5): the D-Robotics sample's normalization for depth_any.hbm."""
-    values = rgb.astype(np.float32)
-    mean = values.mean(axis=2, keepdims=True)
-    var = values.var(axis=2, keepdims=True)
-    return (values - mean) / np.sqrt(var + np.float32(PIXEL_ZSCORE_EPS))
+def _pixel_zscore(planes: list) -> list:
+    """R, G, B planes, each pixel normalized by the mean and variance of its own three
+    values, (x - mean) / sqrt(var + 1e-5): the D-Robotics sample's normalization for
+    depth_any.hbm. Plane by plane: numpy is slow along a 3-long last axis."""
+    r, g, b = (p.astype(np.float32) for p in planes)
+    mean = (r + g + b) / np.float32(3)
+    r -= mean
+    g -= mean
+    b -= mean
+    scale = (r * r + g * g + b * b) / np.float32(3)
+    scale += np.float32(PIXEL_ZSCORE_EPS)
+    np.sqrt(scale, out=scale)
+    return [r / scale, g / scale, b / scale]
