@@ -62,17 +62,19 @@ def _resize_pixel_centres(image: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def _linear_taps(n_in: int, n_out: int) -> tuple:
     """align_corners=True: output i samples input i * (n_in - 1) / (n_out - 1); (left index,
-    right index, right weight) per output sample."""
-    x = np.arange(n_out) * ((n_in - 1) / max(n_out - 1, 1))
+    right index, right weight) per output sample, in float32 as PyTorch computes them."""
+    scale = np.float32(n_in - 1) / np.float32(n_out - 1) if n_out > 1 else np.float32(0)
+    x = np.arange(n_out, dtype=np.float32) * scale
     left = np.minimum(x.astype(np.intp), n_in - 1)
     right = np.minimum(left + 1, n_in - 1)
-    return left, right, (x - left).astype(np.float32)
+    return left, right, x - left.astype(np.float32)
 
 
 def _resize_align_corners(image: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Bilinear, align_corners=True, into `out`: a separable gather and lerp, exact to
-    float rounding. (OpenCV's warpAffine/remap can express the map, but round the sample
-    positions to 1/32 pixel: up to 1/64 of a neighbour step off.)"""
+    """Bilinear, align_corners=True, into `out`: a separable gather and lerp, equal to
+    PyTorch's up to float rounding. (OpenCV's warpAffine expresses the same map and is
+    exact on float32 in OpenCV 5, but older versions, as the board's 4.5.4, round sample
+    positions to 1/32 pixel in their warp/remap tables.)"""
     if image.dtype != np.float32:
         image = image.astype(np.float32)
     x0, x1, xf = _linear_taps(image.shape[1], out.shape[1])
