@@ -50,7 +50,7 @@ def use_official_pos_embedding(model):
 
     Official: F.interpolate(grid, scale_factor=((h0 + 0.1) / 37, (w0 + 0.1) / 37), mode='bicubic')
     on the 37x37 grid, h0 = H // 14, w0 = W // 14; the grid as is at the trained square size.
-    transformers interpolates to size=(h0, w0) instead, which samples other positions (2-3 % of
+    transformers interpolates to size=(h0, w0) instead, which samples other positions (2-6 % of
     the depth range at non-square sizes). F.interpolate takes only Python floats as scale, which a
     trace freezes, so the same sampling is written as two cubic weight matrices built from the
     input's shape: the exported graph stays right at every size of a dynamic model.
