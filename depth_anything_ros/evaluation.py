@@ -29,6 +29,13 @@ DECODERS = {
 FORMATS = {'nyu': 'mm', 'kitti': 'kitti256', 'tum': 'tum5000', 'sun': 'sun_bitshift_mm', 'mm': 'mm'}
 DEPTH_TYPES = ('relative', 'metric')
 EIGEN_CROP = (slice(45, 471), slice(41, 601))  # rows, cols of a 480x640 NYU frame
+# KITTI crops as fractions of the frame (top, bottom, left, right), the usual constants.
+KITTI_CROPS = {'kitti_garg': (0.40810811, 0.99189189, 0.03594771, 0.96405229),
+               'kitti_eigen': (0.3324324, 0.91351351, 0.03594771, 0.96405229)}
+CROPS = ('none', 'nyu_eigen') + tuple(KITTI_CROPS)
+# The protocols published zero-shot results use: (max depth in metres, crop) per dataset.
+PROTOCOLS = {'kitti': (80.0, 'kitti_garg'), 'nyu': (10.0, 'nyu_eigen')}
+OTHER_PROTOCOL = (10.0, 'none')
 INDEX_COLUMNS = ('dataset', 'rgb', 'depth', 'decode')
 
 
@@ -85,18 +92,39 @@ def read_index(path: str) -> list:
     return samples
 
 
-def valid_mask(gt: np.ndarray, min_depth: float, max_depth: float, eigen_crop: bool = False):
-    """Pixels that count: a reading inside (min_depth, max_depth), inside the Eigen crop if asked."""
+def protocol(dataset: str, decode: str) -> tuple:
+    """(max depth m, crop) of a dataset: KITTI 80 m with the Garg crop, NYU 10 m with the
+    Eigen crop (by the dataset's name, or KITTI's depth encoding), others 10 m uncropped."""
+    name = dataset.lower()
+    for key, value in PROTOCOLS.items():
+        if key in name:
+            return value
+    return PROTOCOLS['kitti'] if decode == 'kitti256' else OTHER_PROTOCOL
+
+
+def crop_region(shape: tuple, crop: str) -> tuple:
+    """(rows, cols) slices of `crop` on a frame of `shape`."""
+    h, w = shape[:2]
+    if crop == 'none':
+        return slice(0, h), slice(0, w)
+    if crop == 'nyu_eigen':
+        if (h, w) != (480, 640):
+            raise EvaluationError(f'the NYU Eigen crop is defined for 480x640 frames, this ground truth '
+                                  f'is {w}x{h} (--crop none, or another crop)')
+        return EIGEN_CROP
+    if crop in KITTI_CROPS:
+        top, bottom, left, right = KITTI_CROPS[crop]
+        return slice(int(top * h), int(bottom * h)), slice(int(left * w), int(right * w))
+    raise EvaluationError(f"crop '{crop}' is not one of {CROPS}")
+
+
+def valid_mask(gt: np.ndarray, min_depth: float, max_depth: float, crop: str = 'none'):
+    """Pixels that count: a reading inside (min_depth, max_depth), inside `crop`."""
     with np.errstate(invalid='ignore'):
         mask = np.isfinite(gt) & (gt > min_depth) & (gt < max_depth)
-    if eigen_crop:
-        if gt.shape != (480, 640):
-            raise EvaluationError(f'the Eigen crop is defined for 480x640 NYU frames, '
-                                  f'this ground truth is {gt.shape[1]}x{gt.shape[0]}')
-        crop = np.zeros_like(mask)
-        crop[EIGEN_CROP] = True
-        mask &= crop
-    return mask
+    inside = np.zeros_like(mask)
+    inside[crop_region(gt.shape, crop)] = True
+    return mask & inside
 
 
 def fit_scale_shift(pred: np.ndarray, target: np.ndarray) -> tuple:
@@ -128,7 +156,7 @@ def align_disparity(pred_disparity: np.ndarray, gt: np.ndarray, mask: np.ndarray
 
 
 def evaluate(pred: np.ndarray, gt: np.ndarray, depth_type: str = 'relative',
-             min_depth: float = 1e-3, max_depth: float = 10.0, eigen_crop: bool = False) -> dict:
+             min_depth: float = 1e-3, max_depth: float = 10.0, crop: str = 'none') -> dict:
     """Metrics of one prediction (HxW, NaN where unseen) against ground truth in metres.
 
     `pred` is relative inverse depth (`relative`) or metres (`metric`); it is
@@ -144,7 +172,7 @@ def evaluate(pred: np.ndarray, gt: np.ndarray, depth_type: str = 'relative',
     if pred.shape != gt.shape:
         pred = cv2.resize(pred.astype(np.float32), (gt.shape[1], gt.shape[0]),
                           interpolation=cv2.INTER_LINEAR)
-    mask = valid_mask(gt, min_depth, max_depth, eigen_crop) & np.isfinite(pred)
+    mask = valid_mask(gt, min_depth, max_depth, crop) & np.isfinite(pred)
     extra = {'valid_px': int(mask.sum())}
     if depth_type == 'relative':
         if extra['valid_px'] < 2:  # nothing to fit: NaN metrics, like depth_metrics on no pixels

@@ -11,7 +11,7 @@ import math
 import os
 import re
 
-from .test_models import INPUT_NAME, OUTPUT_NAME, export_onnx
+from .test_models import INPUT_NAME, OUTPUT_NAME, export_onnx, use_official_pos_embedding
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -28,11 +28,12 @@ class ExportError(ValueError):
 
 
 def load_checkpoint(path: str, metric_max_depth: float | None = None, num_heads: int | None = None):
-    """A DepthAnythingForDepthEstimation in eval mode from a HF directory or an original .pth."""
+    """A DepthAnythingForDepthEstimation in eval mode from a HF directory or an original .pth,
+    with the official position-embedding interpolation (see use_official_pos_embedding)."""
     if os.path.isdir(path):
-        return load_hf_directory(path)
+        return use_official_pos_embedding(load_hf_directory(path))
     if os.path.isfile(path) and path.endswith(('.pth', '.pt')):
-        return load_original_pth(path, metric_max_depth, num_heads)
+        return use_official_pos_embedding(load_original_pth(path, metric_max_depth, num_heads))
     if os.path.isfile(path):
         raise ExportError(f"'{path}' is neither a Hugging Face checkpoint directory nor an original "
                           'DA-V2 .pth state dict')

@@ -6,12 +6,14 @@ complete. No ROS, no torch here.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sys
 from dataclasses import dataclass
 
 from .paths import cache_dir, share_path
+from .preprocess import Recipe
 
 CHUNK = 1 << 20
 
@@ -31,6 +33,7 @@ class ModelEntry:
     licence: str
     depth: str                # relative or metric
     max_depth_m: float | None = None
+    recipe: str = 'official'  # a name under `recipes` in models.yaml
 
     @property
     def input_text(self) -> str:
@@ -64,8 +67,62 @@ def load_catalog(path: str | None = None) -> list:
         entries.append(ModelEntry(
             name=item['name'], file=item['file'], url=item['url'], sha256=(item.get('sha256') or None),
             input=item.get('input', 'dynamic'), engine=item.get('engine'), licence=item.get('licence', '?'),
-            depth=item.get('depth', 'relative'), max_depth_m=item.get('max_depth_m')))
+            depth=item.get('depth', 'relative'), max_depth_m=item.get('max_depth_m'),
+            recipe=item.get('recipe', DEFAULT_RECIPE)))
     return entries
+
+
+DEFAULT_RECIPE = 'official'
+RECIPE_FIELDS = tuple(Recipe().settings)
+
+
+def load_recipes(path: str | None = None) -> dict:
+    """name -> Recipe, from the `recipes` of models.yaml (ValueError naming a bad field);
+    `official` is built in (the Recipe defaults) unless the file redefines it."""
+    import yaml
+    with open(path or catalog_path(), encoding='utf-8') as f:
+        doc = yaml.safe_load(f) or {}
+    recipes = {DEFAULT_RECIPE: Recipe(name=DEFAULT_RECIPE)}
+    for name, settings in (doc.get('recipes') or {}).items():
+        try:
+            recipes[name] = Recipe(name=name, **settings)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path or catalog_path()}: recipe '{name}': {exc}") from exc
+    return recipes
+
+
+def catalog_entry(model_path: str, entries=None):
+    """The models.yaml entry of this file: by file name, else by sha256 where an entry has one
+    (hashing only then: no published checksum is known yet); None for an unknown model."""
+    entries = entries if entries is not None else load_catalog()
+    name = os.path.basename(model_path).lower()
+    for entry in entries:
+        if entry.file.lower() == name:
+            return entry
+    known = {e.sha256.lower(): e for e in entries if e.sha256}
+    if known and os.path.isfile(model_path):
+        return known.get(sha256_of(model_path))
+    return None
+
+
+def resolve_recipe(model_path: str, overrides: dict | None = None, catalog: str | None = None) -> Recipe:
+    """The model's recipe from models.yaml (`official` if it is not listed), with every
+    field of `overrides` that is not 'auto' (node parameters, tool options) put over it."""
+    recipes = load_recipes(catalog)
+    entry = catalog_entry(model_path, load_catalog(catalog))
+    if entry is None:
+        recipe = recipes[DEFAULT_RECIPE]
+    elif entry.recipe in recipes:
+        recipe = recipes[entry.recipe]
+    else:
+        raise ValueError(f"models.yaml: recipe '{entry.recipe}' of {entry.name} is not under recipes "
+                         f'(known: {sorted(recipes)})')
+    changes = {k: v for k, v in (overrides or {}).items() if k in RECIPE_FIELDS and v not in (None, 'auto')}
+    changes = {k: v for k, v in changes.items() if getattr(recipe, k) != v}
+    if changes:
+        recipe = dataclasses.replace(recipe, name=f'{recipe.name} with {", ".join(sorted(changes))} set',
+                                     **changes)
+    return recipe
 
 
 def find(entries, name: str) -> ModelEntry:
@@ -190,10 +247,10 @@ def guess_depth_type(model_path: str, entries=None) -> tuple:
     ('metric', 'hypersim'/'indoor' = 20 m, 'vkitti'/'outdoor' = 80 m) decides,
     and anything else is taken as relative.
     """
+    entry = catalog_entry(model_path, entries)
+    if entry is not None:
+        return entry.depth, entry.max_depth_m
     name = os.path.basename(model_path).lower()
-    for entry in entries if entries is not None else load_catalog():
-        if entry.file.lower() == name:
-            return entry.depth, entry.max_depth_m
     if 'metric' in name:
         if 'hypersim' in name or 'indoor' in name:
             return 'metric', 20.0

@@ -21,7 +21,7 @@ from std_msgs.msg import Header
 from .engines import EngineError, open_engine
 from .image_codec import (Frame, ImageFormatError, decode_compressed, decode_image, image_buffer, image_fields,
                           to_rgb)
-from .model_zoo import guess_depth_type
+from .model_zoo import guess_depth_type, resolve_recipe
 from .params import PARAMS, ConfigError, validate
 from .pipeline import BadOutputError, DepthEstimator
 from .pointcloud import depth_to_points, invalid_to_nan, pointcloud2_fields, scaled_intrinsics, to_millimetres
@@ -64,8 +64,8 @@ class DepthNode(Node):
         cfg = self.config
         try:
             engine = _open_engine(cfg)
-            self.estimator = DepthEstimator(engine, cfg['resize_mode'], cfg['input_size'],
-                                            cfg['normalization'])
+            self.estimator = DepthEstimator.from_recipe(engine, resolve_recipe(cfg['model_path'], cfg),
+                                                        cfg['input_size'])
         except (EngineError, ValueError) as exc:
             raise ConfigError(str(exc)) from exc
         self.depth_type, self.max_depth = self._resolve_depth_type(cfg)
@@ -98,7 +98,8 @@ class DepthNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         meaning = ('metric depth in metres' if metric else
                    'relative inverse depth (larger = nearer, not metres)')
-        self.get_logger().info(f'{engine.describe()}; {cfg["workers"]} workers; publishing {meaning}')
+        self.get_logger().info(f'{engine.describe()}; {cfg["workers"]} workers; publishing {meaning}; '
+                               f'{self.estimator.recipe.describe()}')
 
     # -- parameters -------------------------------------------------------
     def _declare_parameters(self) -> dict:

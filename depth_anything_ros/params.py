@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .engines import ENGINE_CHOICES
 from .postprocess import COLORMAPS, RANGE_MODES
-from .preprocess import NORMALIZATIONS, RESIZE_MODES
+from .preprocess import CHANNEL_ORDERS, INTERPOLATIONS, NORMALIZATIONS, RESIZE_MODES, UPSAMPLINGS
 
 
 class ConfigError(ValueError):
@@ -53,10 +53,18 @@ PARAMS = (
     Param('temporal_smoothing', 0.0, 'weight of the past in an average of depth over frames, aligned '
           'per frame and reset on scene cuts; 0 = off', min=0.0, max=0.99),
     Param('scene_cut', 0.5, 'temporal smoothing restarts when frames differ more than this', min=0.01, max=10.0),
-    Param('resize_mode', 'letterbox', 'fixed-shape models: how other aspect ratios fit', RESIZE_MODES),
+    Param('resize_mode', 'auto', "fixed-shape models: how other aspect ratios fit; auto: the model's "
+          'recipe in models/models.yaml (stretch unless it says otherwise)', ('auto',) + RESIZE_MODES),
     Param('input_size', 518, 'dynamic-shape models: shorter side, rounded to a multiple of 14',
           min=14, max=4096),
-    Param('normalization', 'imagenet', 'input normalization the model expects', NORMALIZATIONS),
+    Param('normalization', 'auto', "input normalization the model expects; auto: the model's recipe "
+          '(imagenet unless models.yaml says otherwise)', ('auto',) + NORMALIZATIONS),
+    Param('interpolation', 'auto', "input resize: cubic (float image, official), cubic_uint8 (faster, "
+          "approximate), nearest; auto: the model's recipe", ('auto',) + INTERPOLATIONS),
+    Param('channel_order', 'auto', "colour order the model expects; auto: the model's recipe (rgb)",
+          ('auto',) + CHANNEL_ORDERS),
+    Param('upsampling', 'auto', 'depth back to the image size: align_corners (official) or '
+          "pixel_centres (faster, approximate); auto: the model's recipe", ('auto',) + UPSAMPLINGS),
     Param('colormap', 'inferno', 'colormap of depth/colorized', tuple(COLORMAPS)),
     Param('color_range', 'percentile', 'colour range: per-frame minmax or 2-98 percentile, fixed '
           '[color_min, color_max], or smoothed (percentile range averaged over frames: no flicker)', RANGE_MODES),

@@ -14,7 +14,7 @@ from .engines import Engine, EngineError
 from .image_codec import Frame
 from .nv12 import Nv12Preprocessor, nv12_input_kind
 from .postprocess import model_depth_2d, restore_depth
-from .preprocess import Placement, RgbPreprocessor
+from .preprocess import Placement, Recipe, RgbPreprocessor
 
 STAGES = ('preprocess', 'inference', 'postprocess')
 
@@ -46,14 +46,29 @@ class DepthResult:
 
 
 class DepthEstimator:
-    """Frames -> relative inverse depth at the frame's size."""
+    """Frames -> relative inverse depth at the frame's size.
 
-    def __init__(self, engine: Engine, resize_mode: str = 'letterbox', input_size: int = 518,
-                 normalization: str = 'imagenet'):
+    The defaults are the official recipe (`Recipe()`); a model's own comes from
+    models/models.yaml through `model_zoo.resolve_recipe` and `from_recipe`.
+    """
+
+    def __init__(self, engine: Engine, resize_mode: str = 'stretch', input_size: int = 518,
+                 normalization: str = 'imagenet', interpolation: str = 'cubic',
+                 channel_order: str = 'rgb', upsampling: str = 'align_corners', recipe_name: str = 'custom'):
         self.engine = engine
+        self.recipe = Recipe(recipe_name, resize_mode, interpolation, normalization, channel_order, upsampling)
         self.input_names = [s.name for s in engine.inputs]
         self.input_name = self.input_names[0] if self.input_names else None  # single-input callers
-        self.preprocess = make_preprocessor(engine, resize_mode, input_size, normalization)
+        self.preprocess = make_preprocessor(engine, resize_mode, input_size, normalization,
+                                            interpolation, channel_order)
+
+    @classmethod
+    def from_recipe(cls, engine: Engine, recipe: Recipe, input_size: int = 518) -> 'DepthEstimator':
+        return cls(engine, input_size=input_size, recipe_name=recipe.name, **recipe.settings)
+
+    def restore(self, model_depth: np.ndarray, placement: Placement, out: np.ndarray | None = None):
+        """Model-resolution depth -> depth at the frame's size, upsampled as the recipe says."""
+        return restore_depth(model_depth, placement, out, self.recipe.upsampling)
 
     def estimate(self, frame: Frame, refine=None, out: np.ndarray | None = None) -> DepthResult:
         """Depth for `frame`; `refine(model_depth, placement)`, if given, runs on the
@@ -67,7 +82,7 @@ class DepthEstimator:
         model_depth = checked_depth(output, placement.canvas_hw)
         if refine is not None:
             model_depth = refine(model_depth, placement)
-        depth = restore_depth(model_depth, placement, out)
+        depth = self.restore(model_depth, placement, out)
         t3 = time.perf_counter()
         return DepthResult(depth, model_depth, placement,
                            {'preprocess': t1 - t0, 'inference': t2 - t1, 'postprocess': t3 - t2})
@@ -85,19 +100,21 @@ class RgbFeeds:
         return {self.input_name: tensor}, placement
 
 
-def make_preprocessor(engine: Engine, resize_mode: str = 'letterbox', input_size: int = 518,
-                      normalization: str = 'imagenet'):
+def make_preprocessor(engine: Engine, resize_mode: str = 'stretch', input_size: int = 518,
+                      normalization: str = 'imagenet', interpolation: str = 'cubic',
+                      channel_order: str = 'rgb'):
     """frame -> ({input name: array}, Placement), chosen from the engine's inputs.
 
     uint8 inputs with 1 and 2 channels (or one packed 1-channel input) are NV12
-    (a BPU model compiled for NV12 that normalizes in-graph; `normalization` is
-    then unused); anything else is one RGB image input.
+    (a BPU model compiled for NV12 that normalizes in-graph; `normalization`,
+    `interpolation` and `channel_order` are then unused); anything else is one
+    RGB image input.
     """
     if nv12_input_kind(engine.inputs):
         return Nv12Preprocessor(engine.inputs, resize_mode, input_size)
     spec = _image_input(engine)
     return RgbFeeds(spec.name, RgbPreprocessor(spec.spatial_hw, spec.layout, resize_mode,
-                                               input_size, normalization))
+                                               input_size, normalization, interpolation, channel_order))
 
 
 def _image_input(engine: Engine):

@@ -1,10 +1,11 @@
 """Frame -> model input tensor, and the geometry to map depth back.
 
 The official Depth Anything V2 recipe (dynamic-shape models): RGB, /255,
-resize keeping the aspect ratio so that the shorter side is at least
-`input_size` and both sides are multiples of 14 (bicubic), ImageNet mean/std,
-NCHW float32. Fixed-shape models (the S100 .hbm is 518x686) need a policy for
-other aspect ratios: `stretch`, `letterbox` or `crop`.
+resize the FLOAT image keeping the aspect ratio so that the shorter side is at
+least `input_size` and both sides are multiples of 14 (bicubic), ImageNet
+mean/std, NCHW float32. Fixed-shape models (the S100 .hbm is 518x686) need a
+policy for other aspect ratios: `stretch`, `letterbox` or `crop`. A `Recipe`
+names every choice; models/models.yaml gives each known model its own.
 
 Every mode is "take a source rectangle of the image, resize it into a
 destination rectangle of the model canvas"; `Placement` records both so the
@@ -13,7 +14,7 @@ postprocessor can invert it exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
@@ -24,7 +25,40 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_MODES = ('stretch', 'letterbox', 'crop')
 NORMALIZATIONS = ('imagenet', 'pixel_zscore', 'none')
+# cubic: the float image (official); cubic_uint8: the 8-bit image, faster, rounds to a grey
+# level and clips the cubic overshoot (see README, Recipes); nearest: the D-Robotics sample.
+INTERPOLATIONS = ('cubic', 'cubic_uint8', 'nearest')
+CHANNEL_ORDERS = ('rgb', 'bgr')
+# align_corners: the official bilinear upsampling of the output; pixel_centres: OpenCV's.
+UPSAMPLINGS = ('align_corners', 'pixel_centres')
 PATCH = 14
+PIXEL_ZSCORE_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model wants its input and how its output goes back onto the image."""
+    name: str = 'official'
+    resize_mode: str = 'stretch'       # fixed-shape models only; dynamic ones keep the aspect
+    interpolation: str = 'cubic'
+    normalization: str = 'imagenet'
+    channel_order: str = 'rgb'
+    upsampling: str = 'align_corners'
+
+    def __post_init__(self):
+        for name, choices in (('resize_mode', RESIZE_MODES), ('interpolation', INTERPOLATIONS),
+                              ('normalization', NORMALIZATIONS), ('channel_order', CHANNEL_ORDERS),
+                              ('upsampling', UPSAMPLINGS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} '{getattr(self, name)}' is not one of {choices}")
+
+    @property
+    def settings(self) -> dict:
+        """Every field but the name (the keyword arguments of DepthEstimator)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'name'}
+
+    def describe(self) -> str:
+        return f"recipe '{self.name}': " + ', '.join(f'{k} {v}' for k, v in self.settings.items())
 
 
 @dataclass(frozen=True)
@@ -93,28 +127,29 @@ _NV12_TO_RGB = {'nv12': cv2.COLOR_YUV2RGB_NV12, 'nv21': cv2.COLOR_YUV2RGB_NV21}
 
 
 class RgbPreprocessor:
-    """Frames -> float32 RGB tensor (NCHW or NHWC) for one model input.
+    """Frames -> float32 tensor (NCHW or NHWC) for one model input.
 
-    Resizes the 8-bit image first (bicubic, as the official recipe), then
-    normalizes each channel plane in place at model resolution, reordering BGR
-    to RGB on the way. The official code resizes float images instead;
-    the 8-bit resize rounds to 1/255 and clips bicubic overshoot at edges, a
-    difference the preprocessing tests bound, for ~6x less CPU time at 1080p.
+    Resizes as `interpolation` says: `cubic` resizes the float image like the
+    official code (the 8-bit image is converted first: rounding it after the
+    resize would move depth by up to 2 % of its range); `cubic_uint8` and
+    `nearest` resize the 8-bit image. Then normalizes each channel plane in
+    place at model resolution, in the model's `channel_order`.
     """
 
     def __init__(self, canvas_hw: tuple | None, layout: str = 'NCHW',
-                 resize_mode: str = 'letterbox', input_size: int = 518,
-                 normalization: str = 'imagenet'):
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization '{normalization}' is not one of {NORMALIZATIONS}")
-        if resize_mode not in RESIZE_MODES:
-            raise ValueError(f"resize_mode '{resize_mode}' is not one of {RESIZE_MODES}")
+                 resize_mode: str = 'stretch', input_size: int = 518,
+                 normalization: str = 'imagenet', interpolation: str = 'cubic',
+                 channel_order: str = 'rgb'):
+        Recipe(resize_mode=resize_mode, normalization=normalization, interpolation=interpolation,
+               channel_order=channel_order)  # checks every choice
         self.canvas_hw = canvas_hw
         self.layout = layout
         self.resize_mode = resize_mode
         self.input_size = input_size
         self.normalization = normalization
-        # value/255 normalized = value * gain + bias, per channel
+        self.interpolation = interpolation
+        self.channel_order = channel_order
+        # value/255 normalized = value * gain + bias, per RGB channel
         if normalization == 'imagenet':
             self._gain_bias = [(np.float32(1 / (255 * s)), np.float32(-m / s)) for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
         else:
@@ -124,7 +159,7 @@ class RgbPreprocessor:
         """Return (tensor with batch axis, Placement)."""
         placement = place((frame.height, frame.width), self.canvas_hw,
                           self.resize_mode, self.input_size)
-        small, channels = _resized(frame, placement.source, placement.target)
+        small, channels = _resized(frame, placement.source, placement.target, self.interpolation)
         dst = placement.target
         if small.ndim == 2:
             small = small[:, :, None]
@@ -132,41 +167,56 @@ class RgbPreprocessor:
         nchw = self.layout == 'NCHW'
         tensor = np.zeros((1, 3, h, w) if nchw else (1, h, w, 3), np.float32)
         rows, cols = slice(dst.y, dst.y + dst.height), slice(dst.x, dst.x + dst.width)
-        if self.normalization == 'pixel_zscore':
-            values = _pixel_zscore(small[:, :, list(channels)])
-            for c in range(3):
-                tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)] = values[:, :, c]
-            return tensor, placement
+        # Model channel c holds RGB channel order[c].
+        order = (0, 1, 2) if self.channel_order == 'rgb' else (2, 1, 0)
         planes = cv2.split(small)
-        for c, source in enumerate(channels):
+        if self.normalization == 'pixel_zscore':
+            values = _pixel_zscore([planes[channels[rgb]] for rgb in range(3)])
+            for c, rgb in enumerate(order):
+                tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)] = values[rgb]
+            return tensor, placement
+        for c, rgb in enumerate(order):
             out = tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)]
-            out[...] = planes[source]  # uint8 -> float32 straight into the model input
-            gain, bias = self._gain_bias[c]
+            out[...] = planes[channels[rgb]]  # straight into the model input
+            gain, bias = self._gain_bias[rgb]
             out *= gain
             out += bias
         return tensor, placement
 
 
-def _resized(frame: Frame, src: Rect, dst: Rect) -> tuple:
+_CV2_INTERPOLATION = {'cubic': cv2.INTER_CUBIC, 'cubic_uint8': cv2.INTER_CUBIC, 'nearest': cv2.INTER_NEAREST}
+
+
+def _resized(frame: Frame, src: Rect, dst: Rect, interpolation: str) -> tuple:
     """The source rectangle at the target size, and where R, G, B are in its channels."""
+    flag = _CV2_INTERPOLATION[interpolation]
     if frame.encoding in _RGB_CHANNELS:
-        crop = frame.pixels[src.y:src.y + src.height, src.x:src.x + src.width]
-        return cv2.resize(crop, (dst.width, dst.height), interpolation=cv2.INTER_CUBIC), \
-            _RGB_CHANNELS[frame.encoding]
-    if frame.encoding in _NV12_TO_RGB and not (src.x | src.y | src.width | src.height | dst.width | dst.height) % 2:
+        image, channels = frame.pixels, _RGB_CHANNELS[frame.encoding]
+    elif (interpolation == 'cubic_uint8' and frame.encoding in _NV12_TO_RGB
+          and not (src.x | src.y | src.width | src.height | dst.width | dst.height) % 2):
         # NV12 camera: resize the planes, convert colour at model size (~5x less CPU at 1080p).
         small = np.empty((dst.height * 3 // 2, dst.width), np.uint8)
         uv = small[dst.height:].reshape(dst.height // 2, dst.width // 2, 2)
         resize_nv12_into(frame, src.x, src.y, src.width, src.height, small[:dst.height], uv)
         return cv2.cvtColor(small, _NV12_TO_RGB[frame.encoding]), (0, 1, 2)
-    crop = to_rgb(frame)[src.y:src.y + src.height, src.x:src.x + src.width]
-    return cv2.resize(crop, (dst.width, dst.height), interpolation=cv2.INTER_CUBIC), (0, 1, 2)
+    else:
+        image, channels = to_rgb(frame), (0, 1, 2)
+    crop = image[src.y:src.y + src.height, src.x:src.x + src.width]
+    if interpolation == 'cubic':
+        crop = crop.astype(np.float32)  # values 0..255: the /255 is folded into the normalization
+    return cv2.resize(crop, (dst.width, dst.height), interpolation=flag), channels
 
 
-def _pixel_zscore(rgb: np.ndarray) -> np.ndarray:
-    """Each pixel by the mean and std of its own three channels (the D-Robotics
-    sample's normalization for depth_any.hbm)."""
-    values = rgb.astype(np.float32)
-    mean = values.mean(axis=2, keepdims=True)
-    std = values.std(axis=2, keepdims=True)
-    return (values - mean) / np.maximum(std, np.float32(1e-6))
+def _pixel_zscore(planes: list) -> list:
+    """R, G, B planes, each pixel normalized by the mean and variance of its own three
+    values, (x - mean) / sqrt(var + 1e-5): the D-Robotics sample's normalization for
+    depth_any.hbm. Plane by plane: numpy is slow along a 3-long last axis."""
+    r, g, b = (p.astype(np.float32) for p in planes)
+    mean = (r + g + b) / np.float32(3)
+    r -= mean
+    g -= mean
+    b -= mean
+    scale = (r * r + g * g + b * b) / np.float32(3)
+    scale += np.float32(PIXEL_ZSCORE_EPS)
+    np.sqrt(scale, out=scale)
+    return [r / scale, g / scale, b / scale]

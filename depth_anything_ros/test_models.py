@@ -1,8 +1,9 @@
 """Build DA-V2 models with random weights, for tests and benchmarks only.
 
 The architecture is the real one (transformers' DepthAnything with the
-V2-Small config); the weights are random, so the depth they give means
-nothing. Needs torch and transformers, which the node itself never imports.
+V2-Small config, position embeddings interpolated as the official DINOv2
+does); the weights are random, so the depth they give means nothing. Needs
+torch and transformers, which the node itself never imports.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ SMALL = dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, neck_
 TINY = dict(hidden_size=48, num_hidden_layers=4, num_attention_heads=2, neck_hidden_sizes=[8, 16, 32, 48],
             fusion_hidden_size=16, head_hidden_size=8)
 INPUT_NAME, OUTPUT_NAME = 'pixel_values', 'predicted_depth'
+CUBIC_A = -0.75          # PyTorch's bicubic coefficient
+POS_EMBED_OFFSET = 0.1   # the official DINOv2 `interpolate_offset`
 
 
 def build_torch_model(tiny: bool = False, seed: int = 0, metric_max_depth: float | None = None):
@@ -39,7 +42,60 @@ def build_torch_model(tiny: bool = False, seed: int = 0, metric_max_depth: float
     torch.manual_seed(seed)
     model = DepthAnythingForDepthEstimation(config).eval()
     _spread_weights(model, seed)
+    return use_official_pos_embedding(model)
+
+
+def use_official_pos_embedding(model):
+    """Interpolate the position embeddings as the DINOv2 inside DA-V2 does (in place; returns model).
+
+    Official: F.interpolate(grid, scale_factor=((h0 + 0.1) / 37, (w0 + 0.1) / 37), mode='bicubic')
+    on the 37x37 grid, h0 = H // 14, w0 = W // 14; the grid as is at the trained square size.
+    transformers interpolates to size=(h0, w0) instead, which samples other positions (2-6 % of
+    the depth range at non-square sizes). F.interpolate takes only Python floats as scale, which a
+    trace freezes, so the same sampling is written as two cubic weight matrices built from the
+    input's shape: the exported graph stays right at every size of a dynamic model.
+    """
+    import functools
+    import math
+    module = model.backbone.embeddings
+    _, positions, dim = module.position_embeddings.shape
+    # Read here, not in the trace: there a tensor's shape is a traced value, not a Python int.
+    module.interpolate_pos_encoding = functools.partial(
+        _official_pos_encoding, module, math.isqrt(positions - 1), dim, module.patch_embeddings.patch_size[0])
     return model
+
+
+def _official_pos_encoding(module, side: int, dim: int, patch: int, embeddings, height, width):
+    import torch
+    pos = module.position_embeddings
+    height, width = (v if isinstance(v, torch.Tensor) else torch.tensor(v) for v in (height, width))
+    h0, w0 = height // patch, width // patch
+    # Scale exactly 1 (identity weights) where the official code returns the grid unchanged.
+    kept = (h0 == side) & (w0 == side) & (height == width)
+    offset = POS_EMBED_OFFSET * (~kept).to(torch.float32)
+    grid = pos[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2)
+    grid = _cubic_weights(h0, side, offset) @ grid @ _cubic_weights(w0, side, offset).T
+    return torch.cat((pos[:, :1], grid.permute(0, 2, 3, 1).reshape(1, -1, dim)), dim=1)
+
+
+def _cubic_weights(n_out, n_in: int, offset):
+    """(n_out, n_in) matrix of PyTorch's bicubic resize with scale (n_out + offset) / n_in:
+    source = (dst + 0.5) / scale - 0.5, four taps clamped at the borders, A = -0.75."""
+    import torch
+    a = CUBIC_A
+    src = (torch.arange(n_out).to(torch.float32) + 0.5) * (n_in / (n_out.to(torch.float32) + offset)) - 0.5
+    base = torch.floor(src)
+    t = src - base
+    taps = (((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a,
+            ((a + 2) * t - (a + 3)) * t * t + 1,
+            ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1,
+            ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a)
+    columns = torch.arange(n_in)
+    weights = 0
+    for k, w in enumerate(taps):
+        index = torch.clamp(base.to(torch.int64) + (k - 1), 0, n_in - 1)
+        weights = weights + w[:, None] * (index[:, None] == columns[None, :]).to(torch.float32)
+    return weights
 
 
 def _spread_weights(model, seed: int):
@@ -54,6 +110,10 @@ def _spread_weights(model, seed: int):
         for name, param in model.named_parameters():
             if name.endswith('bias'):
                 param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
+            elif name.endswith('position_embeddings'):
+                # As large as the patch embeddings they are added to, as in trained
+                # weights: where they are sampled then shows in the depth.
+                param.copy_(torch.randn(param.shape, generator=gen))
             elif param.ndim >= 2:
                 fan_in = param[0].numel()
                 param.copy_(torch.randn(param.shape, generator=gen) / fan_in ** 0.5)
@@ -75,6 +135,7 @@ def export_onnx(model, out_path: str, size_hw: tuple | None) -> str:
     from unittest import mock
     from transformers.models.depth_anything import modeling_depth_anything as mda
     h, w = size_hw or (518, 518)
+    use_official_pos_embedding(model)   # whoever built the model, the graph is the official one
     dummy = torch.zeros(1, 3, h, w)
     dynamic = None if size_hw else {INPUT_NAME: {2: 'height', 3: 'width'},
                                      OUTPUT_NAME: {1: 'height', 2: 'width'}}

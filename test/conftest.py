@@ -139,6 +139,41 @@ def tiny_torch_model():
     return build_torch_model(tiny=True, seed=0)
 
 
+def official_dinov2_pos_encoding(module, _embeddings, height, width):
+    """The position-embedding interpolation of the DINOv2 code DA-V2 ships, re-written here
+    independently of the package: bicubic with scale_factor (h0 + 0.1) / 37, antialias off,
+    the grid unchanged at the trained square size."""
+    import torch
+    pos = module.position_embeddings
+    side, dim = 37, pos.shape[2]
+    h0, w0 = height // 14, width // 14
+    if h0 == side and w0 == side and height == width:
+        return pos
+    grid = pos[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2)
+    grid = torch.nn.functional.interpolate(grid, scale_factor=((h0 + 0.1) / side, (w0 + 0.1) / side),
+                                           mode='bicubic', antialias=False)
+    assert grid.shape[2:] == (h0, w0)
+    return torch.cat((pos[:, :1], grid.permute(0, 2, 3, 1).reshape(1, -1, dim)), dim=1)
+
+
+def tiny_model_with(pos_encoding):
+    """The tiny test network (seed 0, the weights of the tiny ONNX models) with `pos_encoding`
+    as its position-embedding interpolation."""
+    import functools
+
+    from depth_anything_ros.test_models import build_torch_model
+    model = build_torch_model(tiny=True, seed=0)
+    module = model.backbone.embeddings
+    module.interpolate_pos_encoding = functools.partial(pos_encoding, module)
+    return model
+
+
+@pytest.fixture(scope='session')
+def official_torch_model():
+    """The tiny network as the official DA-V2 code computes it (see official_dinov2_pos_encoding)."""
+    return tiny_model_with(official_dinov2_pos_encoding)
+
+
 @pytest.fixture(scope='session')
 def tiny_metric_model(model_dir):
     """Tiny DA-V2 with the metric head (20 m), fixed 518x686; named like the indoor metric model."""

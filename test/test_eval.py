@@ -15,8 +15,8 @@ import pytest
 from conftest import data_file
 
 from depth_anything_ros import cli
-from depth_anything_ros.evaluation import (FORMATS, EvaluationError, align_disparity, evaluate,
-                                           fit_scale_shift, load_depth, read_index, valid_mask)
+from depth_anything_ros.evaluation import (FORMATS, EvaluationError, align_disparity, crop_region, evaluate,
+                                           fit_scale_shift, load_depth, protocol, read_index, valid_mask)
 from depth_anything_ros.metrics import DEPTH_METRICS, depth_metrics
 
 pytestmark = pytest.mark.slow
@@ -71,11 +71,30 @@ def test_valid_mask_range_and_eigen_crop():
     gt = np.full((480, 640), 5.0, np.float32)
     gt[0, 0], gt[100, 100], gt[101, 101] = np.nan, 0.0005, 12.0
     assert valid_mask(gt, 1e-3, 10).sum() == 480 * 640 - 3
-    cropped = valid_mask(gt, 1e-3, 10, eigen_crop=True)
+    cropped = valid_mask(gt, 1e-3, 10, 'nyu_eigen')
     assert cropped.sum() == (471 - 45) * (601 - 41) - 2           # the two out-of-range pixels are inside
     assert cropped[45, 41] and not cropped[44, 41] and not cropped[45, 601]
     with pytest.raises(EvaluationError, match='480x640'):
-        valid_mask(np.ones((10, 10)), 1e-3, 10, eigen_crop=True)
+        valid_mask(np.ones((10, 10)), 1e-3, 10, 'nyu_eigen')
+
+
+def test_kitti_crops_on_a_kitti_frame():
+    """375x1242: Garg rows 153:371, Eigen rows 124:342, both cols 44:1197."""
+    assert crop_region((375, 1242), 'kitti_garg') == (slice(153, 371), slice(44, 1197))
+    assert crop_region((375, 1242), 'kitti_eigen') == (slice(124, 342), slice(44, 1197))
+    gt = np.full((375, 1242), 50.0, np.float32)
+    assert valid_mask(gt, 1e-3, 80, 'kitti_garg').sum() == (371 - 153) * (1197 - 44)
+    with pytest.raises(EvaluationError, match='crop'):
+        crop_region((375, 1242), 'garg')
+
+
+@pytest.mark.parametrize('dataset,decode,expected', [
+    ('kitti', 'kitti256', (80.0, 'kitti_garg')), ('KITTI_eigen_test', 'mm', (80.0, 'kitti_garg')),
+    ('my_drive', 'kitti256', (80.0, 'kitti_garg')),            # KITTI's encoding says it
+    ('nyu_depth_v2', 'mm', (10.0, 'nyu_eigen')), ('nyu', 'mm', (10.0, 'nyu_eigen')),
+    ('tum_rgbd', 'tum5000', (10.0, 'none')), ('sun', 'sun_bitshift_mm', (10.0, 'none'))])
+def test_protocol_follows_the_dataset(dataset, decode, expected):
+    assert protocol(dataset, decode) == expected
 
 
 def test_fit_scale_shift_recovers_an_affine_map():
@@ -178,16 +197,48 @@ def test_eval_index_writes_every_metric_for_every_row(capsys, tmp_path, tiny_fix
     assert all(r['rgb'] in text for r in rows) and 'mean' in text and 'abs_rel' in text
 
 
-def test_eval_pairs_with_eigen_crop(capsys, tmp_path, tiny_fixed_model):
+def test_eval_nyu_takes_the_eigen_crop_by_default(capsys, tmp_path, tiny_fixed_model):
     out = tmp_path / 'nyu.json'
     rgb = data_file('redwood_synthetic/color/00000.jpg')
     argv = ['eval', '--model', tiny_fixed_model, '--format', 'nyu', '--rgb', rgb,
             '--depth', data_file(MM_DEPTH), '--json', str(out)]
     assert cli.main(argv) == 0
+    image = json.loads(out.read_text())['images'][0]
+    assert (image['crop'], image['max_depth']) == ('nyu_eigen', 10.0)
+    assert 'nyu: depth (0.001, 10) m, crop nyu_eigen' in capsys.readouterr().out
+    assert cli.main(argv + ['--crop', 'none']) == 0
     full = json.loads(out.read_text())['images'][0]['valid_px']
-    assert cli.main(argv + ['--eigen-crop']) == 0
-    cropped = json.loads(out.read_text())['images'][0]['valid_px']
-    assert 0 < cropped < full
+    assert 0 < image['valid_px'] < full
+
+
+def _kitti_pair(folder):
+    """A 1242x375 frame (the sample photo) and uint16 /256 ground truth: 2..78 m from top to
+    bottom, no reading in the first 50 rows."""
+    from depth_anything_ros.paths import SAMPLE_IMAGE
+    rgb, depth = str(folder / 'kitti.png'), str(folder / 'kitti_depth.png')
+    cv2.imwrite(rgb, cv2.resize(cv2.imread(SAMPLE_IMAGE), (1242, 375)))
+    metres = np.repeat(np.linspace(78, 2, 375)[:, None], 1242, axis=1)
+    metres[:50] = 0
+    cv2.imwrite(depth, np.round(metres * 256).astype(np.uint16))
+    return rgb, depth, metres
+
+
+def test_eval_kitti_caps_at_80_m_in_the_garg_crop(capsys, tmp_path, tiny_fixed_model):
+    """Without options a KITTI frame counts every reading below 80 m in the Garg crop; the
+    NYU cap of 10 m would drop most of them."""
+    rgb, depth, metres = _kitti_pair(tmp_path)
+    out = tmp_path / 'kitti.json'
+    argv = ['eval', '--model', tiny_fixed_model, '--format', 'kitti', '--rgb', rgb, '--depth', depth,
+            '--json', str(out)]
+    assert cli.main(argv) == 0
+    image = json.loads(out.read_text())['images'][0]
+    rows, cols = slice(153, 371), slice(44, 1197)
+    assert image['valid_px'] == np.count_nonzero(metres[rows, cols] > 0)
+    assert (image['crop'], image['max_depth']) == ('kitti_garg', 80.0)
+    assert cli.main(argv + ['--max-depth', '10', '--crop', 'kitti_eigen']) == 0
+    capped = json.loads(out.read_text())['images'][0]['valid_px']
+    in_eigen = metres[124:342, 44:1197]
+    assert capped == np.count_nonzero((in_eigen > 0) & (in_eigen < 10)) < image['valid_px'] / 2
 
 
 @pytest.mark.parametrize('case', ['missing_index', 'missing_rgb', 'no_format', 'count_mismatch',

@@ -186,3 +186,38 @@ def test_bad_inputs_exit_2(tmp_path, capsys):
     assert cli.main(['export', '--out', out]) == 2
     assert 'give the checkpoint' in capsys.readouterr().err
     assert not os.path.exists(out)
+
+
+# ---------------------------------------------------------------- official position embeddings
+
+def _relative(ours, ref):
+    return float(np.abs(ours - ref).max() / (ref.max() - ref.min()))
+
+
+# Non-square sizes the package feeds (640x480, 1920x1080, portrait, 3.3:1) and the trained square.
+POS_SIZES = [(518, 686), (518, 924), (686, 518), (518, 1708), (364, 490), (518, 518)]
+
+
+def test_exported_network_interpolates_position_embeddings_officially(tiny_dynamic_model, tiny_fixed_model,
+                                                                     official_torch_model):
+    """Dynamic ONNX at several sizes and the fixed 518x686 ONNX == the official formula
+    (measured 1e-5 to 4e-5 of the depth range, ONNX Runtime vs PyTorch rounding); transformers'
+    own size=(h0, w0) interpolation is 1e-2 and more away at the non-square sizes, so the check
+    can fail."""
+    from depth_anything_ros.engines import open_engine
+    from depth_anything_ros.export import random_input
+    from conftest import tiny_model_with
+    official = official_torch_model
+    transformers_own = tiny_model_with(type(official.backbone.embeddings).interpolate_pos_encoding)
+    dynamic = open_engine(tiny_dynamic_model)
+    for size in POS_SIZES:
+        pixels = random_input(size, seed=3)
+        ref = _torch_depth(official, pixels)
+        assert ref.std() > 0.01
+        err = _relative(dynamic.run({'pixel_values': pixels}), ref)
+        assert err < 1e-4, (size, err)
+        if size != (518, 518):
+            assert _relative(_torch_depth(transformers_own, pixels), ref) > 1e-3, size
+    pixels = random_input((518, 686), seed=4)
+    err = _relative(open_engine(tiny_fixed_model).run({'pixel_values': pixels}), _torch_depth(official, pixels))
+    assert err < 1e-4, err

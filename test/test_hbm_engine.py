@@ -64,7 +64,8 @@ def nv12_frame(bgr):
 
 
 def sim_engine(tmp_path, onnx_path, variant, **kwargs):
-    model_kwargs = {k: kwargs.pop(k) for k in ('output_scale', 'input_quant') if k in kwargs}
+    model_kwargs = {k: kwargs.pop(k) for k in ('output_scale', 'input_quant', 'output_pad', 'output_form')
+                    if k in kwargs}
     path = sim.write_sim_model(tmp_path / f'{variant}.hbm', onnx_path, variant, **model_kwargs)
     return HbmEngine(path, **kwargs)
 
@@ -229,6 +230,44 @@ def test_quantized_int16_input_per_channel(hbm, tmp_path, small_model, image):
     assert m['cosine'] > 0.99999 and m['rel_l1'] < 1e-3
 
 
+@pytest.mark.parametrize('form', ['view', 'padded', 'raw'])
+@pytest.mark.parametrize('variant', ['float_rgb', 'int16_out'])
+def test_padded_output_rows_give_the_model_map(hbm, tmp_path, small_model, image, variant, form):
+    """Rows padded by 3 elements (output_strides say so), handed back as a strided view, the
+    whole padded array or raw bytes: the engine returns the 140x182 map, not the padding."""
+    engine = sim_engine(tmp_path, small_model, variant, output_pad=3, output_form=form)
+    item = 4 if variant == 'float_rgb' else 2
+    assert engine._output_strides == (140 * 185 * item, 185 * item, item)
+    feeds, _ = make_preprocessor(engine)(bgr_frame(image))
+    got = engine.run(feeds)
+    ref = OnnxRuntimeEngine(small_model).run(feeds)
+    assert got.shape == (1, 140, 182) and got.dtype == np.float32 and got.flags.c_contiguous
+    assert np.isfinite(got).all()                 # the padding (NaN / 32767) is not in it
+    step = engine.outputs[0].quant['scale'][0] / 2 if variant == 'int16_out' else 0
+    assert np.abs(got - ref).max() <= step + 1e-5 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize('form', ['view', 'raw'])
+def test_outputs_are_copies_the_runtime_cannot_overwrite(hbm, tmp_path, small_model, image, form):
+    """The simulator reuses its output buffer on the next call, as the runtime may."""
+    engine = sim_engine(tmp_path, small_model, 'float_rgb', output_pad=2, output_form=form)
+    pre = make_preprocessor(engine)
+    first_feeds, _ = pre(bgr_frame(image))
+    first = engine.run(first_feeds)
+    kept = first.copy()
+    engine.run(pre(bgr_frame(np.ascontiguousarray(image[::-1])))[0])   # another picture
+    np.testing.assert_array_equal(first, kept)
+    again = engine.runtime.run(first_feeds)[sim.MODEL_NAME]['predicted_depth']
+    assert not np.shares_memory(first, again)
+
+
+def test_unreadable_output_is_an_engine_error(hbm, tmp_path, small_model):
+    from depth_anything_ros.engines.hbm_engine import owned_output
+    spec = TensorSpec('depth', (1, 140, 182), np.dtype(np.float32))
+    with pytest.raises(EngineError, match='depth'):
+        owned_output(np.zeros((1, 100, 182), np.float32), spec, None)
+
+
 def test_four_threads_give_the_serial_results(hbm, tmp_path, small_model, image):
     quant = {'scale': [4 / 32767] * 3, 'zero_point': [0, 0, 0], 'axis': 1}
     engine = sim_engine(tmp_path, small_model, 'int16_out', input_quant=quant)
@@ -381,3 +420,20 @@ def test_nv12_at_model_size_equals_rgb_path(hbm, tmp_path, small_model, image):
     ref = DepthEstimator(OnnxRuntimeEngine(small_model), 'stretch').estimate(rgb)
     assert np.abs(got.depth - ref.depth).max() <= 1e-4 * np.abs(ref.depth).max()
     assert np.ptp(ref.depth) > 0.01
+
+
+def test_board_model_runs_with_the_d_robotics_recipe(hbm, tmp_path, tiny_fixed_model, image, capsys):
+    """A model file named depth_any.hbm gets the sample's recipe from models.yaml, and the tools
+    say so: per-pixel normalized input (|x| <= sqrt(2)), nearest resize, pixel-centre output."""
+    from depth_anything_ros.image_io import open_estimator
+    path = sim.write_sim_model(tmp_path / 'depth_any.hbm', tiny_fixed_model, 'float_rgb')
+    estimator = open_estimator(path)
+    assert estimator.recipe.name == 'd_robotics_sample'
+    assert "depth_any.hbm: recipe 'd_robotics_sample'" in capsys.readouterr().out
+    feeds, _ = estimator.preprocess(bgr_frame(image))
+    x = feeds['pixel_values']
+    assert np.abs(x).max() <= np.sqrt(2) + 1e-5 and x.std() > 0.5
+    result = estimator.estimate(bgr_frame(image))
+    assert result.depth.shape == image.shape[:2] and np.isfinite(result.depth).all()
+    overridden = open_estimator(path, normalization='imagenet')
+    assert overridden.recipe.normalization == 'imagenet' and overridden.recipe.interpolation == 'nearest'

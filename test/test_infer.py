@@ -24,8 +24,9 @@ VIDEO_FRAMES = 3
 
 @pytest.fixture(scope='module')
 def estimator(tiny_fixed_model):
-    """The node's objects with infer's defaults (letterbox, imagenet)."""
-    return DepthEstimator(open_engine(tiny_fixed_model), 'letterbox', 518, 'imagenet')
+    """The node's objects with infer's defaults: the official recipe (a test model is not in
+    models.yaml), stretched to the fixed input."""
+    return DepthEstimator(open_engine(tiny_fixed_model))
 
 
 @pytest.fixture(scope='module')

@@ -117,3 +117,66 @@ def test_mirror_url_pages_and_unknown_names(server, tmp_path, capsys):
     assert 'by hand' in capsys.readouterr().err
     assert cli.main(['models', 'fetch', 'no_such_model']) == 2
     assert 'da_v2_small_onnx' in capsys.readouterr().err  # lists the known names
+
+
+# ---------------------------------------------------------------- recipes
+
+def test_every_catalogue_model_has_a_known_recipe():
+    from depth_anything_ros import model_zoo as zoo
+    recipes = zoo.load_recipes()
+    assert {'official', 'd_robotics_sample'} <= set(recipes)
+    assert all(entry.recipe in recipes for entry in zoo.load_catalog())
+
+
+def test_board_model_gets_the_d_robotics_sample_recipe(tmp_path):
+    from depth_anything_ros.model_zoo import resolve_recipe
+    recipe = resolve_recipe(str(tmp_path / 'DEPTH_ANY.hbm'))       # by file name, in any folder
+    assert recipe.name == 'd_robotics_sample'
+    assert recipe.settings == {'resize_mode': 'stretch', 'interpolation': 'nearest',
+                               'normalization': 'pixel_zscore', 'channel_order': 'rgb',
+                               'upsampling': 'pixel_centres'}
+
+
+def test_unknown_and_official_models_get_the_official_recipe():
+    from depth_anything_ros.model_zoo import resolve_recipe
+    for path in ('/models/my_export_518x686.onnx', '/x/depth_anything_v2_vits.onnx'):
+        recipe = resolve_recipe(path)
+        assert recipe.name == 'official'
+        assert recipe.settings == {'resize_mode': 'stretch', 'interpolation': 'cubic',
+                                   'normalization': 'imagenet', 'channel_order': 'rgb',
+                                   'upsampling': 'align_corners'}
+
+
+def test_parameters_override_single_fields():
+    from depth_anything_ros.model_zoo import resolve_recipe
+    recipe = resolve_recipe('depth_any.hbm', {'resize_mode': 'letterbox', 'normalization': 'auto',
+                                              'upsampling': 'pixel_centres', 'colormap': 'turbo'})
+    assert recipe.resize_mode == 'letterbox' and recipe.normalization == 'pixel_zscore'
+    assert recipe.name == 'd_robotics_sample with resize_mode set'   # same value: no override
+    assert 'letterbox' in recipe.describe() and 'd_robotics_sample' in recipe.describe()
+
+
+def test_model_recognised_by_checksum_under_another_name(tmp_path):
+    from depth_anything_ros.model_zoo import resolve_recipe
+    model = tmp_path / 'renamed.onnx'
+    model.write_bytes(PAYLOAD)
+    catalog = tmp_path / 'models.yaml'
+    catalog.write_text(yaml.safe_dump({
+        'recipes': {'bgr_model': {'resize_mode': 'crop', 'interpolation': 'cubic', 'normalization': 'none',
+                                  'channel_order': 'bgr', 'upsampling': 'align_corners'}},
+        'models': [{'name': 'm', 'file': 'published.onnx', 'url': 'http://x/published.onnx',
+                    'sha256': hashlib.sha256(PAYLOAD).hexdigest(), 'recipe': 'bgr_model'}]}))
+    assert resolve_recipe(str(model), catalog=str(catalog)).name == 'bgr_model'
+    model.write_bytes(PAYLOAD + b'x')                                   # another file: not it
+    assert resolve_recipe(str(model), catalog=str(catalog)).name == 'official'
+
+
+def test_bad_recipe_in_the_catalogue_names_it(tmp_path):
+    from depth_anything_ros.model_zoo import resolve_recipe
+    catalog = tmp_path / 'models.yaml'
+    catalog.write_text(yaml.safe_dump({'recipes': {'odd': {'interpolation': 'lanczos'}}, 'models': []}))
+    with pytest.raises(ValueError, match="recipe 'odd'.*interpolation 'lanczos'"):
+        resolve_recipe('a.onnx', catalog=str(catalog))
+    catalog.write_text(yaml.safe_dump({'models': [{'name': 'm', 'file': 'a.onnx', 'url': 'u', 'recipe': 'gone'}]}))
+    with pytest.raises(ValueError, match="recipe 'gone' of m"):
+        resolve_recipe('a.onnx', catalog=str(catalog))

@@ -232,6 +232,7 @@ def test_metric_model_publishes_metres_millimetres_and_points(tiny_metric_model)
             mm = next(m for m in probe.received['depth/mm'] if m.header.stamp.sec == 95)
             cloud = next(m for m in probe.received['depth/points'] if m.header.stamp.sec == 95)
     assert 'metric depth in metres' in graph.text('node')
+    assert "recipe 'official': resize_mode stretch, interpolation cubic" in graph.text('node')  # logged
     metres = np.frombuffer(depth.data, np.float32).reshape(H, W)
     assert np.nanmax(metres) <= 20.0 and np.nanmin(metres) > 0
     millimetres = np.frombuffer(mm.data, np.uint16).reshape(H, W)

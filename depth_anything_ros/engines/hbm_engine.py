@@ -1,8 +1,10 @@
 """RDK S100 BPU engine: a compiled `.hbm` model through D-Robotics' `hbm_runtime`.
 
-Everything about the tensors (names, shapes, dtypes, quantization) is read
-from the runtime. Integer tensors with SCALE quantization are (de)quantized
-here so callers always feed and receive float32, whatever the compiler chose.
+Everything about the tensors (names, shapes, dtypes, quantization, strides)
+is read from the runtime. Integer tensors with SCALE quantization are
+(de)quantized here so callers always feed and receive float32, whatever the
+compiler chose. Outputs are copied: the runtime's arrays may be views of
+memory it reuses on the next call, and the BPU may pad rows (`output_strides`).
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ class HbmEngine(Engine):
             raise EngineError(f"model '{m}' in '{path}' has no outputs")
         self._input_by_name = {s.name: s for s in self.inputs}
         self._output = self.outputs[0]
+        self._output_strides = _strides(rt.output_strides[m][self._output.name], self._output)
         if bpu_priority is not None or bpu_cores is not None:
             self._schedule(bpu_priority, bpu_cores)
 
@@ -82,7 +85,7 @@ class HbmEngine(Engine):
                                   f'(inputs: {list(self._input_by_name)})')
             tensors[name] = _to_input(np.asarray(value), spec)
         out = self.runtime.run(tensors)[self.model_name][self._output.name]
-        return _from_output(np.asarray(out), self._output)
+        return _from_output(owned_output(out, self._output, self._output_strides), self._output)
 
 
 def _spec(name, shape, dtype_value, quant, dtype_enum, scale_type) -> TensorSpec:
@@ -95,6 +98,40 @@ def _spec(name, shape, dtype_value, quant, dtype_enum, scale_type) -> TensorSpec
         q = {'scale': scale, 'zero_point': zero if zero.size else np.zeros(1, np.int32),
              'axis': int(quant.axis)}
     return TensorSpec(name, shape, dtype, guess_layout(shape), q)
+
+
+def _strides(strides, spec: TensorSpec):
+    """The output's byte strides from the runtime, or None where it gives none usable
+    (dynamic: -1). Only needed when the runtime hands back a padded buffer."""
+    strides = [int(v) for v in strides or ()]
+    if len(strides) != len(spec.shape) or any(v <= 0 for v in strides) or None in spec.shape:
+        return None
+    return tuple(strides)
+
+
+def owned_output(value, spec: TensorSpec, strides) -> np.ndarray:
+    """A C-contiguous copy of the output with its logical shape `spec.shape`.
+
+    Takes what the runtime may hand back: an array of the logical shape (any strides,
+    maybe a view of memory it reuses), one padded to wider rows (the logical corner is
+    the tensor), or the raw buffer, read with the runtime's `output_strides` (bytes).
+    """
+    value = np.asarray(value)
+    shape = spec.shape
+    if value.shape == shape:
+        return np.array(value, order='C', copy=True)
+    if value.size == np.prod(shape) and value.ndim != len(shape):   # e.g. 1x518x686 for 1x1x518x686
+        return np.array(value, order='C', copy=True).reshape(shape)
+    if value.ndim == len(shape) and all(v >= s for v, s in zip(value.shape, shape)):
+        return np.array(value[tuple(slice(0, s) for s in shape)], order='C', copy=True)
+    if strides is not None and value.flags.c_contiguous:
+        raw = value.reshape(-1).view(np.uint8)
+        needed = sum((n - 1) * st for n, st in zip(shape, strides)) + spec.dtype.itemsize
+        if raw.size >= needed:
+            view = np.ndarray(shape, spec.dtype, buffer=raw, strides=strides)
+            return np.array(view, order='C', copy=True)
+    raise EngineError(f"output '{spec.name}' came back as {value.dtype} {list(value.shape)}, which is "
+                      f'not the model\'s {spec.dtype} {list(shape)} with strides {strides}')
 
 
 def _numpy_dtype(value, dtype_enum, tensor_name) -> np.dtype:

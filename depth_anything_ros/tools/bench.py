@@ -11,6 +11,7 @@ HELP = ('benchmark: CPU time per stage at a camera resolution, engine throughput
 
 
 def add_arguments(parser):
+    from ..image_io import add_recipe_arguments
     parser.add_argument('--model', required=True, help='.onnx or .hbm model')
     parser.add_argument('--engine', default='auto')
     parser.add_argument('--what', default='stages,threads', help='comma list of stages, threads, graph')
@@ -20,7 +21,7 @@ def add_arguments(parser):
     parser.add_argument('--threads', default='1,2,4,8', help='thread counts for the perf table')
     parser.add_argument('--workers', type=int, default=2, help='node workers for the graph run')
     parser.add_argument('--seconds', type=float, default=30.0, help='graph run length')
-    parser.add_argument('--resize-mode', default='letterbox')
+    add_recipe_arguments(parser)
     parser.add_argument('--intra-op-threads', type=int, default=0,
                         help="ONNX Runtime threads per call; 0: the node's default (CPU cores / workers)")
     parser.add_argument('--camera-rate', type=float, default=10.0,
@@ -45,7 +46,7 @@ def stage_times(estimator, size: str, encoding: str, frames: int, clock=time.per
     clock=time.perf_counter gives wall time; time.process_time the CPU time of all
     threads (OpenCV spreads some stages over cores, so it can exceed wall time)."""
     from ..image_codec import image_buffer
-    from ..postprocess import Colorizer, model_depth_2d, restore_depth
+    from ..postprocess import Colorizer, model_depth_2d
     _, decode = _sample_frame(size, encoding)
     colorizer = Colorizer()
     frame = decode()
@@ -63,7 +64,7 @@ def stage_times(estimator, size: str, encoding: str, frames: int, clock=time.per
         _, color_buffer = image_buffer(frame.height, frame.width, 'bgr8')
         t3 = clock()
         model_depth = model_depth_2d(output)
-        restore_depth(model_depth, placement, depth_buffer)
+        estimator.restore(model_depth, placement, depth_buffer)
         t4 = clock()
         colorizer(model_depth, placement, color_buffer)
         t5 = clock()
@@ -99,16 +100,16 @@ def engine_throughput(engine, feeds: dict, threads: int, frames: int) -> dict:
             'latency_ms': float(np.mean(latencies)) * 1e3, 'fps': frames / total}
 
 
-def graph_fps(model: str, workers: int, seconds: float, resize_mode: str, intra_op_threads: int,
+def graph_fps(model: str, workers: int, seconds: float, overrides: dict, intra_op_threads: int,
               camera_rate: float) -> float:
     """Depth frames/s arriving at a sink, camera publishing faster than the model runs."""
     import re
 
     from ..graph import RosGraph
     with RosGraph() as graph:
+        recipe = [arg for k, v in overrides.items() for arg in ('-p', f'{k}:={v}')]
         graph.start('node', graph.node_command('-p', f'model_path:={model}', '-p', f'workers:={workers}',
-                                               '-p', f'resize_mode:={resize_mode}',
-                                               '-p', f'intra_op_threads:={intra_op_threads}'))
+                                               '-p', f'intra_op_threads:={intra_op_threads}', *recipe))
         graph.start('camera', graph.cli_command('camera', '--rate', str(camera_rate), '--size', '640x480'))
         sink = graph.start('sink', graph.cli_command('sink', '--seconds', str(seconds)))
         sink.wait(timeout=seconds + 120)
@@ -117,15 +118,28 @@ def graph_fps(model: str, workers: int, seconds: float, resize_mode: str, intra_
     return float(done[-1][1]) if done else 0.0
 
 
+def fast_variant(recipe):
+    """The recipe with the faster approximate options (what the package did before it
+    followed the official numerics): 8-bit cubic resize, OpenCV pixel-centre upsampling."""
+    import dataclasses
+    return dataclasses.replace(recipe, name=f'{recipe.name}, fast options',
+                               interpolation='cubic_uint8' if recipe.interpolation == 'cubic' else recipe.interpolation,
+                               upsampling='pixel_centres')
+
+
 def run(args) -> int:
     from ..engines import open_engine
+    from ..image_io import recipe_overrides
+    from ..model_zoo import resolve_recipe
     from ..node import default_intra_op_threads
     from ..pipeline import DepthEstimator
     what = set(args.what.split(','))
     threads = args.intra_op_threads or default_intra_op_threads(args.workers)
     engine = open_engine(args.model, args.engine, intra_op_threads=threads)
-    estimator = DepthEstimator(engine, args.resize_mode)
-    print(f'model: {engine.describe()}')
+    overrides = {k: v for k, v in recipe_overrides(args).items() if v != 'auto'}
+    recipe = resolve_recipe(args.model, overrides)
+    estimator = DepthEstimator.from_recipe(engine, recipe)
+    print(f'model: {engine.describe()}\n{recipe.describe()}')
     if 'stages' in what:
         wall = stage_times(estimator, args.size, args.encoding, args.frames)
         cpu = stage_times(estimator, args.size, args.encoding, args.frames, time.process_time)
@@ -134,6 +148,14 @@ def run(args) -> int:
         for stage in wall:
             print(f'  {stage:<13} {wall[stage]:8.2f} {cpu[stage]:8.2f}')
         print(f'  {"sum":<13} {sum(wall.values()):8.2f} {sum(cpu.values()):8.2f}')
+        fast = fast_variant(recipe)
+        if fast.settings != recipe.settings:
+            # Same run, same frame: what the exact numerics cost against the fast options.
+            fast_wall = stage_times(DepthEstimator.from_recipe(engine, fast), args.size, args.encoding, args.frames)
+            print(f'\npre/postprocessing wall ms, {recipe.name} vs {fast.name} '
+                  f'(interpolation {fast.interpolation}, upsampling {fast.upsampling}):')
+            for stage in ('preprocess', 'postprocess'):
+                print(f'  {stage:<13} {wall[stage]:8.2f} {fast_wall[stage]:8.2f}')
     frame = _sample_frame('640x480', 'bgr8')[1]()
     feeds, _ = estimator.preprocess(frame)
     if 'threads' in what:
@@ -145,7 +167,7 @@ def run(args) -> int:
     if 'graph' in what:
         bare = engine_throughput(engine, feeds, args.workers, args.frames)['fps']
         engine.close()
-        end_to_end = graph_fps(args.model, args.workers, args.seconds, args.resize_mode, threads,
+        end_to_end = graph_fps(args.model, args.workers, args.seconds, overrides, threads,
                                args.camera_rate)
         print(f'\ngraph: {end_to_end:.2f} frames/s end to end vs bare engine {bare:.2f} frames/s '
               f'({args.workers} workers x {threads} threads, camera {args.camera_rate:g}/s): '

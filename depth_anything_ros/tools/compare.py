@@ -1,7 +1,7 @@
 """compare: two models on the same images, e.g. the float ONNX vs the BPU .hbm."""
 from __future__ import annotations
 
-from ..image_io import expand_images, open_estimator, read_frame
+from ..image_io import add_recipe_arguments, expand_images, open_estimator, recipe_overrides, read_frame
 
 HELP = ('run two models on the same images and print how closely their depth agrees '
         '(cosine similarity, relative L1 and AbsRel of A against reference B, per image and mean); '
@@ -10,24 +10,24 @@ HELP = ('run two models on the same images and print how closely their depth agr
 
 def add_arguments(parser):
     from ..engines import ENGINE_CHOICES
-    from ..preprocess import NORMALIZATIONS, RESIZE_MODES
     parser.add_argument('--a', required=True, metavar='MODEL_A', help='first model (.onnx or .hbm)')
     parser.add_argument('--b', required=True, metavar='MODEL_B',
                         help='second model; metrics treat it as the reference')
     parser.add_argument('--engine-a', default='auto', choices=ENGINE_CHOICES)
     parser.add_argument('--engine-b', default='auto', choices=ENGINE_CHOICES)
-    parser.add_argument('--resize-mode', default='letterbox', choices=RESIZE_MODES)
     parser.add_argument('--input-size', type=int, default=518,
                         help='dynamic-shape models: shorter side (default 518)')
-    parser.add_argument('--normalization', default='imagenet', choices=NORMALIZATIONS,
-                        help='input normalization for both models (default imagenet)')
-    parser.add_argument('--normalization-a', choices=NORMALIZATIONS, help='override for model A')
-    parser.add_argument('--normalization-b', choices=NORMALIZATIONS, help='override for model B')
+    # Each model its own recipe (the float ONNX and the .hbm want different inputs); an
+    # option without suffix sets both, one with -a/-b a single model.
+    add_recipe_arguments(parser, '', 'both models; ')
+    add_recipe_arguments(parser, '-a', 'model A; ')
+    add_recipe_arguments(parser, '-b', 'model B; ')
     parser.add_argument('images', nargs='+', metavar='IMAGES', help='image files or directories')
 
 
-def _estimator(path, engine, args, normalization):
-    return open_estimator(path, engine, args.resize_mode, args.input_size, normalization)
+def _overrides(args, suffix: str) -> dict:
+    both = recipe_overrides(args)
+    return {k: v if v != 'auto' else both[k] for k, v in recipe_overrides(args, suffix).items()}
 
 
 def run(args) -> int:
@@ -35,8 +35,8 @@ def run(args) -> int:
 
     from ..metrics import compare_depth
     images = expand_images(args.images)
-    est_a = _estimator(args.a, args.engine_a, args, args.normalization_a or args.normalization)
-    est_b = _estimator(args.b, args.engine_b, args, args.normalization_b or args.normalization)
+    est_a = open_estimator(args.a, args.engine_a, args.input_size, **_overrides(args, '-a'))
+    est_b = open_estimator(args.b, args.engine_b, args.input_size, **_overrides(args, '-b'))
     print(f'A: {est_a.engine.describe()}')
     print(f'B: {est_b.engine.describe()} (reference)')
     rows = []

@@ -9,7 +9,7 @@ HELP = ('evaluate a model against ground-truth depth with the standard monocular
 
 
 def add_arguments(parser):
-    from ..evaluation import DEPTH_TYPES, FORMATS
+    from ..evaluation import CROPS, DEPTH_TYPES, FORMATS
     from ..image_io import add_model_arguments
     add_model_arguments(parser)
     parser.add_argument('--index', metavar='CSV',
@@ -26,11 +26,12 @@ def add_arguments(parser):
     parser.add_argument('--depth-type', default='relative', choices=DEPTH_TYPES,
                         help='relative: the output is inverse depth up to scale and shift (DA-V2 '
                              'relative models), aligned per image; metric: metres, used as is')
-    parser.add_argument('--eigen-crop', action='store_true',
-                        help='NYU protocol: only rows 45:471, cols 41:601 (every image must be 480x640)')
+    parser.add_argument('--crop', default='auto', choices=('auto',) + CROPS,
+                        help='pixels that count: auto follows the dataset (KITTI: kitti_garg, NYU: '
+                             'nyu_eigen = rows 45:471, cols 41:601 of 480x640, others: none)')
     parser.add_argument('--min-depth', type=float, default=1e-3, help='metres (default 1e-3)')
-    parser.add_argument('--max-depth', type=float, default=10.0,
-                        help='metres (default 10, the NYU cap; KITTI uses 80)')
+    parser.add_argument('--max-depth', type=float, default=None,
+                        help='metres; default follows the dataset (KITTI 80, NYU and others 10)')
     parser.add_argument('--json', metavar='OUT', help='also write the per-image and mean results here')
 
 
@@ -70,12 +71,22 @@ def _samples(args) -> list:
 
 def run(args) -> int:
     from ..cli import CliError
-    from ..evaluation import EvaluationError, evaluate, load_depth
+    from ..evaluation import EvaluationError, evaluate, load_depth, protocol
     from ..image_io import estimator_from_args, progress, read_frame
     from ..metrics import DEPTH_METRICS
-    if not 0 < args.min_depth < args.max_depth:
+    if not 0 < args.min_depth < (float('inf') if args.max_depth is None else args.max_depth):
         raise CliError(f'need 0 < --min-depth < --max-depth, got {args.min_depth} and {args.max_depth}')
     named = _samples(args)
+    # Each dataset its own cap and crop unless the options say otherwise.
+    settings_of = {}
+    for _, s in named:
+        max_depth, crop = protocol(s.dataset, s.decode)
+        settings_of[s.dataset] = (max_depth if args.max_depth is None else args.max_depth,
+                                  crop if args.crop == 'auto' else args.crop)
+    for dataset, (max_depth, crop) in settings_of.items():
+        if not args.min_depth < max_depth:
+            raise CliError(f'need --min-depth < the max depth of {dataset} ({max_depth:g} m)')
+        print(f'{dataset}: depth ({args.min_depth:g}, {max_depth:g}) m, crop {crop}')
     if args.json:
         folder = os.path.dirname(os.path.abspath(args.json))
         if not os.path.isdir(folder):
@@ -87,20 +98,22 @@ def run(args) -> int:
         try:
             gt = load_depth(sample.depth, sample.decode)
             pred = estimator.estimate(read_frame(sample.rgb)).depth
-            result = evaluate(pred, gt, args.depth_type, args.min_depth, args.max_depth, args.eigen_crop)
+            max_depth, crop = settings_of[sample.dataset]
+            result = evaluate(pred, gt, args.depth_type, args.min_depth, max_depth, crop)
         except EvaluationError as exc:
             raise CliError(str(exc)) from exc
         rows.append({'name': name, 'dataset': sample.dataset, 'rgb': sample.rgb,
-                     'depth': sample.depth, 'decode': sample.decode, **result})
+                     'depth': sample.depth, 'decode': sample.decode, 'max_depth': max_depth,
+                     'crop': crop, **result})
     # Means of per-image metrics (the usual NYU/KITTI reporting), skipping images with no valid pixel.
     mean = _mean(rows, DEPTH_METRICS)
     by_dataset = {d: _mean([r for r in rows if r['dataset'] == d], DEPTH_METRICS)
                   for d in dict.fromkeys(r['dataset'] for r in rows)}
     _print_table(rows, mean, by_dataset, DEPTH_METRICS)
     if args.json:
-        settings = {k: getattr(args, k) for k in ('model', 'engine', 'resize_mode', 'input_size',
-                                                  'normalization', 'depth_type', 'min_depth',
-                                                  'max_depth', 'eigen_crop')}
+        settings = {k: getattr(args, k) for k in ('model', 'engine', 'input_size', 'depth_type',
+                                                  'min_depth', 'max_depth', 'crop')}
+        settings['recipe'] = {'name': estimator.recipe.name, **estimator.recipe.settings}
         settings['alignment'] = ('least-squares scale and shift in disparity, per image'
                                  if args.depth_type == 'relative' else 'none')
         _write_json(args.json, {'settings': settings, 'metrics': list(DEPTH_METRICS), 'images': rows,

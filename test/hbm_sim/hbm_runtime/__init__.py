@@ -14,8 +14,14 @@ ONNX model and a variant:
   (per-tensor scale fixed when the file is written).
 
 Optional `input_quant` turns the float RGB input into a quantized int16 input
-(per-tensor or per-axis), dequantized inside. What the real BPU does beyond
-this (colour range of its NV12 conversion, output padding) is not simulated.
+(per-tensor or per-axis), dequantized inside.
+
+Outputs, like the real runtime's may be: written into a buffer that the next
+call (of the same thread) overwrites, its rows `output_pad` elements wider than the tensor
+(`output_strides` says so; the padding is filled with junk), and handed back
+as `output_form` 'view' (the logical shape, strided into that buffer),
+'padded' (the whole padded array) or 'raw' (the buffer's bytes). What the real
+BPU does beyond this (colour range of its NV12 conversion) is not simulated.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ import threading
 import numpy as np
 
 VARIANTS = ('float_rgb', 'nv12', 'int16_out')
+OUTPUT_FORMS = ('view', 'padded', 'raw')
 MODEL_NAME = 'depth_any'
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 _STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
@@ -76,21 +83,30 @@ class SchedParam:
 
 
 class _Tensor:
-    def __init__(self, name, shape, dtype, quant=None):
+    def __init__(self, name, shape, dtype, quant=None, row_pad=0):
         self.name, self.shape, self.dtype = name, list(shape), dtype
         self.quant = quant or QuantParams()
+        self.row_pad = row_pad   # elements after each row of the last axis
+
+    @property
+    def padded_shape(self):
+        return self.shape[:-1] + [self.shape[-1] + self.row_pad]
 
     @property
     def strides(self):
         item = np.dtype(_NUMPY[self.dtype]).itemsize
-        return [int(item * np.prod(self.shape[i + 1:])) for i in range(len(self.shape))]
+        padded = self.padded_shape
+        return [int(item * np.prod(padded[i + 1:])) for i in range(len(padded))]
 
 
-def write_sim_model(path, onnx_path, variant='float_rgb', output_scale=None, input_quant=None):
+def write_sim_model(path, onnx_path, variant='float_rgb', output_scale=None, input_quant=None,
+                    output_pad=0, output_form='view'):
     """Write the JSON '.hbm' stand-in. int16_out without `output_scale`: twice the
     output's peak on a mid-grey image over 32767, so real images stay unclipped."""
     if variant not in VARIANTS:
         raise ValueError(f'variant {variant!r} is not one of {VARIANTS}')
+    if output_form not in OUTPUT_FORMS:
+        raise ValueError(f'output_form {output_form!r} is not one of {OUTPUT_FORMS}')
     if variant == 'int16_out' and output_scale is None:
         import onnxruntime as ort
         session = ort.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
@@ -99,7 +115,8 @@ def write_sim_model(path, onnx_path, variant='float_rgb', output_scale=None, inp
         output_scale = 2 * float(np.abs(session.run(None, {arg.name: grey})[0]).max()) / 32767
         output_scale = output_scale or 1.0 / 32767
     spec = {'onnx': os.path.abspath(str(onnx_path)), 'variant': variant,
-            'output_scale': output_scale, 'input_quant': input_quant}
+            'output_scale': output_scale, 'input_quant': input_quant,
+            'output_pad': int(output_pad), 'output_form': output_form}
     with open(path, 'w') as f:
         json.dump(spec, f)
     return str(path)
@@ -131,11 +148,16 @@ class HB_HBMRuntime:
                                                 q['scale'], q.get('zero_point', [0])))]
         else:
             self._inputs = [_Tensor(onnx_in.name, (1, 3, h, w), hbDNNDataType.F32)]
+        pad = spec.get('output_pad', 0)
         if self._variant == 'int16_out':
             self._outputs = [_Tensor(onnx_out.name, (1, h, w), hbDNNDataType.S16,
-                                     QuantParams(hbDNNQuantiType.SCALE, 0, [spec['output_scale']], [0]))]
+                                     QuantParams(hbDNNQuantiType.SCALE, 0, [spec['output_scale']], [0]), pad)]
         else:
-            self._outputs = [_Tensor(onnx_out.name, (1, h, w), hbDNNDataType.F32)]
+            self._outputs = [_Tensor(onnx_out.name, (1, h, w), hbDNNDataType.F32, row_pad=pad)]
+        self._output_form = spec.get('output_form', 'view')
+        # Output buffers reused call after call, one per calling thread (the runtime
+        # allocates per call and may hand the same memory out again).
+        self._buffers = threading.local()
         self._sched = SchedParam()
         self._lock = threading.Lock()
         # Test hooks: what the engine asked for.
@@ -266,7 +288,14 @@ class HB_HBMRuntime:
         o = self._outputs[0]
         if o.dtype == hbDNNDataType.S16:
             out = np.clip(np.rint(out / o.quant.scale[0]), -32768, 32767).astype(np.int16)
-        return {MODEL_NAME: {o.name: out}}
+        buffer, width = getattr(self._buffers, 'out', None), o.shape[-1]
+        if buffer is None:
+            buffer = self._buffers.out = np.empty(o.padded_shape, _NUMPY[o.dtype])
+        buffer[..., width:] = np.iinfo(buffer.dtype).max if buffer.dtype.kind == 'i' else np.nan
+        buffer[..., :width] = out
+        handed = {'view': buffer[..., :width], 'padded': buffer,
+                  'raw': buffer.reshape(-1).view(np.uint8)}[self._output_form]
+        return {MODEL_NAME: {o.name: handed}}
 
     def _to_float_input(self, arrays):
         if self._variant == 'nv12':
