@@ -276,3 +276,19 @@ def test_calibration_rejects_templates_it_cannot_serve(capsys, tmp_path, image_d
     argv = ['calibration-data', '--for', str(template), '--out', str(tmp_path / 'c'), str(image_dir)]
     assert cli.main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_calibration_with_depth_any_hbms_recipe(tmp_path, image_dir):
+    """--recipe d_robotics_sample: the D-Robotics sample's input (stretch, nearest, per-pixel
+    z-score), what the node feeds a model it knows as depth_any.hbm."""
+    out = tmp_path / 'dr'
+    argv = ['calibration-data', '--recipe', 'd_robotics_sample', '--model-size', '56x84', '--out', str(out),
+            str(image_dir / 'a.png')]
+    assert cli.main(argv) == 0
+    bgr = cv2.imread(str(image_dir / 'a.png'))
+    expected = RgbPreprocessor((56, 84), 'NCHW', 'stretch', normalization='pixel_zscore',
+                               interpolation='nearest')(Frame('bgr8', bgr, *bgr.shape[:2]))[0]
+    np.testing.assert_array_equal(np.load(out / '00000_a.npy'), expected)
+    official = RgbPreprocessor((56, 84), 'NCHW', 'stretch')(Frame('bgr8', bgr, *bgr.shape[:2]))[0]
+    assert np.abs(expected - official).max() > 0.5          # the two recipes really differ
+    assert cli.main(argv[:1] + ['--recipe', 'mine'] + argv[3:]) == 2

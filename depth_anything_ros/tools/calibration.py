@@ -32,7 +32,7 @@ class Template:
 
 
 def add_arguments(parser):
-    from ..preprocess import NORMALIZATIONS, RESIZE_MODES
+    from ..image_io import add_recipe_arguments
     parser.add_argument('--for', dest='template', default='featuremap', metavar='TEMPLATE',
                         help="the hb_compile template the samples are for: 'featuremap', 'nv12' (the "
                              'templates in models/s100/) or a path to your own template .yaml '
@@ -40,13 +40,12 @@ def add_arguments(parser):
     parser.add_argument('--model-size', default='518x686',
                         help="the compiled model's input HxW (default 518x686, depth_any.hbm)")
     parser.add_argument('--out', required=True, help='output directory (created if missing)')
-    parser.add_argument('--resize-mode', default='letterbox', choices=RESIZE_MODES,
-                        help="use the node's resize_mode (default letterbox; the D-Robotics sample "
-                             'for depth_any.hbm stretches)')
-    parser.add_argument('--normalization', choices=NORMALIZATIONS,
-                        help="featuremap templates: use the node's normalization (default imagenet; "
-                             "'pixel_zscore' is the D-Robotics sample's, for reproducing depth_any.hbm). "
-                             'NV12 templates normalize with their own mean_value/scale_value')
+    parser.add_argument('--recipe', default='official',
+                        help="the recipe the node will run the compiled model with (models/models.yaml): "
+                             "'official' (default: what the node uses for a model it does not know) or "
+                             "'d_robotics_sample' (depth_any.hbm's); the options below override single "
+                             'fields. NV12 templates normalize with their own mean_value/scale_value')
+    add_recipe_arguments(parser, what='override the recipe; ')
     parser.add_argument('--max-samples', type=int, default=100,
                         help='at most this many samples, picked evenly from the images in order '
                              '(default 100; the toolchain documentation recommends 20-100)')
@@ -110,20 +109,22 @@ def pick_evenly(items: list, limit: int) -> list:
     return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
 
 
-def sampler(template: Template, canvas_hw: tuple, resize_mode: str, normalization: str):
-    """frame -> the float32 NCHW tensor the template's ONNX receives for it on the board."""
+def sampler(template: Template, canvas_hw: tuple, recipe):
+    """frame -> the float32 NCHW tensor the template's ONNX receives for it on the board, when
+    the node runs the compiled model with `recipe`."""
     import numpy as np
 
     from ..engines import TensorSpec
     from ..nv12 import Nv12Preprocessor
     from ..preprocess import RgbPreprocessor
     if template.kind == 'featuremap':
-        rgb = RgbPreprocessor(canvas_hw, 'NCHW', resize_mode, normalization=normalization)
+        rgb = RgbPreprocessor(canvas_hw, 'NCHW', recipe.resize_mode, normalization=recipe.normalization,
+                              interpolation=recipe.interpolation, channel_order=recipe.channel_order)
         return lambda frame: rgb(frame)[0]
     h, w = canvas_hw
     u8 = np.dtype(np.uint8)
     planes = Nv12Preprocessor([TensorSpec('y', (1, h, w, 1), u8, 'NHWC'),
-                               TensorSpec('uv', (1, h // 2, w // 2, 2), u8, 'NHWC')], resize_mode)
+                               TensorSpec('uv', (1, h // 2, w // 2, 2), u8, 'NHWC')], recipe.resize_mode)
     return lambda frame: nv12_in_model(planes(frame)[0], template)
 
 
@@ -149,25 +150,39 @@ def run(args) -> int:
     canvas = parse_size(args.model_size, '--model-size', multiple=multiple)
     if args.max_samples < 1:
         raise CliError(f'--max-samples {args.max_samples} must be at least 1')
-    if template.kind == 'nv12' and args.normalization is not None:
+    if template.kind == 'nv12' and args.normalization != 'auto':
         raise CliError(f"--normalization does not apply to the NV12 template '{template.path}': it "
                        'normalizes on the BPU with its own mean_value/scale_value; leave it out')
-    normalization = args.normalization or 'imagenet'
+    recipe = chosen_recipe(args)
     found = expand_images(args.images)
     images = pick_evenly(found, args.max_samples)
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
         raise CliError(f"cannot create --out '{args.out}': {exc}") from exc
-    sample = sampler(template, canvas, args.resize_mode, normalization)
+    sample = sampler(template, canvas, recipe)
     for index, path in enumerate(images):
         np.save(os.path.join(args.out, sample_name(index, path)), sample(read_frame(path)))
-    how = (f'{normalization} normalization' if template.kind == 'featuremap'
-           else f'NV12 decoded, mean {template.mean} scale {template.scale}')
+    how = (recipe.describe() if template.kind == 'featuremap'
+           else f'resize_mode {recipe.resize_mode}, NV12 decoded, mean {template.mean} scale {template.scale}')
     print(f"wrote {len(images)} samples (of {len(found)} images) of 1x3x{canvas[0]}x{canvas[1]} "
           f"float32 to '{args.out}' for {template.kind} template '{template.path}' "
-          f'({args.resize_mode}, {how}); calibrate with the same settings the node runs')
+          f'({how}); run the compiled model with the same recipe')
     return 0
+
+
+def chosen_recipe(args):
+    """--recipe from models.yaml with the single-field options over it."""
+    import dataclasses
+
+    from ..cli import CliError
+    from ..image_io import recipe_overrides
+    from ..model_zoo import load_recipes
+    recipes = load_recipes()
+    if args.recipe not in recipes:
+        raise CliError(f"--recipe '{args.recipe}' is not one of {sorted(recipes)} (models/models.yaml)")
+    changes = {k: v for k, v in recipe_overrides(args).items() if v != 'auto'}
+    return dataclasses.replace(recipes[args.recipe], **changes)
 
 
 def sample_name(index: int, image_path: str) -> str:
