@@ -113,6 +113,22 @@ def test_alignment_undoes_an_affine_disparity():
     assert after['valid_px'] == int(np.isfinite(gt).sum())
 
 
+@pytest.mark.parametrize('fraction', [0.01, 0.001])
+def test_alignment_from_a_sparse_subsample(fraction):
+    """A relative model that is exact up to scale and shift needs only a few ground-truth pixels:
+    the sparse fit gives the same metres as the full one; a model that is wrong is no better."""
+    gt = load_depth(data_file(MM_DEPTH), 'mm')
+    exact = 3.7 / gt.astype(np.float64) + 0.2
+    result = evaluate(exact, gt, 'relative', sparse_fraction=fraction)
+    valid = result['valid_px']
+    sparse = result['sparse']
+    assert sparse['samples'] == round(fraction * valid) and sparse['support'] == sparse['samples']
+    assert sparse['abs_rel'] < 1e-6 and sparse['scale'] == pytest.approx(1 / 3.7)
+    noisy = exact * np.random.default_rng(0).uniform(0.8, 1.25, gt.shape)
+    worse = evaluate(noisy, gt, 'relative', sparse_fraction=fraction)
+    assert worse['sparse']['abs_rel'] >= 0.5 * worse['abs_rel'] > 0.01
+
+
 def test_aligned_depth_is_clipped_to_the_range():
     gt = np.array([1.0, 2.0, 4.0, 8.0, 8.0])
     pred = 1.0 / gt
@@ -195,6 +211,21 @@ def test_eval_index_writes_every_metric_for_every_row(capsys, tmp_path, tiny_fix
     assert set(report['mean_by_dataset']) == {r['dataset'] for r in rows}
     text = capsys.readouterr().out
     assert all(r['rgb'] in text for r in rows) and 'mean' in text and 'abs_rel' in text
+
+
+def test_eval_reports_sparse_alignment_beside_the_full_one(capsys, tmp_path, tiny_fixed_model):
+    out = tmp_path / 'eval.json'
+    assert cli.main(['eval', '--model', tiny_fixed_model, '--index', data_file('index.csv'),
+                     '--align-from-sparse', '0.01', '--json', str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report['settings']['align_from_sparse'] == 0.01
+    for r in report['images']:
+        assert r['sparse']['samples'] == round(0.01 * r['valid_px'])
+        assert all(math.isfinite(r['sparse'][k]) for k in DEPTH_METRICS)
+    assert math.isfinite(report['mean']['sparse']['abs_rel'])
+    assert 'aligned to 0.01 of the ground truth' in capsys.readouterr().out
+    assert cli.main(['eval', '--model', tiny_fixed_model, '--index', data_file('index.csv'),
+                     '--align-from-sparse', '2']) == 2
 
 
 def test_eval_nyu_takes_the_eigen_crop_by_default(capsys, tmp_path, tiny_fixed_model):

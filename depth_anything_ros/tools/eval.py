@@ -32,6 +32,10 @@ def add_arguments(parser):
     parser.add_argument('--min-depth', type=float, default=1e-3, help='metres (default 1e-3)')
     parser.add_argument('--max-depth', type=float, default=None,
                         help='metres; default follows the dataset (KITTI 80, NYU and others 10)')
+    parser.add_argument('--align-from-sparse', type=float, metavar='FRACTION',
+                        help='relative models: also align each image to this random fraction of its valid '
+                             'ground truth (e.g. 0.01 or 0.001, what a sparse depth sensor gives the node) '
+                             'and report those metrics beside the full alignment')
     parser.add_argument('--json', metavar='OUT', help='also write the per-image and mean results here')
 
 
@@ -76,6 +80,10 @@ def run(args) -> int:
     from ..metrics import DEPTH_METRICS
     if not 0 < args.min_depth < (float('inf') if args.max_depth is None else args.max_depth):
         raise CliError(f'need 0 < --min-depth < --max-depth, got {args.min_depth} and {args.max_depth}')
+    if args.align_from_sparse is not None and not (0 < args.align_from_sparse <= 1
+                                                   and args.depth_type == 'relative'):
+        raise CliError(f'--align-from-sparse {args.align_from_sparse}: needs a fraction in (0, 1] '
+                       'and --depth-type relative')
     named = _samples(args)
     # Each dataset its own cap and crop unless the options say otherwise.
     settings_of = {}
@@ -99,7 +107,7 @@ def run(args) -> int:
             gt = load_depth(sample.depth, sample.decode)
             pred = estimator.estimate(read_frame(sample.rgb)).depth
             max_depth, crop = settings_of[sample.dataset]
-            result = evaluate(pred, gt, args.depth_type, args.min_depth, max_depth, crop)
+            result = evaluate(pred, gt, args.depth_type, args.min_depth, max_depth, crop, args.align_from_sparse)
         except EvaluationError as exc:
             raise CliError(str(exc)) from exc
         rows.append({'name': name, 'dataset': sample.dataset, 'rgb': sample.rgb,
@@ -110,9 +118,19 @@ def run(args) -> int:
     by_dataset = {d: _mean([r for r in rows if r['dataset'] == d], DEPTH_METRICS)
                   for d in dict.fromkeys(r['dataset'] for r in rows)}
     _print_table(rows, mean, by_dataset, DEPTH_METRICS)
+    if args.align_from_sparse:
+        sparse_rows = [{'name': r['name'], 'dataset': r['dataset'], 'valid_px': r['sparse']['samples'],
+                        **r['sparse']} for r in rows]
+        sparse_mean = _mean(sparse_rows, DEPTH_METRICS)
+        sparse_by_dataset = {d: _mean([r for r in sparse_rows if r['dataset'] == d], DEPTH_METRICS)
+                             for d in by_dataset}
+        print(f'\naligned to {args.align_from_sparse:g} of the ground truth (robust fit; valid_px: pixels used)')
+        _print_table(sparse_rows, sparse_mean, sparse_by_dataset, DEPTH_METRICS)
+        mean['sparse'], by_dataset = sparse_mean, {d: {**v, 'sparse': sparse_by_dataset[d]}
+                                                   for d, v in by_dataset.items()}
     if args.json:
         settings = {k: getattr(args, k) for k in ('model', 'engine', 'input_size', 'depth_type',
-                                                  'min_depth', 'max_depth', 'crop')}
+                                                  'min_depth', 'max_depth', 'crop', 'align_from_sparse')}
         settings['recipe'] = {'name': estimator.recipe.name, **estimator.recipe.settings}
         settings['alignment'] = ('least-squares scale and shift in disparity, per image'
                                  if args.depth_type == 'relative' else 'none')
