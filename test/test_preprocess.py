@@ -209,7 +209,7 @@ def test_bgr8_and_rgb8_give_identical_tensors():
 
 
 def test_bgr_channel_order_reverses_the_planes():
-    bgr = load_bgr('nyu_depth_v2/rgb/rgb_00050.jpg')
+    bgr = load_bgr('redwood_synthetic/color/00002.jpg')
     rgb_tensor, _ = RgbPreprocessor(CANVAS, normalization='none')(bgr_frame(bgr))
     bgr_tensor, _ = RgbPreprocessor(CANVAS, normalization='none', channel_order='bgr')(bgr_frame(bgr))
     np.testing.assert_array_equal(bgr_tensor[0], rgb_tensor[0, ::-1])
