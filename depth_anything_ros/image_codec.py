@@ -71,6 +71,11 @@ def canonical_encoding(encoding: str) -> str:
     return _ALIASES.get(name, name)
 
 
+def is_compressed_encoding(encoding: str) -> bool:
+    """jpeg/mjpeg/png bytes inside a sensor_msgs/Image."""
+    return canonical_encoding(encoding) in _COMPRESSED_IN_IMAGE
+
+
 def decode_image(height: int, width: int, encoding: str, is_bigendian: int,
                  step: int, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> Frame:
     """Validate message fields and view `data` as a numpy image."""
