@@ -450,6 +450,7 @@ class DepthNode(Node):
         left open: closing it under a running call would crash the process)."""
         with self._publish_lock:
             self._closing = True
+        self._order.close()  # results waiting for older ones leave now
         self.estimator.engine.cancel()
         if not self.pool.stop(timeout=3.0):
             self.get_logger().warning('a worker is stuck inside an inference call: exiting without it')

@@ -62,6 +62,7 @@ class ArrivalOrder:
         self._cond = threading.Condition()
         self._running = set()
         self._last = -1
+        self._closed = False
 
     def started(self, seq: int):
         with self._cond:
@@ -75,16 +76,24 @@ class ArrivalOrder:
 
     def release(self, seq: int, publish: Callable, wait_s: float) -> bool:
         """Wait for older frames in flight, then call `publish()` unless a newer result
-        went out already (False)."""
+        went out already (False). After close(), nothing waits and nothing is published."""
         with self._cond:
-            self._cond.wait_for(lambda: not any(s < seq for s in self._running), wait_s)
+            self._cond.wait_for(lambda: self._closed or not any(s < seq for s in self._running), wait_s)
             self._running.discard(seq)
             self._cond.notify_all()
+            if self._closed:
+                return True
             if seq < self._last:
                 return False
             self._last = seq
             publish()
             return True
+
+
+    def close(self):
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
 
 class PoolClosed(Exception):

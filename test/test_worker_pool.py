@@ -329,6 +329,19 @@ def test_a_failed_older_frame_releases_the_waiting_one():
     assert not newer.is_alive() and out == [2]
 
 
+def test_close_releases_a_waiting_result_without_publishing():
+    order, out = ArrivalOrder(), []
+    order.started(1)
+    order.started(2)
+    newer = threading.Thread(target=lambda: order.release(2, lambda: out.append(2), 60.0))
+    newer.start()
+    newer.join(0.1)
+    assert newer.is_alive()
+    order.close()                               # shutdown: frame 1 may never come back
+    newer.join(WAIT)
+    assert not newer.is_alive() and out == []
+
+
 def test_arrival_order_concurrent_releases_publish_increasing():
     order, out = ArrivalOrder(), []
     for seq in range(400):
