@@ -72,7 +72,7 @@ def dynamic_input_budget(input_size: int, workers: int, memory: int) -> str:
     short, long = dynamic_input_limit(input_size)
     per_call = attention_bytes(input_size) * _VIT_S_HEADS
     if per_call * workers > memory:
-        fit = int(14 * (memory / (workers * _VIT_S_HEADS * 4 * 2)) ** 0.25) // 14 * 14
+        fit = int(14 * (memory / (workers * _VIT_S_HEADS * 4 * 4)) ** 0.25) // 14 * 14  # tokens = 2 (s/14)^2
         raise ConfigError(f'parameter input_size: {input_size} needs about {per_call / 2**30:.0f} GiB per inference '
                           f'(worst case {short}x{long}, attention of the smallest DA-V2) x {workers} workers, '
                           f'more than this machine\'s {memory / 2**30:.0f} GiB; use input_size <= {fit}')

@@ -152,11 +152,10 @@ class _LoadClient:
         self.thread.start()
 
     def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: BLE001 - context shut down while spinning
-                return
+        try:
+            self.executor.spin()  # returns once the executor is shut down
+        except Exception:  # noqa: BLE001 - the context went first
+            pass
 
     def _on_depth(self, msg):
         self.arrivals.append((msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, time.time_ns()))
