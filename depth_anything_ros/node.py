@@ -118,6 +118,7 @@ class DepthNode(Node):
         self.input_rate, self.output_rate = RateMeter(), RateMeter()
         self.latency = LatencyWindow()
         self.warn = RateLimitedLog(self.get_logger().warning)
+        self.note = RateLimitedLog(self.get_logger().info, period_s=30.0)  # drops that are normal flow
         self._order = ArrivalOrder()
         self._arrivals = itertools.count(1)
         self._last_stamp = None
@@ -272,6 +273,7 @@ class DepthNode(Node):
         self.frames.add('received')
         if not any(p.get_subscription_count() for p in self.outputs):
             self.drops.add('no_subscribers')
+            self.note('no_subscribers', 'frames dropped (no_subscribers): nobody listens to the depth outputs')
             return
         try:
             frame = decode()
@@ -281,6 +283,8 @@ class DepthNode(Node):
         self._check_stamp(header.stamp.sec * 1_000_000_000 + header.stamp.nanosec)
         if self.pool.submit(Job(header, frame, now, next(self._arrivals))) is not None:
             self.drops.add('superseded')
+            self.note('superseded', 'frames dropped (superseded): the camera is faster than inference, '
+                                    'a frame waiting for a worker was replaced by a newer one')
 
     def _bad_input(self, exc: ImageFormatError):
         self.drops.add('bad_input')

@@ -82,6 +82,7 @@ def running_node(model, **params):
     node.sent = collections.defaultdict(list)
     node.logged = []
     node.warn._log = node.logged.append
+    node.note._log = node.logged.append
     for publisher in [*node.outputs, node.pub_info]:
         publisher.get_subscription_count = lambda: 1  # outputs are built only for listeners
         publisher.publish = lambda msg, topic=publisher.topic_name: node.sent[topic].append(stamp_of(msg))
