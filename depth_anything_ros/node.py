@@ -118,7 +118,8 @@ class DepthNode(Node):
         self.input_rate, self.output_rate = RateMeter(), RateMeter()
         self.latency = LatencyWindow()
         self.warn = RateLimitedLog(self.get_logger().warning)
-        self.note = RateLimitedLog(self.get_logger().info, period_s=30.0)  # drops that are normal flow
+        # Drops that are normal flow. Its own call site: rclpy refuses two severities from one.
+        self.note = RateLimitedLog(lambda msg: self.get_logger().info(msg), period_s=30.0)
         self._order = ArrivalOrder()
         self._arrivals = itertools.count(1)
         self._last_stamp = None

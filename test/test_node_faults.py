@@ -419,3 +419,19 @@ def test_shutdown_during_an_inference_logs_no_spurious_error(node):
     assert wait_until(lambda: engine.returned == 1)
     assert node.pool.stop(5.0)
     assert sum(node.drops.snapshot().values()) == 0 and node.logged == []
+
+
+def test_warnings_and_notes_log_through_rclpy_side_by_side(tiny_fixed_model):
+    """rclpy raises 'Logger severity cannot be changed between calls' when one call site logs
+    at two severities; that exception, in a subscription callback, ended the node."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = DepthNode(context=context, parameter_overrides=[Parameter('model_path', value=tiny_fixed_model)])
+        for i in range(2):
+            node.warn(f'w{i}', 'a warning')
+            node.note(f'n{i}', 'a note')
+        node.shutdown()
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)

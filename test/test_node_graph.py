@@ -136,7 +136,8 @@ def test_flood_of_10000_frames_keeps_memory_and_threads_flat(live):
     flood(warm_up, total)
     rate = (total - warm_up) / (time.monotonic() - started)
     last = base + (total - 1) * 1_000_000
-    assert probe.wait_for(lambda: last in probe.stamps('depth'), timeout=30), 'newest frame not processed'
+    assert probe.wait_for(lambda: last in probe.stamps('depth'), timeout=30), \
+        f'newest frame not processed: {probe.latest_diagnostics()} {probe.stamps("depth")[-3:]} {graph.text("node")[-3000:]}'
     time.sleep(0.5)
     rss_end, threads_end = node.memory_info().rss, node.num_threads()
     stamps = [s for s in probe.stamps('depth') if s >= base]
