@@ -34,6 +34,12 @@ _COMPRESSED_IN_IMAGE = ('jpeg', 'mjpeg', 'png')
 _ALIASES = {'yuv422_yuy2': 'yuyv', 'yuv422': 'uyvy'}
 
 SUPPORTED_ENCODINGS = tuple(sorted(set(_PACKED) | set(_PLANAR_420) | set(_ALIASES) | set(_COMPRESSED_IN_IMAGE)))
+# The default input pixel limit: 4096x4096 (16.8 MP) holds every 4K camera (4096x2160 is
+# 8.8 MP) with room to spare and keeps one decoded frame under ~50 MB in bgr8.
+DEFAULT_MAX_PIXELS = 4096 * 4096
+_JPEG_MAGIC, _PNG_MAGIC = b'\xff\xd8', b'\x89PNG\r\n\x1a\n'
+# JPEG start-of-frame markers (SOF0-SOF15 less DHT C4, JPG C8, DAC CC): they carry the size.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 _TO_RGB = {
     'bgr8': cv2.COLOR_BGR2RGB, 'rgba8': cv2.COLOR_RGBA2RGB, 'bgra8': cv2.COLOR_BGRA2RGB,
@@ -66,6 +72,11 @@ def canonical_encoding(encoding: str) -> str:
     return _ALIASES.get(name, name)
 
 
+def is_compressed_encoding(encoding: str) -> bool:
+    """jpeg/mjpeg/png bytes inside a sensor_msgs/Image."""
+    return canonical_encoding(encoding) in _COMPRESSED_IN_IMAGE
+
+
 def _any_error_is_bad_input(decode):
     """A decoder raises ImageFormatError only: whatever else goes wrong inside (a numpy or
     OpenCV version difference, a malformed buffer object) is still one bad frame, never an
@@ -83,13 +94,15 @@ def _any_error_is_bad_input(decode):
 
 @_any_error_is_bad_input
 def decode_image(height: int, width: int, encoding: str, is_bigendian: int,
-                 step: int, data) -> Frame:
+                 step: int, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> Frame:
     """Validate message fields and view `data` as a numpy image."""
     enc = canonical_encoding(encoding)
     if enc in _COMPRESSED_IN_IMAGE:
-        return decode_compressed(enc, data)
+        return decode_compressed(enc, data, max_pixels)
     if height <= 0 or width <= 0:
         raise ImageFormatError(f'image size {width}x{height} is empty')
+    if height * width > max_pixels:
+        raise ImageFormatError(f'image {width}x{height} is over max_input_pixels {max_pixels}')
     buf = np.frombuffer(data, dtype=np.uint8)
     if enc in _PLANAR_420:
         return _decode_planar_420(enc, height, width, step, buf)
@@ -106,17 +119,84 @@ def decode_image(height: int, width: int, encoding: str, is_bigendian: int,
     return Frame(enc, pixels.reshape(shape), height, width)
 
 
+
+
+def compressed_size(data) -> tuple:
+    """(width, height) from a jpeg's frame header or a png's IHDR, without decoding.
+
+    Only those two formats are accepted (image_transport's compressed formats): OpenCV
+    would read a dozen others, each a further way for a few bytes to claim gigapixels."""
+    data = _byte_view(data)
+    head = bytes(data[:8])
+    if head.startswith(_PNG_MAGIC):
+        ihdr = bytes(data[8:24])
+        if len(ihdr) < 16 or ihdr[4:8] != b'IHDR':
+            raise ImageFormatError('png has no IHDR header')
+        return int.from_bytes(ihdr[8:12], 'big'), int.from_bytes(ihdr[12:16], 'big')
+    if head.startswith(_JPEG_MAGIC):
+        return _jpeg_size(data)
+    raise ImageFormatError(f'compressed data starting {head[:4]!r} is neither jpeg nor png')
+
+
+def _byte_view(data) -> memoryview:
+    """Bytes, array.array('B') (rclpy's uint8[]) or a uint8 array, indexed as ints, no copy."""
+    try:
+        return memoryview(data).cast('B')
+    except (TypeError, ValueError):  # a list, or a non-contiguous buffer
+        return memoryview(bytes(data))
+
+
+def _jpeg_size(data) -> tuple:
+    """Walk the marker segments up to the first start-of-frame."""
+    pos, end = 2, len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            raise ImageFormatError(f'jpeg marker expected at byte {pos}')
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no payload
+            pos += 2
+            continue
+        length = data[pos + 2] << 8 | data[pos + 3]
+        if marker in _JPEG_SOF:
+            if pos + 9 > end:
+                break
+            height = data[pos + 5] << 8 | data[pos + 6]
+            width = data[pos + 7] << 8 | data[pos + 8]
+            return width, height
+        if marker in (0xD9, 0xDA) or length < 2:  # end of image / scan before any frame header
+            break
+        pos += 2 + length
+    raise ImageFormatError('jpeg has no frame header (SOF) before its data')
+
+
 @_any_error_is_bad_input
-def decode_compressed(fmt: str, data) -> Frame:
-    """A sensor_msgs/CompressedImage (jpeg or png; `fmt` as image_transport writes it,
-    e.g. 'jpeg', 'bgr8; jpeg compressed bgr8', 'png') to a Frame."""
-    buf = np.frombuffer(data, dtype=np.uint8)
-    if buf.size == 0:
+def check_compressed(fmt: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple:
+    """(width, height) of a jpeg/png whose header fits `max_pixels`, else ImageFormatError.
+    Cheap (header bytes only): run it before paying for a decode."""
+    if len(data) == 0:
         raise ImageFormatError(f"compressed image ('{fmt}') has no data")
+    width, height = compressed_size(data)
+    if width <= 0 or height <= 0:
+        raise ImageFormatError(f"compressed image ('{fmt}') header says {width}x{height}")
+    if width * height > max_pixels:
+        raise ImageFormatError(f"compressed image ('{fmt}', {len(data)} bytes) claims {width}x{height} = "
+                               f'{width * height / 1e6:.1f} MP, over max_input_pixels {max_pixels}')
+    return width, height
+
+
+@_any_error_is_bad_input
+def decode_compressed(fmt: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> Frame:
+    """A sensor_msgs/CompressedImage (jpeg or png; `fmt` as image_transport writes it,
+    e.g. 'jpeg', 'bgr8; jpeg compressed bgr8', 'png') to a Frame; the header is checked
+    against `max_pixels` before decoding."""
+    check_compressed(fmt, data, max_pixels)
+    buf = np.frombuffer(data, dtype=np.uint8)
     try:
         pixels = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     except cv2.error as e:
-        # e.g. a 25-byte PPM header claiming 100000x100000 trips OpenCV's size assertion
         raise ImageFormatError(f"compressed image ('{fmt}', {buf.size} bytes) cannot be decoded: "
                                f"{str(e).strip().splitlines()[-1]}") from None
     if pixels is None:

@@ -40,8 +40,11 @@ PARAMS = (
     Param('bpu_priority', 0, 'hbm engine: BPU scheduling priority, higher runs first', min=0, max=255),
     Param('bpu_cores', [-1], 'hbm engine: BPU core indices to run on; [-1] lets the runtime choose'),
     Param('workers', 2, 'inference worker threads (requests in flight)', min=1, max=16),
-    Param('inference_timeout', 5.0, 'seconds before a stuck inference call is abandoned and its '
-          'worker replaced', min=0.1, max=600.0),
+    Param('inference_timeout', 5.0, 'seconds before a stuck inference call is abandoned (its result '
+          'dropped) and its worker replaced; armed once a call has finished, and never below 3x the '
+          'slowest of the last 20 calls', min=0.1, max=600.0),
+    Param('max_input_pixels', 4096 * 4096, 'frames with more pixels are refused as bad_input (compressed ones '
+          'from their header, before decoding); the default holds any 4K camera', min=1, max=2 ** 30),
     Param('depth_type', 'auto', 'relative (inverse depth, no unit) or metric (metres); auto: from '
           "models/models.yaml or a DA-V2 metric file name, else relative", ('auto', 'relative', 'metric')),
     Param('max_depth', 0.0, 'metric: depths beyond this (m) are invalid (NaN); 0: the model\'s own '

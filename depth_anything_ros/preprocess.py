@@ -33,6 +33,11 @@ CHANNEL_ORDERS = ('rgb', 'bgr')
 UPSAMPLINGS = ('align_corners', 'pixel_centres')
 PATCH = 14
 PIXEL_ZSCORE_EPS = 1e-5
+# Dynamic models: the model input is at most 2:1 (the long side at most twice the short
+# one, input_size). The official recipe keeps any aspect ratio, so a 100x1000 frame asked
+# for 518x5180 (3 GB of attention) and 3x100000 for 26.8 GB. 16:9 and 2:1 cameras are
+# unaffected; wider frames go into an input_size x 2*input_size canvas by resize_mode.
+MAX_DYNAMIC_ASPECT = 2
 
 
 @dataclass(frozen=True)
@@ -94,13 +99,22 @@ def lower_bound_size(height: int, width: int, input_size: int) -> tuple:
             multiple_of(scale * width, PATCH, input_size))
 
 
+def dynamic_input_limit(input_size: int) -> tuple:
+    """(short, long): the largest model input a dynamic model is given."""
+    short = multiple_of(input_size, PATCH, input_size)
+    return short, multiple_of(MAX_DYNAMIC_ASPECT * input_size, PATCH, short)
+
+
 def place(image_hw: tuple, canvas_hw: tuple | None, resize_mode: str, input_size: int) -> Placement:
     """Decide source and target rectangles; canvas_hw None means a dynamic model."""
     h, w = image_hw
     full = Rect(0, 0, w, h)
     if canvas_hw is None:
         ch, cw = lower_bound_size(h, w, input_size)
-        return Placement(image_hw, (ch, cw), full, Rect(0, 0, cw, ch))
+        short, long = dynamic_input_limit(input_size)
+        if max(ch, cw) <= long:
+            return Placement(image_hw, (ch, cw), full, Rect(0, 0, cw, ch))
+        canvas_hw = (short, long) if cw >= ch else (long, short)  # over 2:1: a fixed canvas
     ch, cw = canvas_hw
     if resize_mode == 'stretch':
         return Placement(image_hw, canvas_hw, full, Rect(0, 0, cw, ch))

@@ -1,5 +1,6 @@
 """sensor_msgs/Image fields <-> numpy: every encoding, padded rows, malformed input."""
 import array
+import os
 
 import cv2
 import numpy as np
@@ -432,10 +433,10 @@ def test_mjpeg_inside_an_image_message_is_decoded():
     b'PF\n60000 60000\n-1.0\n' + bytes(12),
 ])
 def test_compressed_huge_header_is_a_format_error(payload):
-    """OpenCV raises cv2.error (its pixel-count assertion) here: it must come out as
-    ImageFormatError, which the node counts as a bad frame instead of a crash."""
+    """Formats other than jpeg/png (OpenCV would read these, or raise cv2.error on their
+    size) come out as ImageFormatError, which the node counts as a bad frame."""
     from depth_anything_ros.image_codec import decode_compressed
-    with pytest.raises(ImageFormatError, match='cannot be decoded'):
+    with pytest.raises(ImageFormatError, match='neither jpeg nor png'):
         decode_compressed('jpeg', payload)
 
 
@@ -449,7 +450,7 @@ def test_compressed_float_image_is_a_format_error(payload):
     preprocessing (which indexes a table with the pixels) as floats."""
     from depth_anything_ros.image_codec import decode_compressed
     assert cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED).dtype == np.float32
-    with pytest.raises(ImageFormatError, match='float32'):
+    with pytest.raises(ImageFormatError, match='neither jpeg nor png'):
         decode_compressed('png', payload)
     with pytest.raises(ImageFormatError):
         decode_image(1, 1, 'png', 0, 0, payload)
@@ -465,3 +466,66 @@ def test_image_buffer_shares_memory_with_the_message_data(encoding, dtype, shape
     back = np.frombuffer(fields['data'], dtype).reshape(shape)
     np.testing.assert_array_equal(back, view)
     assert fields['step'] * fields['height'] == len(fields['data'])
+
+
+# ---------------------------------------------------------------- pixel limit from the header (issue 11, B3)
+
+def _hostile():
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import hostile_images
+    return hostile_images
+
+
+@pytest.mark.parametrize('ext, shape', [('.jpg', (48, 64, 3)), ('.png', (30, 50)), ('.png', (7, 9, 4))])
+def test_compressed_size_reads_the_header_of_real_files(ext, shape):
+    from depth_anything_ros.image_codec import compressed_size
+    data = cv2.imencode(ext, np.zeros(shape, np.uint8))[1]
+    for form in (data.tobytes(), array.array('B', data.tobytes()), data, list(data.tobytes())):
+        assert compressed_size(form) == (shape[1], shape[0])
+
+
+def test_progressive_jpeg_with_metadata_segments_is_sized():
+    from depth_anything_ros.image_codec import compressed_size
+    ok, data = cv2.imencode('.jpg', np.zeros((33, 71, 3), np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    data = data.tobytes()
+    app = b'\xff\xe1' + (2 + 5000).to_bytes(2, 'big') + bytes(5000)  # a large EXIF-like segment
+    assert compressed_size(data[:2] + app + data[2:]) == (71, 33)
+
+
+@pytest.mark.parametrize('make', ['jpeg', 'png'])
+def test_header_over_the_pixel_limit_is_refused_before_decoding(make, monkeypatch):
+    from depth_anything_ros import image_codec
+    hostile = _hostile()
+    data = hostile.jpeg_claiming(20000, 20000) if make == 'jpeg' else hostile.png_1bit(20000, 20000)
+    assert len(data) < 60_000
+    decoded = []
+    monkeypatch.setattr(image_codec.cv2, 'imdecode', lambda *a: decoded.append(a))
+    with pytest.raises(ImageFormatError, match='20000x20000 = 400.0 MP, over max_input_pixels'):
+        image_codec.decode_compressed(make, data)
+    with pytest.raises(ImageFormatError, match='over max_input_pixels'):
+        decode_image(1, 1, make, 0, 0, data)
+    assert decoded == []
+
+
+def test_pixel_limit_is_a_parameter_and_applies_to_raw_images():
+    from depth_anything_ros.image_codec import decode_compressed
+    data = cv2.imencode('.png', np.zeros((30, 50), np.uint8))[1].tobytes()
+    assert decode_compressed('png', data, max_pixels=1500).width == 50
+    with pytest.raises(ImageFormatError, match='over max_input_pixels 1499'):
+        decode_compressed('png', data, max_pixels=1499)
+    with pytest.raises(ImageFormatError, match='3x1000 is over max_input_pixels 2999'):
+        decode_image(1000, 3, 'mono8', 0, 3, bytes(3000), max_pixels=2999)
+
+
+@pytest.mark.parametrize('payload, reason', [
+    (b'\xff\xd8\xff\xda\x00\x02', 'no frame header'),       # scan before any SOF
+    (b'\xff\xd8\x00\x00\x00\x00', 'marker expected'),
+    (b'\xff\xd8\xff\xc0\x00\x11\x08', 'no frame header'),  # SOF cut short
+    (b'\x89PNG\r\n\x1a\n\x00\x00', 'no IHDR'),
+    (b'BM' + bytes(60), 'neither jpeg nor png'),
+])
+def test_broken_headers_are_format_errors(payload, reason):
+    from depth_anything_ros.image_codec import compressed_size
+    with pytest.raises(ImageFormatError, match=reason):
+        compressed_size(payload)

@@ -4,6 +4,8 @@ The node runs in-process with its engine wrapped by one that misbehaves on
 demand; frames enter where the image callback hands them to the workers.
 """
 import array
+import collections
+import contextlib
 import threading
 import time
 
@@ -13,40 +15,54 @@ import pytest
 import rclpy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
 from depth_anything_ros.engines import Engine
 from depth_anything_ros.image_codec import ImageFormatError, decode_image, encode_bgr
-from depth_anything_ros.node import DepthNode, Job
+from depth_anything_ros.node import DepthNode
 from depth_anything_ros.paths import SAMPLE_IMAGE
 
 pytestmark = pytest.mark.graph
 
 
 class FaultyEngine(Engine):
-    """The real engine, but each call may take the next fault from `faults`."""
+    """The real engine, but each call may take the next fault from `faults`; records the
+    input shapes and how many calls were inside at once."""
     name = 'faulty'
 
     def __init__(self, real):
         self.real, self.inputs, self.outputs = real, real.inputs, real.outputs
         self.faults = []
         self.release = threading.Event()
-        self.stalled = threading.Event()    # a call is inside a 'stall' or 'cancellable' fault
+        self.lock = threading.Lock()
+        self.inside = self.most_inside = self.returned = 0
+        self.shapes = []
         self.cancelled = threading.Event()
 
     def cancel(self):
         self.cancelled.set()
 
     def run(self, feeds):
-        fault = self.faults.pop(0) if self.faults else None
+        with self.lock:
+            fault = self.faults.pop(0) if self.faults else None
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+            self.shapes.append(next(iter(feeds.values())).shape)
+        try:
+            return self._run(feeds, fault)
+        finally:
+            with self.lock:
+                self.inside -= 1
+                self.returned += 1
+
+    def _run(self, feeds, fault):
         if fault == 'raise':
             raise RuntimeError('BPU driver error')
         if fault == 'stall':
-            self.stalled.set()
             self.release.wait(30)
         if fault == 'cancellable':  # a call that ends only when cancelled, like ONNX Runtime's
-            self.stalled.set()
             assert self.cancelled.wait(30), 'never cancelled'
             raise RuntimeError('cancelled')
         out = np.array(self.real.run(feeds))
@@ -59,33 +75,58 @@ class FaultyEngine(Engine):
         return out
 
 
-@pytest.fixture
-def node(tiny_fixed_model):
+def stamp_of(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+@contextlib.contextmanager
+def running_node(model, **params):
+    """The node in-process, its engine wrapped by FaultyEngine; every output has a listener
+    and records the stamps it publishes in node.sent[topic] (depth also in node.published)."""
     context = rclpy.Context()
     rclpy.init(context=context)
-    overrides = [Parameter('model_path', value=tiny_fixed_model), Parameter('workers', value=1),
-                 Parameter('inference_timeout', value=0.3)]
-    node = DepthNode(context=context, parameter_overrides=overrides)
+    values = {'model_path': model, 'workers': 1, 'inference_timeout': 0.3, **params}
+    node = DepthNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
     node.estimator.engine = FaultyEngine(node.estimator.engine)
-    node.published = []
-    node.pub_depth.get_subscription_count = lambda: 1  # outputs are built only for listeners
-    node.pub_depth.publish = lambda msg: node.published.append(
-        msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
-    yield node
-    node.estimator.engine.release.set()
-    node.shutdown()
-    node.destroy_node()
-    rclpy.try_shutdown(context=context)
+    node.sent = collections.defaultdict(list)
+    node.logged = []
+    node.warn._log = node.logged.append
+    node.note._log = node.logged.append
+    for publisher in [*node.outputs, node.pub_info]:
+        publisher.get_subscription_count = lambda: 1  # outputs are built only for listeners
+        publisher.publish = lambda msg, topic=publisher.topic_name: node.sent[topic].append(stamp_of(msg))
+    node.published = node.sent['/depth']
+    try:
+        yield node
+    finally:
+        node.estimator.engine.release.set()
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+@pytest.fixture
+def node(tiny_fixed_model):
+    with running_node(tiny_fixed_model) as node:
+        yield node
 
 
 FIELDS = encode_bgr(cv2.resize(cv2.imread(SAMPLE_IMAGE), (320, 240)), 'bgr8')
 
 
-def submit(node, stamp_ns):
+def image_msg(stamp_ns, fields=FIELDS):
+    from sensor_msgs.msg import Image
     header = Header(frame_id='camera')
     header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    frame = decode_image(*(FIELDS[k] for k in ('height', 'width', 'encoding', 'is_bigendian', 'step', 'data')))
-    node.pool.submit(Job(header, frame, time.monotonic()))
+    msg = Image(header=header)
+    for name, value in fields.items():
+        setattr(msg, name, value)
+    return msg
+
+
+def submit(node, stamp_ns, fields=FIELDS):
+    """A frame as the image subscription hands it over."""
+    node._on_image(image_msg(stamp_ns, fields))
 
 
 def wait_until(predicate, timeout=20.0):
@@ -109,22 +150,45 @@ def test_fault_is_counted_and_next_frame_served(node, fault, reason):
     assert node.pool.threads_alive() == 1
 
 
-def test_stalled_call_is_abandoned_and_a_new_worker_serves(node):
+def reaped(node) -> bool:
+    node._publish_diagnostics()  # the diagnostics timer reaps stalled workers
+    return node.drops.snapshot()['inference_timeout'] == 1
+
+
+def test_stalled_call_is_abandoned_and_its_replacement_waits_for_the_engine(node):
+    """Issue 11: replacements of stalled workers started calls beside the stuck ones."""
     engine = node.estimator.engine
+    submit(node, 19_000_000_000)  # one finished call arms the stall clock
+    assert wait_until(lambda: node.published == [19_000_000_000])
     engine.faults = ['stall']
     submit(node, 20_000_000_000)
-    assert engine.stalled.wait(20)
-
-    def reaped():  # the diagnostics timer reaps workers stalled past inference_timeout (0.3 s)
-        node._publish_diagnostics()
-        return node.drops.snapshot()['inference_timeout'] == 1
-    assert wait_until(reaped)
+    assert wait_until(lambda: reaped(node))
     assert node.pool.threads_alive() == 2  # the stuck one and its replacement
     submit(node, 21_000_000_000)
-    assert wait_until(lambda: node.published == [21_000_000_000])
+    assert not wait_until(lambda: engine.returned > 1 or len(engine.shapes) > 2, timeout=0.5)
     engine.release.set()  # the stuck call returns late: its result must not go out
+    assert wait_until(lambda: node.published == [19_000_000_000, 21_000_000_000])
     assert wait_until(lambda: node.pool.threads_alive() == 1)
-    assert node.published == [21_000_000_000]
+    assert engine.most_inside == 1
+
+
+def test_workers_4_with_timeouts_never_exceed_4_calls(tiny_fixed_model):
+    with running_node(tiny_fixed_model, workers=4) as node:
+        engine = node.estimator.engine
+        submit(node, 1_000_000_000)
+        assert wait_until(lambda: node.published == [1_000_000_000])
+        engine.faults = ['stall'] * 8
+        for i in range(4):
+            submit(node, (2 + i) * 1_000_000_000)
+            assert wait_until(lambda: engine.inside == i + 1)
+        stalled = wait_until(lambda: node._publish_diagnostics() or node.drops.snapshot()['inference_timeout'] == 4)
+        assert stalled and node.pool.threads_alive() == 8
+        for i in range(4):
+            submit(node, (10 + i) * 1_000_000_000)
+        assert not wait_until(lambda: engine.inside > 4, timeout=0.5)
+        engine.release.set()
+        assert wait_until(lambda: node.published[-1:] == [13_000_000_000])
+        assert engine.most_inside == 4
 
 
 def test_shutdown_cancels_a_call_in_flight_instead_of_waiting(node):
@@ -133,22 +197,84 @@ def test_shutdown_cancels_a_call_in_flight_instead_of_waiting(node):
     engine = node.estimator.engine
     engine.faults = ['cancellable']
     submit(node, 30_000_000_000)
-    assert engine.stalled.wait(20)
+    assert wait_until(lambda: engine.inside == 1)
     assert node.shutdown() is True
     assert engine.cancelled.is_set() and node.pool.threads_alive() == 0
     assert node.published == [] and node.drops.snapshot()['inference_error'] == 0  # not a fault
 
 
-def test_stamps_jumping_back_restart_ordering(node):
-    for stamp in (100_000_000_000, 101_000_000_000):
+def test_a_slow_first_call_is_not_abandoned(node):
+    """Issue 9: a loaded PC took 16 s a frame against a 5 s timeout, and every call was
+    abandoned: the timeout is armed only once a call has finished."""
+    engine = node.estimator.engine
+    engine.faults = ['stall']
+    submit(node, 30_000_000_000)
+    assert wait_until(lambda: engine.inside == 1)
+    assert not wait_until(lambda: reaped(node), timeout=1.0)  # 3x inference_timeout
+    engine.release.set()
+    assert wait_until(lambda: node.published == [30_000_000_000])
+    assert node.drops.snapshot()['inference_timeout'] == 0
+
+
+def test_a_result_waits_for_its_older_sibling_instead_of_being_dropped(tiny_fixed_model):
+    """Issue 11: with 2 workers a sibling finishing first threw older results away."""
+    with running_node(tiny_fixed_model, workers=2, inference_timeout=60.0) as node:
+        engine = node.estimator.engine
+        engine.faults = ['stall']
+        submit(node, 40_000_000_000)                 # the older frame: held in the engine
+        assert wait_until(lambda: engine.inside == 1)
+        submit(node, 41_000_000_000)                 # its sibling finishes first
+        assert wait_until(lambda: engine.returned == 1)
+        assert not wait_until(lambda: node.published, timeout=0.3)  # and waits
+        engine.release.set()
+        assert wait_until(lambda: node.published == [40_000_000_000, 41_000_000_000])
+        assert node.drops.snapshot()['out_of_order'] == 0
+
+
+@pytest.mark.parametrize('stamps, fault', [
+    ([0, 0, 0], 'zero'),                                       # a driver that never sets stamps
+    ([5, 5, 5], 'repeated'),                                   # a constant stamp
+    ([100, 1, 101, 2, 102, 3], 'backward'),                    # two interleaved clocks
+    ([100_000_000_000, 101_000_000_000, 5_000_000_000, 4_900_000_000], 'backward'),  # a looping bag
+])
+def test_unusable_stamps_still_publish_every_frame_and_are_reported(node, stamps, fault):
+    """Issue 11 B2: stamp 0 or a constant stamp dropped 14 of 15 frames silently."""
+    for i, stamp in enumerate(stamps):
         submit(node, stamp)
-        assert wait_until(lambda: stamp in node.published)
-    submit(node, 5_000_000_000)  # a looping bag starts again
-    assert wait_until(lambda: 5_000_000_000 in node.published)
-    submit(node, 4_900_000_000)  # slightly older than the last result: a late frame
-    assert wait_until(lambda: node.drops.snapshot()['out_of_order'] == 1)
-    assert node.published == [100_000_000_000, 101_000_000_000, 5_000_000_000]
-    assert node._order.resets == 1
+        assert wait_until(lambda: len(node.published) == i + 1), node.drops.snapshot()
+    assert node.published == stamps
+    assert node.drops.snapshot()['out_of_order'] == 0
+    counted = node.stamp_faults.snapshot()[fault]
+    assert counted == (len(stamps) if fault == 'zero' else len(stamps) - 1 if fault == 'repeated'
+                       else sum(b < a for a, b in zip(stamps, stamps[1:])))
+    assert sum('arrival order' in line for line in node.logged) == 1  # once, then rate-limited
+    diag = published_diagnostics(node)
+    assert diag.level == DiagnosticStatus.WARN and f'input stamps {fault}' in diag.message
+    assert {kv.key: kv.value for kv in diag.values}[f'stamps_{fault}'] == str(counted)
+
+
+def published_diagnostics(node):
+    sent = []
+    node.pub_diag.publish = sent.append
+    node._publish_diagnostics()
+    return sent[0].status[0]
+
+
+@pytest.mark.parametrize('order', [('color_min', 'color_max'), ('color_max', 'color_min')])
+def test_colour_range_set_applies_as_a_whole_in_either_order(node, order):
+    """Issue 11: SetParameters [color_min=5, color_max=10] failed the first and applied the
+    second (rclpy hands the set over one parameter at a time)."""
+    values = {'color_min': 5.0, 'color_max': 10.0}
+    results = node.set_parameters([Parameter(name, value=values[name]) for name in order])
+    assert [r.successful for r in results] == [True, True]
+    assert node.colorizer.fixed_range == (5.0, 10.0)
+    assert (node.config['color_min'], node.config['color_max']) == (5.0, 10.0)
+
+
+def test_colour_range_that_is_not_finite_is_refused_naming_the_parameters(node):
+    refused = node.set_parameters([Parameter('color_max', value=float('nan'))])[0]
+    assert not refused.successful and 'color_min' in refused.reason and 'color_max' in refused.reason
+    assert 'fixed_range' not in refused.reason and node.colorizer.fixed_range == (0.0, 1.0)
 
 
 def test_view_parameters_change_at_runtime_and_fixed_ones_refuse(node):
@@ -203,3 +329,130 @@ def test_image_callback_never_raises_and_counts_rejections(node, height, width, 
         assert rejected == 0
     except ImageFormatError:
         assert rejected == 1
+
+
+# ---------------------------------------------------------------- issue 11: outputs, memory bounds, shutdown
+
+def camera_info_msg(k, width=320, height=240):
+    from sensor_msgs.msg import CameraInfo
+    return CameraInfo(width=width, height=height, k=[float(v) for v in k])
+
+
+GOOD_K = [300, 0, 160, 0, 300, 120, 0, 0, 1]
+
+
+@pytest.mark.parametrize('bad', [dict(k=[0] * 9), dict(k=[float('nan')] + GOOD_K[1:]),
+                                 dict(k=[-300] + GOOD_K[1:]), dict(k=GOOD_K, width=0, height=0)])
+def test_a_bad_camera_info_never_stops_the_other_outputs(tiny_metric_model, bad):
+    """Issue 11 B1: K all zeros (an uncalibrated camera) stopped depth, colorized, mm and
+    camera_info alike, logged as an inference error."""
+    with running_node(tiny_metric_model, publish_points=True, publish_depth_mm=True) as node:
+        node._on_camera_info(camera_info_msg(**bad))
+        submit(node, 50_000_000_000)
+        assert wait_until(lambda: node.published == [50_000_000_000])
+        assert node.sent['/depth/colorized'] == node.sent['/depth/mm'] == [50_000_000_000]
+        assert node.sent['/depth/points'] == [] and node.sent['/depth/camera_info'] == []
+        assert node.skips.snapshot() == {'points_no_camera_info': 1, 'points_failed': 0, 'camera_info_rejected': 1}
+        assert node.drops.snapshot()['inference_error'] == 0
+        assert any(line.startswith('camera_info ignored') for line in node.logged)
+        node._on_camera_info(camera_info_msg(GOOD_K))
+        submit(node, 51_000_000_000)
+        assert wait_until(lambda: node.sent['/depth/points'] == [51_000_000_000])
+        node._on_camera_info(camera_info_msg(**bad))          # the last good one is kept
+        submit(node, 52_000_000_000)
+        assert wait_until(lambda: node.sent['/depth/points'] == [51_000_000_000, 52_000_000_000])
+        assert node.sent['/depth/camera_info'] == [51_000_000_000, 52_000_000_000]
+        assert node.skips.snapshot()['camera_info_rejected'] == 2
+
+
+def hostile_images():
+    import os
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import hostile_images
+    return hostile_images
+
+
+@pytest.mark.parametrize('kind', ['jpeg', 'png'])
+def test_a_compressed_header_over_the_pixel_limit_is_refused_before_decoding(node, kind, monkeypatch):
+    """Issue 11 B3: a 6 KB jpeg claiming 20000x20000 cost 7 GB and a 4 s executor stall."""
+    from sensor_msgs.msg import CompressedImage
+    from depth_anything_ros import image_codec
+    decoded = []
+    real = image_codec.cv2.imdecode
+    monkeypatch.setattr(image_codec.cv2, 'imdecode',
+                        lambda *a: decoded.append(threading.current_thread().name) or real(*a))
+    hostile = hostile_images()
+    payload = hostile.jpeg_claiming(20000, 20000) if kind == 'jpeg' else hostile.png_1bit(20000, 20000)
+    msg = CompressedImage(format=kind, data=array.array('B', payload))
+    node._on_compressed(msg)
+    assert node.drops.snapshot()['bad_input'] == 1 and decoded == []
+    assert any('20000x20000' in line and 'max_input_pixels' in line for line in node.logged)
+    good = CompressedImage(format='jpeg', data=array.array('B', cv2.imencode('.jpg', cv2.imread(SAMPLE_IMAGE))[1]))
+    good.header.stamp.sec = 60
+    node._on_compressed(good)
+    assert wait_until(lambda: node.published == [60_000_000_000])
+    assert decoded == ['depth-worker-0']  # decoded on a worker, not in the executor callback
+
+
+def test_a_compressed_frame_that_fails_to_decode_on_a_worker_is_bad_input(node):
+    from sensor_msgs.msg import CompressedImage
+    data = bytearray(cv2.imencode('.png', np.zeros((20, 20), np.uint8))[1].tobytes())
+    data[40:] = bytes(len(data) - 40)  # a valid header, broken pixel data
+    node._on_compressed(CompressedImage(format='png', data=array.array('B', bytes(data))))
+    assert wait_until(lambda: node.drops.snapshot()['bad_input'] == 1)
+    assert node.drops.snapshot()['inference_error'] == 0
+
+
+@pytest.mark.parametrize('height, width', [(100, 1000), (64, 2000), (3, 100000), (100000, 3)])
+def test_wide_frames_into_a_dynamic_model_are_capped(tiny_dynamic_model, height, width):
+    """Issue 11 B4: 100x1000 became a 518x5180 input (RSS +3.2 GB), 3x100000 asked for 26.8 GB."""
+    with running_node(tiny_dynamic_model) as node:
+        engine = node.estimator.engine
+        fields = encode_bgr(np.full((height, width, 3), 90, np.uint8), 'rgb8')
+        submit(node, 70_000_000_000, fields)
+        assert wait_until(lambda: node.published == [70_000_000_000]), node.drops.snapshot()
+        assert sorted(engine.shapes[0][2:]) == [518, 1036]
+
+
+def test_an_input_size_no_machine_holds_is_refused_at_start_up(tiny_dynamic_model):
+    from depth_anything_ros.params import ConfigError
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        with pytest.raises(ConfigError, match=r'parameter input_size: 4096 needs about .* use input_size <= \d+'):
+            DepthNode(context=context, parameter_overrides=[Parameter('model_path', value=tiny_dynamic_model),
+                                                            Parameter('input_size', value=4096)])
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+def test_shutdown_during_an_inference_logs_no_spurious_error(node):
+    """Issue 11: one shutdown in five logged `frame dropped (inference_error): RCLError:
+    publisher's context is invalid` (Ctrl-C invalidates the context before shutdown())."""
+    engine = node.estimator.engine
+    del node.pub_depth.publish                       # the real publisher
+    engine.faults = ['stall']
+    submit(node, 80_000_000_000)
+    assert wait_until(lambda: engine.inside == 1)
+    rclpy.try_shutdown(context=node.context)          # what the SIGINT handler does
+    engine.release.set()
+    assert wait_until(lambda: engine.returned == 1)
+    assert node.pool.stop(5.0)
+    assert sum(node.drops.snapshot().values()) == 0 and node.logged == []
+
+
+def test_warnings_and_notes_log_through_rclpy_side_by_side(tiny_fixed_model):
+    """rclpy raises 'Logger severity cannot be changed between calls' when one call site logs
+    at two severities; that exception, in a subscription callback, ended the node."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = DepthNode(context=context, parameter_overrides=[Parameter('model_path', value=tiny_fixed_model)])
+        for i in range(2):
+            node.warn(f'w{i}', 'a warning')
+            node.note(f'n{i}', 'a note')
+        node.shutdown()
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)

@@ -330,3 +330,56 @@ def test_bad_model_file_fails_start_up_naming_file_and_problem(tiny_fixed_model,
     graph.stop()
     assert code == 1
     assert expected in graph.text('node') and path in graph.text('node')
+
+
+def _peak_rss(pid: int) -> int:
+    with open(f'/proc/{pid}/status') as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith('VmHWM:'))
+
+
+@pytest.mark.parametrize('transport', ['compressed', 'raw'])
+def test_hostile_sizes_under_a_6_gb_address_space_cap(tiny_dynamic_model, transport):
+    """Issue 11 B3/B4 as the attack sent them, the node capped at 6 GB of address space:
+    B3 (compressed) a jpeg header claiming 20000x20000 and a 1-bit png of 20000x20000;
+    B4 (raw rgb8 into a dynamic model) 100x1000, 64x2000 and 3x100000 frames. The node stays
+    up, its peak RSS under 1.5 GB, and the next good frame is published."""
+    import sys
+    from hostile_images import jpeg_claiming, png_1bit
+    capped = [sys.executable, '-c', 'import resource, runpy, sys; '
+              'resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30)); '
+              'runpy.run_module("depth_anything_ros.node", run_name="__main__")']
+    domain = domain_for(13 if transport == 'raw' else 14)
+    use_domain(domain)
+    graph = RosGraph(domain)
+    graph.start('node', [*capped, '--ros-args', '-p', f'model_path:={tiny_dynamic_model}', '-p',
+                         f'input_transport:={transport}', '-p', 'diagnostics_period:=0.5'])
+    probe = Probe(name=f'probe_capped_{transport}', compressed=transport == 'compressed')
+    try:
+        assert probe.wait_connected() and probe.warm_up(sample_bgr(), timeout=60), graph.text('node')
+        if transport == 'compressed':
+            for i, payload in enumerate((jpeg_claiming(20000, 20000), png_1bit(20000, 20000))):
+                probe.publish_compressed(payload, 'jpeg' if i == 0 else 'png', 1_000_000_000 * (500 + i))
+            hostile = 2
+        else:
+            for i, (h, w) in enumerate(((100, 1000), (64, 2000), (3, 100000))):
+                probe.publish(np.full((h, w, 3), 100, np.uint8), 'rgb8', 1_000_000_000 * (500 + i))
+                # one at a time: each must reach the model, not be superseded by the next
+                assert probe.wait_for(lambda: 1_000_000_000 * (500 + i) in probe.stamps('depth'), timeout=60), \
+                    graph.text('node')
+            hostile = 0
+        good = 1_000_000_000 * 600
+        if transport == 'compressed':
+            probe.publish_compressed(cv2.imencode('.jpg', sample_bgr())[1].tobytes(), 'jpeg', good)
+        else:
+            probe.publish(sample_bgr(), 'bgr8', good)
+        assert probe.wait_for(lambda: good in probe.stamps('depth'), timeout=60), graph.text('node')
+        assert graph.procs['node'].poll() is None
+        assert probe.wait_for(lambda: int(probe.latest_diagnostics().get('drops_bad_input', -1)) == hostile,
+                              timeout=10), probe.latest_diagnostics()
+        peak = _peak_rss(graph.procs['node'].pid)
+        print(f'{transport}: node peak RSS {peak / 2**20:.0f} MiB under a 6 GiB address-space cap')
+        assert peak < 1.5 * 2**30
+        assert 'inference_error' not in graph.text('node')
+    finally:
+        probe.close()
+        graph.stop()

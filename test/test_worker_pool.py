@@ -1,4 +1,5 @@
 """Newest-frame-wins slot, worker pool, stamp ordering, and the diagnostics helpers."""
+import collections
 import threading
 import types
 
@@ -7,7 +8,9 @@ import pytest
 
 from depth_anything_ros import stats
 from depth_anything_ros.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter
-from depth_anything_ros.worker_pool import LatestSlot, StampOrder, WorkerPool
+from depth_anything_ros.worker_pool import ArrivalOrder, LatestSlot, WorkerPool
+
+from conftest import run_in_threads
 
 WAIT = 5.0   # generous bound for events that must happen; never a speed assertion
 
@@ -196,40 +199,158 @@ def test_pool_flood_with_free_running_worker():
     assert processed[-1] == 999
 
 
-# ---------------------------------------------------------------- StampOrder
+# ---------------------------------------------------------------- engine permits and stalls
 
-def test_stamp_order():
-    order = StampOrder()
-    assert order.admit(100) is True
-    assert order.admit(200) is True
-    assert order.admit(200) is False       # equal
-    assert order.admit(150) is False       # older
-    assert order.admit(0) is False
-    assert order.admit(201) is True
-    assert order.admit(200) is False
+class BlockingCalls:
+    """process(item): one engine call that blocks until its item is released; records how
+    many calls were inside the engine at once."""
+
+    def __init__(self):
+        self.pool = None
+        self.lock = threading.Lock()
+        self.inside = self.most_inside = 0
+        self.entered, self.finished = [], []
+        self.gates = collections.defaultdict(threading.Event)
+
+    def __call__(self, item):
+        with self.pool.engine_call():
+            with self.lock:
+                self.inside += 1
+                self.most_inside = max(self.most_inside, self.inside)
+                self.entered.append(item)
+            self.gates[item].wait(WAIT)
+            with self.lock:
+                self.inside -= 1
+                self.finished.append(item)
 
 
-def test_stamp_order_concurrent_admits_are_unique():
-    order = StampOrder()
+@pytest.mark.parametrize('workers', [1, 2, 4])
+def test_replacements_never_add_engine_calls_in_flight(workers):
+    """Issue 11: stalled workers were replaced by ones that started new calls beside the
+    stuck ones (workers: 4 doubled the calls, RSS 10.5 GB)."""
+    calls = BlockingCalls()
+    pool = WorkerPool(calls, workers=workers, on_error=pytest.fail, on_take=lambda item: None)
+    calls.pool = pool
+    pool.submit('warm-up')
+    calls.gates['warm-up'].set()
+    assert wait_until(lambda: calls.finished == ['warm-up'])   # arms the stall clock
+    for i in range(workers):                                    # every worker stuck in a call
+        pool.submit(i)
+        assert wait_until(lambda: len(calls.entered) == 2 + i)
+    stalled = []
+    assert wait_until(lambda: stalled.extend(pool.reap_stalled(0.01)) or len(stalled) == workers)
+    assert sorted(stalled) == list(range(workers))
+    pool.submit('after')
+    assert wait_until(lambda: pool.threads_alive() == 2 * workers)  # the replacements run
+    assert not wait_until(lambda: 'after' in calls.entered, timeout=0.3)  # but wait for a permit
+    assert calls.most_inside == workers
+    calls.gates[0].set()                                        # one stuck call returns
+    assert wait_until(lambda: 'after' in calls.entered)
+    assert calls.most_inside == workers
+    for gate in list(calls.gates.values()):
+        gate.set()
+    assert pool.stop(WAIT) is True
+
+
+def test_stall_limit_is_not_armed_before_a_call_finished_and_follows_slow_calls():
+    """Issue 9: a 16 s call on a loaded machine was abandoned every time with a fixed 5 s
+    timeout, so nothing was ever published."""
+    calls = BlockingCalls()
+    pool = WorkerPool(calls, workers=1, on_error=pytest.fail)
+    calls.pool = pool
+    assert pool.stall_limit(5.0) is None
+    pool.submit('first')                       # a first call (model compile, warm-up)
+    assert wait_until(lambda: calls.entered == ['first'])
+    assert pool.reap_stalled(0.0) == []        # never abandoned, however long it runs
+    calls.gates['first'].set()
+    assert wait_until(lambda: pool.stall_limit(5.0) is not None)
+    assert pool.stall_limit(5.0) == 5.0        # fast calls: the configured timeout
+    pool._recent.append(16.0)                  # one 16 s call (late or not) was measured
+    assert pool.stall_limit(5.0) == 48.0
+    assert pool.stop(WAIT) is True
+
+
+def test_stop_wakes_a_worker_waiting_for_a_permit():
+    calls = BlockingCalls()
+    pool = WorkerPool(calls, workers=1, on_error=pytest.fail)
+    calls.pool = pool
+    pool.submit('w')
+    calls.gates['w'].set()
+    assert wait_until(lambda: calls.finished == ['w'])
+    pool.submit('stuck')
+    assert wait_until(lambda: calls.entered == ['w', 'stuck'])
+    assert wait_until(lambda: pool.reap_stalled(0.0) == ['stuck'])
+    pool.submit('waits')
+    assert wait_until(lambda: pool.threads_alive() == 2)
+    assert pool.stop(WAIT) is True             # the replacement waiting for its permit left
+    assert not pool._threads[-1].is_alive()
+    assert pool._threads[0].is_alive()         # (the abandoned stuck call is not waited for)
+    calls.gates['stuck'].set()
+
+
+# ---------------------------------------------------------------- ArrivalOrder
+
+def test_arrival_order_publishes_in_order_and_refuses_only_late_results():
+    order, out = ArrivalOrder(), []
+    for seq in (1, 2, 3):
+        order.started(seq)
+    assert order.release(2, lambda: out.append(2), wait_s=0.0) is True   # nobody waits: 1 is late
+    assert order.release(1, lambda: out.append(1), wait_s=0.0) is False  # older than a published one
+    order.forget(3)
+    assert order.release(4, lambda: out.append(4), wait_s=WAIT) is True
+    assert out == [2, 4]
+
+
+def test_a_result_waits_for_an_older_frame_in_flight():
+    """Issue 11: with 2 workers, 30-40 finished results a minute were thrown away because
+    a sibling finished first."""
+    order, out = ArrivalOrder(), []
+    order.started(1)
+    order.started(2)
+    newer = threading.Thread(target=lambda: out.append(('2', order.release(2, lambda: out.append(2), WAIT))))
+    newer.start()
+    newer.join(0.1)
+    assert newer.is_alive() and out == []       # holds back for frame 1
+    assert order.release(1, lambda: out.append(1), WAIT) is True
+    newer.join(WAIT)
+    assert out == [1, 2, ('2', True)]
+
+
+def test_a_failed_older_frame_releases_the_waiting_one():
+    order, out = ArrivalOrder(), []
+    order.started(1)
+    order.started(2)
+    newer = threading.Thread(target=lambda: order.release(2, lambda: out.append(2), WAIT))
+    newer.start()
+    newer.join(0.1)
+    assert newer.is_alive()
+    order.forget(1)                             # frame 1 failed: nothing to wait for
+    newer.join(WAIT)
+    assert not newer.is_alive() and out == [2]
+
+
+def test_close_releases_a_waiting_result_without_publishing():
+    order, out = ArrivalOrder(), []
+    order.started(1)
+    order.started(2)
+    newer = threading.Thread(target=lambda: order.release(2, lambda: out.append(2), 60.0))
+    newer.start()
+    newer.join(0.1)
+    assert newer.is_alive()
+    order.close()                               # shutdown: frame 1 may never come back
+    newer.join(WAIT)
+    assert not newer.is_alive() and out == []
+
+
+def test_arrival_order_concurrent_releases_publish_increasing():
+    order, out = ArrivalOrder(), []
+    for seq in range(400):
+        order.started(seq)
     admitted = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(4)
-
-    def run():
-        barrier.wait()
-        for stamp in range(2000):
-            if order.admit(stamp):
-                with lock:
-                    admitted.append(stamp)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(WAIT)
-    # each stamp admitted at most once, and 1999 by somebody
-    assert len(admitted) == len(set(admitted))
-    assert max(admitted) == 1999
+    assert run_in_threads(lambda i: admitted.extend(
+        seq for seq in range(i, 400, 4) if order.release(seq, lambda s=seq: out.append(s), 0.0))) == []
+    assert out == sorted(out) and sorted(admitted) == out
+    assert out[-1] == 399
 
 
 # ---------------------------------------------------------------- stats

@@ -1,4 +1,5 @@
-"""bench: per-stage CPU time, engine throughput by thread count, and the whole graph."""
+"""bench: per-stage CPU time, engine throughput by thread count, the whole graph, and the
+node under a camera load (published frames/s, latency, drops by reason per worker count)."""
 from __future__ import annotations
 
 import threading
@@ -14,7 +15,7 @@ def add_arguments(parser):
     from ..image_io import add_recipe_arguments
     parser.add_argument('--model', required=True, help='.onnx or .hbm model')
     parser.add_argument('--engine', default='auto')
-    parser.add_argument('--what', default='stages,threads', help='comma list of stages, threads, graph')
+    parser.add_argument('--what', default='stages,threads', help='comma list of stages, threads, graph, load')
     parser.add_argument('--size', default='1920x1080', help='camera WxH for the stage timings')
     parser.add_argument('--encoding', default='bgr8', help='camera encoding for the stage timings')
     parser.add_argument('--frames', type=int, default=20, help='frames per measurement')
@@ -26,6 +27,8 @@ def add_arguments(parser):
                         help="ONNX Runtime threads per call; 0: the node's default (CPU cores / workers)")
     parser.add_argument('--camera-rate', type=float, default=10.0,
                         help='graph run: camera frames/s (keep it above what the model does)')
+    parser.add_argument('--load', default='1280x720@30', help='load run: camera WxH@frames/s')
+    parser.add_argument('--load-workers', default='1,2,4', help='load run: worker counts')
 
 
 def _sample_frame(size: str, encoding: str):
@@ -127,6 +130,105 @@ def fast_variant(recipe):
                                upsampling='pixel_centres')
 
 
+class _LoadClient:
+    """Camera and depth recorder in this process: stamps are publish times, so the
+    latency of a depth frame is its arrival time minus its stamp (one clock)."""
+
+    def __init__(self, domain: int):
+        import os
+
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+
+        from ..graph import ros_env
+        env = ros_env(domain)
+        for key in ('ROS_DOMAIN_ID', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
+            os.environ[key] = env[key]
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('bench_load', context=self.context)
+        self.image_type = Image
+        self.pub = self.node.create_publisher(Image, 'image', qos_profile_sensor_data)
+        self.arrivals = []  # (stamp ns, arrival ns)
+        self.diagnostics = {}
+        self.node.create_subscription(Image, 'depth', self._on_depth, QoSProfile(depth=50))
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        try:
+            self.executor.spin()  # returns once the executor is shut down
+        except Exception:  # noqa: BLE001 - the context went first
+            pass
+
+    def _on_depth(self, msg):
+        self.arrivals.append((msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, time.time_ns()))
+
+    def _on_diagnostics(self, msg):
+        self.diagnostics = {kv.key: kv.value for kv in msg.status[0].values}
+
+    def publish(self, fields: dict):
+        msg = self.image_type()
+        now = time.time_ns()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
+        msg.header.frame_id = 'camera'
+        for name, value in fields.items():
+            setattr(msg, name, value)
+        self.pub.publish(msg)
+
+    def drops(self) -> dict:
+        return {k[len('drops_'):]: int(v) for k, v in self.diagnostics.items() if k.startswith('drops_')}
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        import rclpy
+        rclpy.try_shutdown(context=self.context)
+
+
+def load_run(model: str, workers: int, seconds: float, size: str, rate: float) -> dict:
+    """The node under a camera publishing `size` bgr8 frames at `rate`/s for `seconds`:
+    published frames/s, latency p50/p95 (ms, publish to depth arrival), drops by reason."""
+    import random
+
+    from ..graph import RosGraph
+    fields, _ = _sample_frame(size, 'bgr8')
+    domain = random.randint(120, 200)
+    with RosGraph(domain) as graph:
+        graph.start('node', graph.node_command('-p', f'model_path:={model}', '-p', f'workers:={workers}',
+                                               '-p', 'diagnostics_period:=0.5'))
+        client = _LoadClient(domain)
+        try:
+            deadline = time.monotonic() + 120
+            while not client.arrivals and time.monotonic() < deadline:  # discovery and warm-up
+                client.publish(fields)
+                time.sleep(0.2)
+            time.sleep(3.0)
+            before, start = client.drops(), time.time_ns()
+            period, tick = 1.0 / rate, time.monotonic()
+            sent = 0
+            while time.monotonic() - tick < seconds:
+                client.publish(fields)
+                sent += 1
+                time.sleep(max(0.0, tick + sent * period - time.monotonic()))
+            end = time.time_ns()
+            time.sleep(5.0)  # in-flight frames land; two diagnostics periods pass
+            after = client.drops()
+            latencies = [(got - stamp) / 1e6 for stamp, got in client.arrivals if start <= stamp < end]
+        finally:
+            client.close()
+    p50, p95 = np.percentile(latencies, (50, 95)) if latencies else (float('nan'),) * 2
+    drops = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) - before.get(k, 0)}
+    return {'workers': workers, 'offered_fps': sent / seconds, 'published_fps': len(latencies) / seconds,
+            'p50_ms': float(p50), 'p95_ms': float(p95), 'drops': drops}
+
+
 def run(args) -> int:
     from ..engines import open_engine
     from ..image_io import recipe_overrides
@@ -172,4 +274,13 @@ def run(args) -> int:
         print(f'\ngraph: {end_to_end:.2f} frames/s end to end vs bare engine {bare:.2f} frames/s '
               f'({args.workers} workers x {threads} threads, camera {args.camera_rate:g}/s): '
               f'ratio {end_to_end / bare:.3f}')
+    if 'load' in what:
+        size, rate = args.load.split('@')
+        print(f'\nload: camera {size} bgr8 at {rate}/s for {args.seconds:g} s per worker count:')
+        print(f'  {"workers":>7} {"offered/s":>9} {"published/s":>11} {"p50 ms":>8} {"p95 ms":>8}  drops by reason')
+        for workers in (int(w) for w in args.load_workers.split(',')):
+            r = load_run(args.model, workers, args.seconds, size, float(rate))
+            drops = ', '.join(f'{k} {v}' for k, v in sorted(r['drops'].items())) or 'none'
+            print(f'  {workers:>7} {r["offered_fps"]:>9.1f} {r["published_fps"]:>11.2f} {r["p50_ms"]:>8.0f} '
+                  f'{r["p95_ms"]:>8.0f}  {drops}', flush=True)
     return 0
