@@ -5,7 +5,6 @@ Uses only rclpy APIs that Humble (the RDK S100's TROS) and Jazzy share.
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import sys
 import threading
@@ -23,6 +22,7 @@ from std_msgs.msg import Header
 from .engines import EngineError, open_engine
 from .image_codec import (Frame, ImageFormatError, canonical_encoding, check_compressed, decode_compressed,
                           decode_image, image_buffer, image_fields, is_compressed_encoding, to_rgb)
+from .metric_alignment import ReferenceAligner, decode_depth_image, pointcloud_xyz
 from .model_zoo import guess_depth_type, resolve_recipe
 from .params import PARAMS, ConfigError, validate
 from .pipeline import BadOutputError, DepthEstimator
@@ -42,6 +42,8 @@ STAMP_FAULTS = {'zero': 'input stamps are zero (a driver that never sets header.
                 'backward': 'input stamps went back in time (a looping bag, two clocks, a restart)'}
 # Outputs skipped while the others go out; camera_info refused on arrival.
 SKIPS = ('points_no_camera_info', 'points_failed', 'camera_info_rejected')
+# metric_reference: why a frame went out relative (on depth/relative) instead of in metres.
+UNALIGNED = ('no_reference', 'no_camera_info', 'low_support')
 # The smallest DA-V2 (ViT-S) has 6 attention heads: the memory bound below is a lower one.
 _VIT_S_HEADS = 6
 RUNTIME_PARAMS = ('colormap', 'color_range', 'color_min', 'color_max', 'color_smoothing',
@@ -110,6 +112,9 @@ class DepthNode(Node):
         budget = (dynamic_input_budget(cfg['input_size'], cfg['workers'], _physical_memory())
                   if any(s.spatial_hw is None for s in engine.inputs) else None)
         self.depth_type, self.max_depth = self._resolve_depth_type(cfg)
+        self.aligner = self._make_aligner(cfg)
+        self.alignment = Counters('aligned', 'references', 'bad_reference', *UNALIGNED)
+        self._fit = None
         self.colorizer, self.smoother = self._view_settings(cfg)
         self.drops = Counters(*DROP_REASONS)
         self.frames = Counters('received', 'published')  # received = published + drops + in flight
@@ -131,21 +136,27 @@ class DepthNode(Node):
         self.pub_depth = self.create_publisher(Image, 'depth', out_qos)
         self.pub_color = self.create_publisher(Image, 'depth/colorized', out_qos)
         self.pub_info = self.create_publisher(CameraInfo, 'depth/camera_info', out_qos)
-        metric = self.depth_type == 'metric'
+        metric = self.depth_type == 'metric' or self.aligner is not None
         self.pub_mm = self.create_publisher(Image, 'depth/mm', out_qos) \
             if metric and cfg['publish_depth_mm'] else None
         self.pub_points = self.create_publisher(PointCloud2, 'depth/points', out_qos) \
             if metric and cfg['publish_points'] else None
-        self.outputs = [p for p in (self.pub_depth, self.pub_color, self.pub_mm, self.pub_points) if p]
+        # Aligned to a reference, `depth` carries metres only; frames that could not be aligned
+        # go out here instead, as relative inverse depth (a topic never mixes units).
+        self.pub_relative = self.create_publisher(Image, 'depth/relative', out_qos) if self.aligner else None
+        self.outputs = [p for p in (self.pub_depth, self.pub_color, self.pub_mm, self.pub_points,
+                                    self.pub_relative) if p]
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.pool = WorkerPool(self._process, cfg['workers'], self._on_worker_error,
                                on_take=lambda job: self._order.started(job.seq))
         self._subscribe_input(cfg['input_transport'])
         self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
+        self._subscribe_reference(cfg['metric_reference'])
         self.create_timer(cfg['diagnostics_period'], self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        meaning = ('metric depth in metres' if metric else
-                   'relative inverse depth (larger = nearer, not metres)')
+        meaning = ('metric depth in metres' if self.depth_type == 'metric' else
+                   f"metres aligned to {cfg['metric_reference']} (relative frames on depth/relative)"
+                   if self.aligner else 'relative inverse depth (larger = nearer, not metres)')
         self.get_logger().info(f'{engine.describe()}; {cfg["workers"]} workers; publishing {meaning}; '
                                f'{self.estimator.recipe.describe()}')
         if budget:
@@ -173,22 +184,38 @@ class DepthNode(Node):
     def _resolve_depth_type(self, cfg) -> tuple:
         kind, known_max = guess_depth_type(cfg['model_path'])
         kind = kind if cfg['depth_type'] == 'auto' else cfg['depth_type']
-        if kind != 'metric' and (cfg['publish_points'] or cfg['publish_depth_mm']):
+        aligned = cfg['metric_reference'] != 'none'
+        if kind == 'metric' and aligned:
+            raise ConfigError(f"parameter metric_reference: '{cfg['metric_reference']}' aligns a relative model, "
+                              'but this model gives metres already; set metric_reference: none')
+        if kind != 'metric' and not aligned and (cfg['publish_points'] or cfg['publish_depth_mm']):
             raise ConfigError('publish_points and publish_depth_mm need metric depth: this model gives '
-                              'relative inverse depth (no unit); use a DA-V2 metric model, or set '
-                              'depth_type: metric if this one is')
+                              'relative inverse depth (no unit); use a DA-V2 metric model, set '
+                              'metric_reference to align it to a depth sensor or the floor, or set '
+                              'depth_type: metric if this one is metric')
         return kind, cfg['max_depth'] or known_max
 
     @staticmethod
+    def _make_aligner(cfg):
+        if cfg['metric_reference'] == 'none':
+            return None
+        if len(cfg['reference_transform']) != 7:
+            raise ConfigError(f"parameter reference_transform: {list(cfg['reference_transform'])} needs 7 numbers, "
+                              'x y z qx qy qz qw (from the cloud\'s frame to the camera\'s optical frame)')
+        try:
+            return ReferenceAligner(cfg['metric_reference'], cfg['reference_tolerance'],
+                                    [float(v) for v in cfg['reference_transform']], cfg['camera_height'],
+                                    cfg['camera_pitch'], cfg['floor_rows'], cfg['alignment_min_support'],
+                                    cfg['alignment_smoothing'], cfg['alignment_scene_cut'], cfg['max_depth'])
+        except ValueError as exc:
+            raise ConfigError(f'parameter metric_reference: {exc}') from exc
+
+    @staticmethod
     def _view_settings(cfg, fallback_range: tuple = None) -> tuple:
-        """Colorizer and temporal smoother from parameters (ValueError if inconsistent).
-        An empty colour range (color_min >= color_max) is refused, unless `fallback_range`
-        stands in for it (see _on_set_parameters)."""
+        """Colorizer and temporal smoother from validated parameters; `fallback_range` stands in
+        for an empty colour range (color_min >= color_max) while a set is under way (see
+        _on_set_parameters)."""
         lo, hi = cfg['color_min'], cfg['color_max']
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise ConfigError(f'parameters color_min ({lo}) and color_max ({hi}) must be finite numbers')
-        if not lo < hi and fallback_range is None:
-            raise ConfigError(f'parameter color_min ({lo}) must be below color_max ({hi})')
         colorizer = Colorizer(cfg['colormap'], cfg['color_range'],
                               fixed_range=(lo, hi) if lo < hi else fallback_range, smoothing=cfg['color_smoothing'])
         smoother = DepthSmoother(cfg['temporal_smoothing'], cfg['scene_cut']) if cfg['temporal_smoothing'] else None
@@ -206,7 +233,8 @@ class DepthNode(Node):
                 f'{refused} are fixed at start-up; only {list(RUNTIME_PARAMS)} change at runtime'))
         merged = {**self.config, **changes}
         try:
-            self.colorizer, self.smoother = self._view_settings(validate(merged), self.colorizer.fixed_range)
+            self.colorizer, self.smoother = self._view_settings(validate(merged, at_start_up=False),
+                                                                self.colorizer.fixed_range)
         except ValueError as exc:  # ConfigError included
             return SetParametersResult(successful=False, reason=str(exc))
         if not merged['color_min'] < merged['color_max']:
@@ -224,6 +252,32 @@ class DepthNode(Node):
             self.create_subscription(CompressedImage, 'image/compressed', self._on_compressed, sensor)
         else:
             self.create_subscription(_hbmem_type(), '/hbmem_img', self._on_hbmem, sensor)
+
+    def _subscribe_reference(self, source: str):
+        sensor = qos_profile_sensor_data
+        if source == 'depth_image':
+            self.create_subscription(Image, 'reference/depth', self._on_reference_depth, sensor)
+        elif source == 'points':
+            self.create_subscription(PointCloud2, 'reference/points', self._on_reference_points, sensor)
+
+    def _on_reference_depth(self, msg: Image):
+        self._add_reference(msg.header, lambda: self.aligner.add_depth_image(
+            _stamp_ns(msg.header), decode_depth_image(msg.height, msg.width, msg.encoding, msg.is_bigendian,
+                                                      msg.step, msg.data)))
+
+    def _on_reference_points(self, msg: PointCloud2):
+        fields = [(f.name, f.offset, f.datatype) for f in msg.fields]
+        self._add_reference(msg.header, lambda: self.aligner.add_points(
+            _stamp_ns(msg.header), pointcloud_xyz(fields, msg.point_step, msg.data, msg.is_bigendian)))
+
+    def _add_reference(self, header, add):
+        try:
+            add()
+        except ImageFormatError as exc:
+            self.alignment.add('bad_reference')
+            self.warn('bad_reference', f'reference ignored: {exc}')
+            return
+        self.alignment.add('references')
 
     def _on_camera_info(self, msg: CameraInfo):
         """Keep the last usable camera_info; a bad one is counted and logged, never used."""
@@ -318,7 +372,8 @@ class DepthNode(Node):
         self.latency.add(result.timings['inference'])
         if self.depth_type == 'metric' and self.max_depth:
             depth_buffer[...] = invalid_to_nan(depth_buffer, self.max_depth)
-        outputs = self._outputs(job, frame, depth_fields, result)
+        metres = self.depth_type == 'metric' or (self.aligner is not None and self._align(job, depth_buffer))
+        outputs = self._outputs(job, frame, depth_fields, result, metres)
         if self.pool.abandoned():  # a timed-out call: already counted
             return
         wait = self.pool.stall_limit(self.config['inference_timeout']) or self.config['inference_timeout']
@@ -344,18 +399,37 @@ class DepthNode(Node):
         """Shutting down: Ctrl-C may invalidate the context before shutdown() runs."""
         return self._closing or not self.context.ok()
 
-    def _outputs(self, job: Job, frame: Frame, depth_fields: dict, result) -> list:
+    def _align(self, job: Job, depth) -> bool:
+        """Metres into `depth` from the reference paired with this frame; False (counted, logged at
+        a limited rate) when the frame stays relative."""
+        info = self._camera_info
+        h, w = depth.shape
+        intrinsics = scaled_intrinsics(info.k, (info.width, info.height), (w, h)) if info is not None else None
+        fit, reason = self.aligner.align(_stamp_ns(job.header), depth, intrinsics)
+        if fit is None:
+            self.alignment.add(reason)
+            self.note(f'unaligned_{reason}', f'a frame went out relative on depth/relative ({reason})')
+            return False
+        self.alignment.add('aligned')
+        self._fit = fit
+        return True
+
+    def _outputs(self, job: Job, frame: Frame, depth_fields: dict, result, metres: bool) -> list:
         """(publisher, message) for every output someone listens to. depth/points is
-        optional: without a usable camera_info it is skipped (counted), the others go out."""
+        optional: without a usable camera_info it is skipped (counted), the others go out.
+        A frame a reference could not align (`metres` False) goes to depth/relative alone."""
         wanted = [p for p in self.outputs if p.get_subscription_count()]
         depth = result.depth
         outputs = []
-        if self.pub_depth in wanted:
-            outputs.append((self.pub_depth, self._image_msg(job.header, depth_fields)))
+        depth_out = self.pub_depth if metres or self.aligner is None else self.pub_relative
+        if depth_out in wanted:
+            outputs.append((depth_out, self._image_msg(job.header, depth_fields)))
         if self.pub_color in wanted:
             color_fields, color_buffer = image_buffer(depth.shape[0], depth.shape[1], 'bgr8')
             self.colorizer(result.model_depth, result.placement, out=color_buffer)
             outputs.append((self.pub_color, self._image_msg(job.header, color_fields)))
+        if not metres:
+            return outputs
         if self.pub_mm in wanted:
             outputs.append((self.pub_mm, self._image_msg(job.header, image_fields(to_millimetres(depth), '16UC1'))))
         if self.pub_points in wanted:
@@ -430,6 +504,7 @@ class DepthNode(Node):
                   **{f'drops_{k}': str(v) for k, v in drops.items()},
                   **{f'stamps_{k}': str(v) for k, v in self.stamp_faults.snapshot().items()},
                   **{k: str(v) for k, v in self.skips.snapshot().items()},
+                  **self._alignment_values(),
                   'worker_threads': str(self.pool.threads_alive()),
                   'engine': self.estimator.engine.name, 'model': self.config['model_path']}
         status = DiagnosticStatus(name=f'{self.get_name()}: depth', hardware_id=self.estimator.engine.name,
@@ -441,6 +516,18 @@ class DepthNode(Node):
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(array)
+
+    def _alignment_values(self) -> dict:
+        if self.aligner is None:
+            return {}
+        fit = self._fit
+        latest = ({'alignment_scale': f'{fit.scale:.6g}', 'alignment_shift': f'{fit.shift:.6g}',
+                   'alignment_support': str(fit.support), 'alignment_residual': f'{fit.residual:.4f}'}
+                  if fit else {})
+        counts = self.alignment.snapshot()
+        return {'frames_aligned': str(counts['aligned']), 'references_received': str(counts['references']),
+                'references_rejected': str(counts['bad_reference']),
+                **{f'unaligned_{k}': str(counts[k]) for k in UNALIGNED}, **latest}
 
     def _problems(self, drops: dict) -> list:
         """Why diagnostics say WARN: counts since start-up."""
@@ -463,6 +550,10 @@ class DepthNode(Node):
             return False
         self.estimator.engine.close()
         return True
+
+
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 def _hbmem_type():

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from .engines import ENGINE_CHOICES
+from .metric_alignment import REFERENCE_SOURCES
 from .postprocess import COLORMAPS, RANGE_MODES
 from .preprocess import CHANNEL_ORDERS, INTERPOLATIONS, NORMALIZATIONS, RESIZE_MODES, UPSAMPLINGS
 
@@ -53,6 +54,25 @@ PARAMS = (
     Param('publish_points', False, 'metric: also publish depth/points (PointCloud2) from camera_info'),
     Param('points_decimation', 4, 'depth/points: use every Nth pixel in each direction', min=1, max=64),
     Param('points_rgb', True, 'depth/points: colour each point from the input image'),
+    Param('metric_reference', 'none', "relative models to metres: 'depth_image' (a metric depth Image "
+          "registered to the camera on 'reference/depth'), 'points' (PointCloud2 on 'reference/points'), "
+          "'ground_plane' (camera_height, camera_pitch); 'none': relative output", REFERENCE_SOURCES),
+    Param('reference_tolerance', 0.05, 'metric_reference: seconds between a frame and its reference for them '
+          'to pair', min=0.0, max=10.0),
+    Param('reference_transform', [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], "metric_reference 'points': x y z qx qy qz "
+          "qw from the cloud's frame to the camera's optical frame"),
+    Param('camera_height', 0.0, "metric_reference 'ground_plane': metres from the floor to the camera",
+          min=0.0, max=100.0),
+    Param('camera_pitch', 0.0, "metric_reference 'ground_plane': radians the camera looks down from "
+          'horizontal', min=-1.5, max=1.5),
+    Param('floor_rows', 0.25, "metric_reference 'ground_plane': bottom fraction of the image taken as floor",
+          min=0.01, max=1.0),
+    Param('alignment_min_support', 50, 'metric_reference: reference pixels that must agree with the fit; '
+          'fewer: the frame goes out relative on depth/relative', min=2, max=1000000),
+    Param('alignment_smoothing', 0.5, 'metric_reference: weight of the past in the fitted scale and shift',
+          min=0.0, max=0.99),
+    Param('alignment_scene_cut', 0.25, 'metric_reference: the fit restarts when the references disagree with '
+          'it by more than this (median relative depth error)', min=0.01, max=10.0),
     Param('temporal_smoothing', 0.0, 'weight of the past in an average of depth over frames, aligned '
           'per frame and reset on scene cuts; 0 = off', min=0.0, max=0.99),
     Param('scene_cut', 0.5, 'temporal smoothing restarts when frames differ more than this', min=0.01, max=10.0),
@@ -79,8 +99,10 @@ PARAMS = (
 PARAM_NAMES = tuple(p.name for p in PARAMS)
 
 
-def validate(values: dict) -> dict:
-    """Check every value against its Param; raise ConfigError naming what to fix."""
+def validate(values: dict, at_start_up: bool = True) -> dict:
+    """Check every value against its Param; raise ConfigError naming what to fix. At runtime an
+    empty colour range may be a step of a set that changes both bounds (the node keeps the last
+    range until the set is whole): only start-up refuses it."""
     for p in PARAMS:
         value = values[p.name]
         if p.choices and value not in p.choices:
@@ -88,7 +110,7 @@ def validate(values: dict) -> dict:
         if p.min is not None and not p.min <= value <= p.max:
             raise ConfigError(f'parameter {p.name}: {value} is outside [{p.min}, {p.max}]')
     lo, hi = values['color_min'], values['color_max']
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+    if not (math.isfinite(lo) and math.isfinite(hi) and (lo < hi or not at_start_up)):
         raise ConfigError(f'parameters color_min ({lo}) and color_max ({hi}) need finite values with '
                           f"color_min < color_max ({setting(color_min='0.0', color_max='1.0')})")
     path = values['model_path']
