@@ -165,7 +165,8 @@ class RgbPreprocessor:
         self.channel_order = channel_order
         # value/255 normalized = value * gain + bias, per RGB channel
         if normalization == 'imagenet':
-            self._gain_bias = [(np.float32(1 / (255 * s)), np.float32(-m / s)) for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
+            self._gain_bias = [(np.float32(1 / (255 * s)), np.float32(-m / s))
+                               for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
         else:
             self._gain_bias = [(np.float32(1 / 255), np.float32(0))] * 3
 

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+.venv/bin/ruff check .  # lint first: seconds, and a failure says where
 set +e
 .venv/bin/python -m pytest "$@"
 code=$?

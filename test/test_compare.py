@@ -71,7 +71,7 @@ def other_seed_model(tiny_seed1_model):
 
 
 def mean_metrics(stdout: str) -> dict:
-    line = next(l for l in stdout.splitlines() if l.startswith('mean over'))
+    line = next(text for text in stdout.splitlines() if text.startswith('mean over'))
     return {k: float(v) for k, v in re.findall(r'(cosine|rel_l1|abs_rel) (\S+)', line)}
 
 

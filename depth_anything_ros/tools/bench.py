@@ -265,7 +265,8 @@ def run(args) -> int:
         print(f'  {"threads":>7} {"frames":>7} {"total ms":>10} {"avg latency ms":>15} {"FPS":>7}')
         for n in (int(t) for t in args.threads.split(',')):
             r = engine_throughput(engine, feeds, n, args.frames)
-            print(f'  {r["threads"]:>7} {r["frames"]:>7} {r["total_ms"]:>10.1f} {r["latency_ms"]:>15.1f} {r["fps"]:>7.2f}')
+            print(f'  {r["threads"]:>7} {r["frames"]:>7} {r["total_ms"]:>10.1f} {r["latency_ms"]:>15.1f} '
+                  f'{r["fps"]:>7.2f}')
     if 'graph' in what:
         bare = engine_throughput(engine, feeds, args.workers, args.frames)['fps']
         engine.close()
