@@ -28,7 +28,7 @@ from .params import PARAMS, ConfigError, validate
 from .pipeline import BadOutputError, DepthEstimator
 from .pointcloud import depth_to_points, invalid_to_nan, pointcloud2_fields, scaled_intrinsics, to_millimetres
 from .postprocess import Colorizer
-from .preprocess import dynamic_input_limit
+from .preprocess import MAX_DYNAMIC_ASPECT, dynamic_input_limit
 from .ros_main import run_node
 from .stats import Counters, LatencyWindow, RateLimitedLog, RateMeter
 from .temporal import DepthSmoother
@@ -74,7 +74,8 @@ def dynamic_input_budget(input_size: int, workers: int, memory: int) -> str:
     short, long = dynamic_input_limit(input_size)
     per_call = attention_bytes(input_size) * _VIT_S_HEADS
     if per_call * workers > memory:
-        fit = int(14 * (memory / (workers * _VIT_S_HEADS * 4 * 4)) ** 0.25) // 14 * 14  # tokens = 2 (s/14)^2
+        # the largest s with tokens = MAX_DYNAMIC_ASPECT (s/14)^2 whose 4-byte scores fit
+        fit = int(14 * (memory / (workers * _VIT_S_HEADS * 4 * MAX_DYNAMIC_ASPECT ** 2)) ** 0.25) // 14 * 14
         raise ConfigError(f'parameter input_size: {input_size} needs about {per_call / 2**30:.0f} GiB per inference '
                           f'(worst case {short}x{long}, attention of the smallest DA-V2) x {workers} workers, '
                           f'more than this machine\'s {memory / 2**30:.0f} GiB; use input_size <= {fit}')

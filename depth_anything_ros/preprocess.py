@@ -33,11 +33,12 @@ CHANNEL_ORDERS = ('rgb', 'bgr')
 UPSAMPLINGS = ('align_corners', 'pixel_centres')
 PATCH = 14
 PIXEL_ZSCORE_EPS = 1e-5
-# Dynamic models: the model input is at most 2:1 (the long side at most twice the short
-# one, input_size). The official recipe keeps any aspect ratio, so a 100x1000 frame asked
-# for 518x5180 (3 GB of attention) and 3x100000 for 26.8 GB. 16:9 and 2:1 cameras are
-# unaffected; wider frames go into an input_size x 2*input_size canvas by resize_mode.
-MAX_DYNAMIC_ASPECT = 2
+# Dynamic models: the model input is at most 4:1 (the long side at most 4x the short one,
+# input_size). The official recipe keeps any aspect ratio, so a 100x1000 frame asked for
+# 518x5180 (3 GB of attention) and 3x100000 for 26.8 GB. Every camera up to 4:1 keeps the
+# official recipe (KITTI's 3.3:1 included); wider frames go into an input_size x 4*input_size
+# canvas by resize_mode.
+MAX_DYNAMIC_ASPECT = 4
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def place(image_hw: tuple, canvas_hw: tuple | None, resize_mode: str, input_size
         short, long = dynamic_input_limit(input_size)
         if max(ch, cw) <= long:
             return Placement(image_hw, (ch, cw), full, Rect(0, 0, cw, ch))
-        canvas_hw = (short, long) if cw >= ch else (long, short)  # over 2:1: a fixed canvas
+        canvas_hw = (short, long) if cw >= ch else (long, short)  # over 4:1: a fixed canvas
     ch, cw = canvas_hw
     if resize_mode == 'stretch':
         return Placement(image_hw, canvas_hw, full, Rect(0, 0, cw, ch))

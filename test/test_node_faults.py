@@ -412,7 +412,7 @@ def test_wide_frames_into_a_dynamic_model_are_capped(tiny_dynamic_model, height,
         fields = encode_bgr(np.full((height, width, 3), 90, np.uint8), 'rgb8')
         submit(node, 70_000_000_000, fields)
         assert wait_until(lambda: node.published == [70_000_000_000]), node.drops.snapshot()
-        assert sorted(engine.shapes[0][2:]) == [518, 1036]
+        assert sorted(engine.shapes[0][2:]) == [518, 2072]
 
 
 def test_an_input_size_no_machine_holds_is_refused_at_start_up(tiny_dynamic_model):
