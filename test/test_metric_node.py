@@ -100,7 +100,7 @@ def depth_of(msg):
 
 
 def test_metres_from_a_tenth_of_a_percent_of_pixels_with_ten_percent_outliers(tiny_fixed_model, truth):
-    with metric_node(tiny_fixed_model, relative_output(truth)) as node:
+    with metric_node(tiny_fixed_model, relative_output(truth), publish_depth_mm=True) as node:
         node._on_reference_depth(reference_msg(1_000_000_000, sparse_reference(truth, 0.001, 0.10)))
         node._on_image(frame_msg(1_004_000_000))              # 4 ms later: paired
         assert wait_until(lambda: node.sent['/depth']), node.alignment.snapshot()
@@ -109,6 +109,11 @@ def test_metres_from_a_tenth_of_a_percent_of_pixels_with_ten_percent_outliers(ti
         err = abs_rel(metres[valid], truth[valid])
         assert err <= 1e-3, err
         assert node.alignment.snapshot()['aligned'] == 1 and not node.sent['/depth/relative']
+        mm = np.frombuffer(bytes(node.sent['/depth/mm'][0].data), np.uint16).reshape(H, W)
+        assert np.abs(mm[valid] - metres[valid] * 1000).max() <= 0.5 + 1e-3   # REP 118 millimetres
+        node._on_image(frame_msg(2_000_000_000))              # no reference: relative, and no mm
+        assert wait_until(lambda: node.sent['/depth/relative'])
+        assert len(node.sent['/depth/mm']) == 1
 
 
 def test_frames_without_a_reference_go_out_relative_and_are_counted(tiny_fixed_model, truth):
