@@ -32,3 +32,12 @@ def test_cancel_ends_a_call_in_flight(tiny_dynamic_model):
     assert 'terminate' in str(outcome['error']).lower(), outcome['error']
     small = np.zeros((1, 3, 56, 56), np.float32)
     assert engine.run({name: small}).shape[-2:] == (56, 56)  # the next call is not cancelled
+
+
+def test_dynamic_models_run_without_the_growing_arena(tiny_dynamic_model, tiny_fixed_model):
+    """ORT's CPU arena never returns memory: with a dynamic model one odd frame would raise the
+    node's RSS for good, so only fixed-shape models (same shapes every call) keep it."""
+    dynamic = open_engine(tiny_dynamic_model, 'onnxruntime')
+    fixed = open_engine(tiny_fixed_model, 'onnxruntime')
+    assert dynamic.session.get_session_options().enable_cpu_mem_arena is False
+    assert fixed.session.get_session_options().enable_cpu_mem_arena is True
