@@ -122,6 +122,10 @@ def depth_node() -> int:
         from .node import DepthNode
     except KeyboardInterrupt:
         return 0
+    except ImportError:
+        if _interrupted.is_set():  # Python 3.10: an interrupted extension import reads as this
+            return 0
+        raise
     return run_node(DepthNode)
 
 
