@@ -262,16 +262,16 @@ class DepthNode(Node):
             self.create_subscription(PointCloud2, 'reference/points', self._on_reference_points, sensor)
 
     def _on_reference_depth(self, msg: Image):
-        self._add_reference(msg.header, lambda: self.aligner.add_depth_image(
+        self._add_reference(lambda: self.aligner.add_depth_image(
             _stamp_ns(msg.header), decode_depth_image(msg.height, msg.width, msg.encoding, msg.is_bigendian,
                                                       msg.step, msg.data)))
 
     def _on_reference_points(self, msg: PointCloud2):
         fields = [(f.name, f.offset, f.datatype) for f in msg.fields]
-        self._add_reference(msg.header, lambda: self.aligner.add_points(
+        self._add_reference(lambda: self.aligner.add_points(
             _stamp_ns(msg.header), pointcloud_xyz(fields, msg.point_step, msg.data, msg.is_bigendian)))
 
-    def _add_reference(self, header, add):
+    def _add_reference(self, add):
         try:
             add()
         except ImageFormatError as exc:
@@ -337,7 +337,7 @@ class DepthNode(Node):
         except ImageFormatError as exc:
             self._bad_input(exc)
             return
-        self._check_stamp(header.stamp.sec * 1_000_000_000 + header.stamp.nanosec)
+        self._check_stamp(_stamp_ns(header))
         if self.pool.submit(Job(header, frame, now, next(self._arrivals))) is not None:
             self.drops.add('superseded')
             self.note('superseded', 'frames dropped (superseded): the camera is faster than inference, '
