@@ -48,16 +48,25 @@ def fit_inverse_depth(model_output: np.ndarray, reference_m: np.ndarray, min_sup
     """Robust fit of 1/reference = s * model_output + t over paired samples (1-D, same length;
     non-finite or non-positive references are skipped). None if fewer than `min_support` pairs
     agree with the best line within `inlier_tolerance` (relative depth error)."""
+    rng = np.random.default_rng(seed)
+    return _fit_pairs(*_usable_pairs(model_output, reference_m, rng), min_support, inlier_tolerance, rng)
+
+
+def _usable_pairs(model_output, reference_m, rng) -> tuple:
+    """(model output, 1 / reference) as float64 over the valid pairs, at most MAX_SAMPLES of them."""
     d = np.asarray(model_output, np.float64).ravel()
     z = np.asarray(reference_m, np.float64).ravel()
     valid = np.isfinite(d) & np.isfinite(z) & (z > 0)
     d, inverse = d[valid], 1.0 / z[valid]
-    if d.size < max(min_support, 2):
-        return None
-    rng = np.random.default_rng(seed)
     if d.size > MAX_SAMPLES:
         keep = rng.choice(d.size, MAX_SAMPLES, replace=False)
         d, inverse = d[keep], inverse[keep]
+    return d, inverse
+
+
+def _fit_pairs(d, inverse, min_support, inlier_tolerance, rng) -> InverseDepthFit | None:
+    if d.size < max(min_support, 2):
+        return None
     inliers = _ransac_inliers(d, inverse, inlier_tolerance, rng)
     for _ in range(2):  # refit on the inliers, then let the refined line re-pick them
         if inliers.sum() < max(min_support, 2):
@@ -112,11 +121,13 @@ class ScaleTracker:
 
     def update(self, model_output: np.ndarray, reference_m: np.ndarray) -> InverseDepthFit | None:
         """The fit for this frame (None: too little support; the running line is kept)."""
-        fit = fit_inverse_depth(model_output, reference_m, self.min_support, self.inlier_tolerance)
+        rng = np.random.default_rng(0)
+        d, inverse = _usable_pairs(model_output, reference_m, rng)
+        fit = _fit_pairs(d, inverse, self.min_support, self.inlier_tolerance, rng)
         if fit is None:
             return None
         past = self.current
-        if past is None or self._is_cut(past, model_output, reference_m):
+        if past is None or self._is_cut(past, d, inverse):
             self.resets += 1
         elif self.smoothing:
             w = self.smoothing
@@ -125,13 +136,9 @@ class ScaleTracker:
         self.current = fit
         return fit
 
-    def _is_cut(self, past: InverseDepthFit, model_output, reference_m) -> bool:
-        d = np.asarray(model_output, np.float64).ravel()
-        z = np.asarray(reference_m, np.float64).ravel()
-        valid = np.isfinite(d) & np.isfinite(z) & (z > 0)
-        if not valid.any():
-            return True
-        return float(np.median(_relative_error(past.scale, past.shift, d[valid], 1.0 / z[valid]))) > self.scene_cut
+    def _is_cut(self, past: InverseDepthFit, d, inverse) -> bool:
+        """The running line misses this frame's (valid, non-empty) pairs by more than scene_cut."""
+        return float(np.median(_relative_error(past.scale, past.shift, d, inverse))) > self.scene_cut
 
 
 # -- where the pairs come from -------------------------------------------------------------
