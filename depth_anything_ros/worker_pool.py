@@ -89,7 +89,6 @@ class ArrivalOrder:
             publish()
             return True
 
-
     def close(self):
         with self._cond:
             self._closed = True
