@@ -42,7 +42,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'depth_node = depth_anything_ros.ros_main:depth_node',
+            'depth_node = depth_anything_ros.ros.ros_main:depth_node',
             'depth-anything-ros = depth_anything_ros.cli:main',
         ],
     },

@@ -5,6 +5,8 @@ import argparse
 import importlib
 import sys
 
+from .tool_support.errors import CliError
+
 # Each module defines HELP, add_arguments(parser) and run(args) -> exit code.
 # Modules import heavy dependencies (torch, rclpy) inside run(), so --help is instant.
 SUBCOMMANDS = {
@@ -21,22 +23,6 @@ SUBCOMMANDS = {
     'models': 'models',
     'bag': 'bag',
 }
-
-
-class CliError(Exception):
-    """A bad path or argument: printed as one line, exit code 2."""
-
-
-def parse_size(text: str, option: str, order: str = 'HxW', multiple: int = 1) -> tuple:
-    """'518x686' -> (518, 686), in the order the option documents; positive multiples of `multiple`."""
-    try:
-        a, b = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise CliError(f"{option} '{text}' is not {order}, e.g. {'518x686' if order == 'HxW' else '640x480'}") from None
-    if a <= 0 or b <= 0 or a % multiple or b % multiple:
-        need = 'positive' if multiple == 1 else f'positive multiples of {multiple}'
-        raise CliError(f'{option} {a}x{b}: both sides must be {need}')
-    return a, b
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +49,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    # Through the package's module, so that tools raise the same CliError class main() catches.
-    from depth_anything_ros.cli import main as package_main
-    sys.exit(package_main())
+    sys.exit(main())

@@ -80,7 +80,7 @@ def model_dir(tmp_path_factory):
     kept = os.environ.get('DEPTH_TEST_MODELS')
     if kept:  # one subfolder per version of the builder: a changed builder never reuses old models
         import hashlib
-        with open(os.path.join(REPO, 'depth_anything_ros', 'test_models.py'), 'rb') as f:
+        with open(os.path.join(REPO, 'depth_anything_ros', 'torch_models', 'build.py'), 'rb') as f:
             kept = os.path.join(kept, hashlib.sha256(f.read()).hexdigest()[:12])
         os.makedirs(kept, exist_ok=True)
         return kept
@@ -103,7 +103,7 @@ def cached_model(model_dir: str, name: str, build) -> str:
 
 def _build(model_dir, name, size_hw, tiny, metric_max_depth=None, seed=0):
     def build(path):
-        from depth_anything_ros.test_models import make_test_model
+        from depth_anything_ros.torch_models.build import make_test_model
         make_test_model(path, size_hw=size_hw, tiny=tiny, seed=seed, metric_max_depth=metric_max_depth)
     return cached_model(model_dir, name, build)
 
@@ -135,7 +135,7 @@ def tiny_seed1_model(model_dir):
 @pytest.fixture(scope='session')
 def tiny_torch_model():
     """The PyTorch model whose weights the tiny ONNX models carry (same seed)."""
-    from depth_anything_ros.test_models import build_torch_model
+    from depth_anything_ros.torch_models.build import build_torch_model
     return build_torch_model(tiny=True, seed=0)
 
 
@@ -161,7 +161,7 @@ def tiny_model_with(pos_encoding):
     as its position-embedding interpolation."""
     import functools
 
-    from depth_anything_ros.test_models import build_torch_model
+    from depth_anything_ros.torch_models.build import build_torch_model
     model = build_torch_model(tiny=True, seed=0)
     module = model.backbone.embeddings
     module.interpolate_pos_encoding = functools.partial(pos_encoding, module)

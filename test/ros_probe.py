@@ -13,9 +13,9 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from depth_anything_ros.demo_nodes import camera_info
-from depth_anything_ros.graph import ros_env
-from depth_anything_ros.image_codec import encode_bgr
+from depth_anything_ros.ros.demo_nodes import camera_info
+from depth_anything_ros.ros.process_graph import ros_env
+from depth_anything_ros.core.image_codec import encode_bgr
 
 
 def use_domain(domain_id: int):

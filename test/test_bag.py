@@ -21,10 +21,10 @@ from rosbags.typesys import Stores, get_typestore  # noqa: E402
 
 from depth_anything_ros import cli  # noqa: E402
 from depth_anything_ros.engines import open_engine  # noqa: E402
-from depth_anything_ros.image_codec import Frame  # noqa: E402
-from depth_anything_ros.paths import SAMPLE_IMAGE  # noqa: E402
-from depth_anything_ros.pipeline import DepthEstimator  # noqa: E402
-from depth_anything_ros.postprocess import Colorizer  # noqa: E402
+from depth_anything_ros.core.image_codec import Frame  # noqa: E402
+from depth_anything_ros.core.paths import SAMPLE_IMAGE  # noqa: E402
+from depth_anything_ros.core.estimator import DepthEstimator  # noqa: E402
+from depth_anything_ros.core.postprocess import Colorizer  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.dev_tools]
 

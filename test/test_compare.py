@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from depth_anything_ros import cli
-from depth_anything_ros.image_codec import Frame
-from depth_anything_ros.metrics import abs_rel, compare_depth, cosine_similarity, relative_l1
-from depth_anything_ros.preprocess import RgbPreprocessor
+from depth_anything_ros.core.image_codec import Frame
+from depth_anything_ros.core.metrics import abs_rel, compare_depth, cosine_similarity, relative_l1
+from depth_anything_ros.core.preprocess import RgbPreprocessor
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from depth_anything_ros import model_zoo
+from depth_anything_ros.core import model_zoo
 from depth_anything_ros.tools import demo
 
 PAYLOAD = b'not really an onnx model, but bytes to verify' * 100

@@ -15,9 +15,9 @@ import pytest
 from conftest import data_file
 
 from depth_anything_ros import cli
-from depth_anything_ros.evaluation import (FORMATS, EvaluationError, align_disparity, crop_region, evaluate,
+from depth_anything_ros.core.evaluation import (FORMATS, EvaluationError, align_disparity, crop_region, evaluate,
                                            fit_scale_shift, load_depth, protocol, read_index, valid_mask)
-from depth_anything_ros.metrics import DEPTH_METRICS, depth_metrics
+from depth_anything_ros.core.metrics import DEPTH_METRICS, depth_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -245,7 +245,7 @@ def test_eval_nyu_takes_the_eigen_crop_by_default(capsys, tmp_path, tiny_fixed_m
 def _kitti_pair(folder):
     """A 1242x375 frame (the sample photo) and uint16 /256 ground truth: 2..78 m from top to
     bottom, no reading in the first 50 rows."""
-    from depth_anything_ros.paths import SAMPLE_IMAGE
+    from depth_anything_ros.core.paths import SAMPLE_IMAGE
     rgb, depth = str(folder / 'kitti.png'), str(folder / 'kitti_depth.png')
     cv2.imwrite(rgb, cv2.resize(cv2.imread(SAMPLE_IMAGE), (1242, 375)))
     metres = np.repeat(np.linspace(78, 2, 375)[:, None], 1242, axis=1)

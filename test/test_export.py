@@ -51,7 +51,7 @@ def _torch_depth(model, pixels):
 
 def test_fixed_export_matches_pytorch(hf_dir, exported, tiny_torch_model, capsys):
     from depth_anything_ros.engines import open_engine
-    from depth_anything_ros.export import random_input
+    from depth_anything_ros.torch_models.export import random_input
     fixed, _ = exported
     # --checkpoint as README shows it; the dynamic test passes it positionally.
     assert cli.main(['export', '--checkpoint', hf_dir, '--out', fixed, '--size', '518x686']) == 0
@@ -70,8 +70,8 @@ def test_dynamic_export_and_int8(hf_dir, exported, tiny_torch_model, capsys):
     import onnx
 
     from depth_anything_ros.engines import open_engine
-    from depth_anything_ros.export import random_input
-    from depth_anything_ros.metrics import cosine_similarity
+    from depth_anything_ros.torch_models.export import random_input
+    from depth_anything_ros.core.metrics import cosine_similarity
     _, dynamic = exported
     assert cli.main(['export', hf_dir, '--out', dynamic, '--dynamic', '--quantize', 'int8']) == 0
     out = capsys.readouterr().out
@@ -141,8 +141,8 @@ def _hf_to_original(state: dict, layers: int) -> dict:
 def test_original_pth_loads_into_the_same_network(tmp_path):
     import torch
 
-    from depth_anything_ros.export import ExportError, load_checkpoint
-    from depth_anything_ros.test_models import build_torch_model
+    from depth_anything_ros.torch_models.export import ExportError, load_checkpoint
+    from depth_anything_ros.torch_models.build import build_torch_model
     small = build_torch_model(tiny=False, seed=1)
     path = tmp_path / 'depth_anything_v2_vits.pth'
     torch.save(_hf_to_original(small.state_dict(), 12), path)
@@ -205,7 +205,7 @@ def test_exported_network_interpolates_position_embeddings_officially(tiny_dynam
     own size=(h0, w0) interpolation is 1e-2 and more away at the non-square sizes, so the check
     can fail."""
     from depth_anything_ros.engines import open_engine
-    from depth_anything_ros.export import random_input
+    from depth_anything_ros.torch_models.export import random_input
     from conftest import tiny_model_with
     official = official_torch_model
     transformers_own = tiny_model_with(type(official.backbone.embeddings).interpolate_pos_encoding)

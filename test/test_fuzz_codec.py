@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from depth_anything_ros.image_codec import (
+from depth_anything_ros.core.image_codec import (
     SUPPORTED_ENCODINGS, ImageFormatError, decode_compressed, decode_image, to_rgb)
-from depth_anything_ros.postprocess import COLORMAPS, RANGE_MODES, Colorizer, restore_depth
-from depth_anything_ros.preprocess import RESIZE_MODES, place
-from depth_anything_ros.temporal import DepthSmoother
+from depth_anything_ros.core.postprocess import COLORMAPS, RANGE_MODES, Colorizer, restore_depth
+from depth_anything_ros.core.preprocess import RESIZE_MODES, place
+from depth_anything_ros.core.temporal import DepthSmoother
 
 pytestmark = pytest.mark.slow
 

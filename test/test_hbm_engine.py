@@ -16,11 +16,11 @@ import pytest
 from depth_anything_ros.engines import EngineError, TensorSpec, engine_for_path, open_engine
 from depth_anything_ros.engines.hbm_engine import HbmEngine, dequantize, quantize
 from depth_anything_ros.engines.onnxruntime_engine import OnnxRuntimeEngine
-from depth_anything_ros.image_codec import Frame, bgr_to_nv12, decode_image
-from depth_anything_ros.metrics import compare_depth
-from depth_anything_ros.nv12 import Nv12Preprocessor, nv12_input_kind
-from depth_anything_ros.pipeline import DepthEstimator, RgbFeeds, make_preprocessor
-from depth_anything_ros.preprocess import IMAGENET_MEAN, Rect, RgbPreprocessor
+from depth_anything_ros.core.image_codec import Frame, bgr_to_nv12, decode_image
+from depth_anything_ros.core.metrics import compare_depth
+from depth_anything_ros.core.nv12_input import Nv12Preprocessor, nv12_input_kind
+from depth_anything_ros.core.estimator import DepthEstimator, RgbFeeds, make_preprocessor
+from depth_anything_ros.core.preprocess import IMAGENET_MEAN, Rect, RgbPreprocessor
 
 pytestmark = pytest.mark.slow
 
@@ -425,7 +425,7 @@ def test_nv12_at_model_size_equals_rgb_path(hbm, tmp_path, small_model, image):
 def test_board_model_runs_with_the_d_robotics_recipe(hbm, tmp_path, tiny_fixed_model, image, capsys):
     """A model file named depth_any.hbm gets the sample's recipe from models.yaml, and the tools
     say so: per-pixel normalized input (|x| <= sqrt(2)), nearest resize, pixel-centre output."""
-    from depth_anything_ros.image_io import open_estimator
+    from depth_anything_ros.tool_support.files import open_estimator
     path = sim.write_sim_model(tmp_path / 'depth_any.hbm', tiny_fixed_model, 'float_rgb')
     estimator = open_estimator(path)
     assert estimator.recipe.name == 'd_robotics_sample'

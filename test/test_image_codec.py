@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from depth_anything_ros.image_codec import (
+from depth_anything_ros.core.image_codec import (
     SUPPORTED_ENCODINGS, ImageFormatError, canonical_encoding, decode_compressed, decode_image, image_fields,
     to_rgb)
 
@@ -435,7 +435,7 @@ def test_mjpeg_inside_an_image_message_is_decoded():
 def test_compressed_huge_header_is_a_format_error(payload):
     """Formats other than jpeg/png (OpenCV would read these, or raise cv2.error on their
     size) come out as ImageFormatError, which the node counts as a bad frame."""
-    from depth_anything_ros.image_codec import decode_compressed
+    from depth_anything_ros.core.image_codec import decode_compressed
     with pytest.raises(ImageFormatError, match='neither jpeg nor png'):
         decode_compressed('jpeg', payload)
 
@@ -448,7 +448,7 @@ def test_compressed_huge_header_is_a_format_error(payload):
 def test_compressed_float_image_is_a_format_error(payload):
     """imdecode reads float formats too; labelled bgr8/mono8 they reached the 8-bit
     preprocessing (which indexes a table with the pixels) as floats."""
-    from depth_anything_ros.image_codec import decode_compressed
+    from depth_anything_ros.core.image_codec import decode_compressed
     assert cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED).dtype == np.float32
     with pytest.raises(ImageFormatError, match='neither jpeg nor png'):
         decode_compressed('png', payload)
@@ -459,7 +459,7 @@ def test_compressed_float_image_is_a_format_error(payload):
 @pytest.mark.parametrize('encoding, dtype, shape', [('32FC1', np.float32, (5, 7)), ('bgr8', np.uint8, (5, 7, 3)),
                                                      ('16UC1', np.uint16, (5, 7))])
 def test_image_buffer_shares_memory_with_the_message_data(encoding, dtype, shape):
-    from depth_anything_ros.image_codec import image_buffer
+    from depth_anything_ros.core.image_codec import image_buffer
     fields, view = image_buffer(5, 7, encoding)
     assert view.shape == shape and view.dtype == dtype and isinstance(fields['data'], array.array)
     view[...] = np.arange(view.size, dtype=dtype).reshape(shape)
@@ -479,14 +479,14 @@ def _hostile():
 
 @pytest.mark.parametrize('ext, shape', [('.jpg', (48, 64, 3)), ('.png', (30, 50)), ('.png', (7, 9, 4))])
 def test_compressed_size_reads_the_header_of_real_files(ext, shape):
-    from depth_anything_ros.image_codec import compressed_size
+    from depth_anything_ros.core.image_codec import compressed_size
     data = cv2.imencode(ext, np.zeros(shape, np.uint8))[1]
     for form in (data.tobytes(), array.array('B', data.tobytes()), data, list(data.tobytes())):
         assert compressed_size(form) == (shape[1], shape[0])
 
 
 def test_progressive_jpeg_with_metadata_segments_is_sized():
-    from depth_anything_ros.image_codec import compressed_size
+    from depth_anything_ros.core.image_codec import compressed_size
     ok, data = cv2.imencode('.jpg', np.zeros((33, 71, 3), np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
     data = data.tobytes()
     app = b'\xff\xe1' + (2 + 5000).to_bytes(2, 'big') + bytes(5000)  # a large EXIF-like segment
@@ -495,7 +495,7 @@ def test_progressive_jpeg_with_metadata_segments_is_sized():
 
 @pytest.mark.parametrize('make', ['jpeg', 'png'])
 def test_header_over_the_pixel_limit_is_refused_before_decoding(make, monkeypatch):
-    from depth_anything_ros import image_codec
+    from depth_anything_ros.core import image_codec
     hostile = _hostile()
     data = hostile.jpeg_claiming(20000, 20000) if make == 'jpeg' else hostile.png_1bit(20000, 20000)
     assert len(data) < 60_000
@@ -509,7 +509,7 @@ def test_header_over_the_pixel_limit_is_refused_before_decoding(make, monkeypatc
 
 
 def test_pixel_limit_is_a_parameter_and_applies_to_raw_images():
-    from depth_anything_ros.image_codec import decode_compressed
+    from depth_anything_ros.core.image_codec import decode_compressed
     data = cv2.imencode('.png', np.zeros((30, 50), np.uint8))[1].tobytes()
     assert decode_compressed('png', data, max_pixels=1500).width == 50
     with pytest.raises(ImageFormatError, match='over max_input_pixels 1499'):
@@ -526,6 +526,6 @@ def test_pixel_limit_is_a_parameter_and_applies_to_raw_images():
     (b'BM' + bytes(60), 'neither jpeg nor png'),
 ])
 def test_broken_headers_are_format_errors(payload, reason):
-    from depth_anything_ros.image_codec import compressed_size
+    from depth_anything_ros.core.image_codec import compressed_size
     with pytest.raises(ImageFormatError, match=reason):
         compressed_size(payload)

@@ -9,10 +9,10 @@ from conftest import data_file
 
 from depth_anything_ros import cli
 from depth_anything_ros.engines import open_engine
-from depth_anything_ros.image_codec import Frame
-from depth_anything_ros.image_io import read_frame
-from depth_anything_ros.pipeline import DepthEstimator
-from depth_anything_ros.postprocess import Colorizer
+from depth_anything_ros.core.image_codec import Frame
+from depth_anything_ros.tool_support.files import read_frame
+from depth_anything_ros.core.estimator import DepthEstimator
+from depth_anything_ros.core.postprocess import Colorizer
 from depth_anything_ros.tools.infer import PNG_MAX, encode_png16
 
 pytestmark = pytest.mark.slow

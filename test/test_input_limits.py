@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from depth_anything_ros.node import dynamic_input_budget
-from depth_anything_ros.params import ConfigError
-from depth_anything_ros.preprocess import dynamic_input_limit, place
+from depth_anything_ros.ros.node import dynamic_input_budget
+from depth_anything_ros.core.params import ConfigError
+from depth_anything_ros.core.preprocess import dynamic_input_limit, place
 
 
 @pytest.mark.parametrize('hw, canvas', [

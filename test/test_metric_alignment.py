@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import data_file
 
-from depth_anything_ros.metric_alignment import (InverseDepthFit, ScaleTracker, fit_inverse_depth, floor_depth,
+from depth_anything_ros.core.metric_alignment import (InverseDepthFit, ScaleTracker, fit_inverse_depth, floor_depth,
                                                  sample_points, sample_registered, transform_points)
-from depth_anything_ros.metrics import abs_rel
+from depth_anything_ros.core.metrics import abs_rel
 
 SCALE, SHIFT = 0.37, 0.05          # 1/Z = SCALE * output + SHIFT
 K = (525.0, 525.0, 319.5, 239.5)   # the TUM frame's intrinsics (index.csv)
@@ -161,7 +161,7 @@ def test_tracker_smooths_and_restarts_on_a_scene_cut(truth):
 
 
 def test_depth_images_decode_to_metres_with_nan_for_no_reading():
-    from depth_anything_ros.metric_alignment import decode_depth_image
+    from depth_anything_ros.core.metric_alignment import decode_depth_image
     mm = np.array([[0, 1500, 65535], [250, 0, 1]], np.uint16)
     padded = np.zeros((2, 7), np.uint8)                       # 6 bytes of pixels + 1 pad byte a row
     padded[:, :6] = mm.view(np.uint8).reshape(2, 6)
@@ -172,15 +172,15 @@ def test_depth_images_decode_to_metres_with_nan_for_no_reading():
     floats = np.array([[np.nan, 2.0, 0.0, np.inf]], np.float32)
     np.testing.assert_array_equal(np.isnan(decode_depth_image(1, 4, '32FC1', 0, 16, floats.tobytes())),
                                   [[True, False, True, True]])
-    from depth_anything_ros.image_codec import ImageFormatError
+    from depth_anything_ros.core.image_codec import ImageFormatError
     for args in ((1, 4, 'rgb8', 0, 12, bytes(12)), (2, 3, '16UC1', 0, 6, bytes(7)), (0, 3, '32FC1', 0, 12, b'')):
         with pytest.raises(ImageFormatError):
             decode_depth_image(*args)
 
 
 def test_point_cloud_fields_to_xyz():
-    from depth_anything_ros.image_codec import ImageFormatError
-    from depth_anything_ros.metric_alignment import pointcloud_xyz
+    from depth_anything_ros.core.image_codec import ImageFormatError
+    from depth_anything_ros.core.metric_alignment import pointcloud_xyz
     points = np.zeros(3, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('intensity', '<f4'), ('pad', 'V4')])
     points['x'], points['y'], points['z'] = [1, 2, 3], [4, 5, 6], [7, 8, 9]
     fields = [('x', 0, 7), ('y', 4, 7), ('z', 8, 7), ('intensity', 12, 7)]
@@ -193,7 +193,7 @@ def test_point_cloud_fields_to_xyz():
 
 
 def test_references_pair_by_the_closest_stamp_within_the_tolerance():
-    from depth_anything_ros.metric_alignment import StampedReferences
+    from depth_anything_ros.core.metric_alignment import StampedReferences
     refs = StampedReferences(tolerance_s=0.02, keep=3)
     for stamp in (100, 200, 300, 400):                       # milliseconds
         refs.add(stamp * 1_000_000, stamp)
@@ -203,7 +203,7 @@ def test_references_pair_by_the_closest_stamp_within_the_tolerance():
 
 
 def test_aligner_writes_metres_for_frames_with_a_reference_and_says_why_not(truth):
-    from depth_anything_ros.metric_alignment import ReferenceAligner
+    from depth_anything_ros.core.metric_alignment import ReferenceAligner
     aligner = ReferenceAligner('depth_image', tolerance_s=0.01, min_support=50)
     aligner.add_depth_image(1_000_000_000, sparse_reference(truth, 0.001, 0.10))
     depth = relative_output(truth)
@@ -219,7 +219,7 @@ def test_aligner_writes_metres_for_frames_with_a_reference_and_says_why_not(trut
 
 
 def test_aligner_with_points_and_with_the_floor_needs_intrinsics(truth):
-    from depth_anything_ros.metric_alignment import ReferenceAligner
+    from depth_anything_ros.core.metric_alignment import ReferenceAligner
     points = ReferenceAligner('points', min_support=20)
     points.add_points(0, [[0.0, 0.0, 2.0]] * 30)
     assert points.align(0, relative_output(truth), None) == (None, 'no_camera_info')

@@ -20,9 +20,9 @@ from test_metric_alignment import relative_output, sparse_reference
 from test_node_faults import wait_until
 
 from depth_anything_ros.engines import Engine, open_engine
-from depth_anything_ros.image_codec import encode_bgr
-from depth_anything_ros.metrics import abs_rel
-from depth_anything_ros.node import DepthNode
+from depth_anything_ros.core.image_codec import encode_bgr
+from depth_anything_ros.core.metrics import abs_rel
+from depth_anything_ros.ros.node import DepthNode
 
 pytestmark = pytest.mark.graph
 H, W = 518, 686   # the fixed test model's input: frames of that size map 1:1 onto its output
@@ -137,7 +137,7 @@ def test_frames_without_a_reference_go_out_relative_and_are_counted(tiny_fixed_m
     ({'metric_reference': 'none', 'publish_points': True}, 'metric_reference'),
 ])
 def test_bad_alignment_settings_fail_start_up_naming_the_parameter(tiny_fixed_model, truth, params, expected):
-    from depth_anything_ros.params import ConfigError
+    from depth_anything_ros.core.params import ConfigError
     with pytest.raises(ConfigError, match=expected):
         with metric_node(tiny_fixed_model, relative_output(truth), **params):
             pass

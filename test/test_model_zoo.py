@@ -122,14 +122,14 @@ def test_mirror_url_pages_and_unknown_names(server, tmp_path, capsys):
 # ---------------------------------------------------------------- recipes
 
 def test_every_catalogue_model_has_a_known_recipe():
-    from depth_anything_ros import model_zoo as zoo
+    from depth_anything_ros.core import model_zoo as zoo
     recipes = zoo.load_recipes()
     assert {'official', 'd_robotics_sample'} <= set(recipes)
     assert all(entry.recipe in recipes for entry in zoo.load_catalog())
 
 
 def test_board_model_gets_the_d_robotics_sample_recipe(tmp_path):
-    from depth_anything_ros.model_zoo import resolve_recipe
+    from depth_anything_ros.core.model_zoo import resolve_recipe
     recipe = resolve_recipe(str(tmp_path / 'DEPTH_ANY.hbm'))       # by file name, in any folder
     assert recipe.name == 'd_robotics_sample'
     assert recipe.settings == {'resize_mode': 'stretch', 'interpolation': 'nearest',
@@ -138,7 +138,7 @@ def test_board_model_gets_the_d_robotics_sample_recipe(tmp_path):
 
 
 def test_unknown_and_official_models_get_the_official_recipe():
-    from depth_anything_ros.model_zoo import resolve_recipe
+    from depth_anything_ros.core.model_zoo import resolve_recipe
     for path in ('/models/my_export_518x686.onnx', '/x/depth_anything_v2_vits.onnx'):
         recipe = resolve_recipe(path)
         assert recipe.name == 'official'
@@ -148,7 +148,7 @@ def test_unknown_and_official_models_get_the_official_recipe():
 
 
 def test_parameters_override_single_fields():
-    from depth_anything_ros.model_zoo import resolve_recipe
+    from depth_anything_ros.core.model_zoo import resolve_recipe
     recipe = resolve_recipe('depth_any.hbm', {'resize_mode': 'letterbox', 'normalization': 'auto',
                                               'upsampling': 'pixel_centres', 'colormap': 'turbo'})
     assert recipe.resize_mode == 'letterbox' and recipe.normalization == 'pixel_zscore'
@@ -157,7 +157,7 @@ def test_parameters_override_single_fields():
 
 
 def test_model_recognised_by_checksum_under_another_name(tmp_path):
-    from depth_anything_ros.model_zoo import resolve_recipe
+    from depth_anything_ros.core.model_zoo import resolve_recipe
     model = tmp_path / 'renamed.onnx'
     model.write_bytes(PAYLOAD)
     catalog = tmp_path / 'models.yaml'
@@ -172,7 +172,7 @@ def test_model_recognised_by_checksum_under_another_name(tmp_path):
 
 
 def test_bad_recipe_in_the_catalogue_names_it(tmp_path):
-    from depth_anything_ros.model_zoo import resolve_recipe
+    from depth_anything_ros.core.model_zoo import resolve_recipe
     catalog = tmp_path / 'models.yaml'
     catalog.write_text(yaml.safe_dump({'recipes': {'odd': {'interpolation': 'lanczos'}}, 'models': []}))
     with pytest.raises(ValueError, match="recipe 'odd'.*interpolation 'lanczos'"):

@@ -20,9 +20,9 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
 from depth_anything_ros.engines import Engine
-from depth_anything_ros.image_codec import ImageFormatError, decode_image, encode_bgr
-from depth_anything_ros.node import DepthNode
-from depth_anything_ros.paths import SAMPLE_IMAGE
+from depth_anything_ros.core.image_codec import ImageFormatError, decode_image, encode_bgr
+from depth_anything_ros.ros.node import DepthNode
+from depth_anything_ros.core.paths import SAMPLE_IMAGE
 
 pytestmark = pytest.mark.graph
 
@@ -302,7 +302,7 @@ def test_hbmem_message_fields_become_a_frame(node):
     NUL-padded encoding and data_size; only the type itself needs TROS."""
     from builtin_interfaces.msg import Time
     from types import SimpleNamespace
-    from depth_anything_ros.image_codec import bgr_to_nv12
+    from depth_anything_ros.core.image_codec import bgr_to_nv12
     bgr = cv2.resize(cv2.imread(SAMPLE_IMAGE), (320, 240))
     nv12 = bgr_to_nv12(bgr).tobytes()
     msg = SimpleNamespace(time_stamp=Time(sec=300, nanosec=5), encoding=b'nv12' + b'\0' * 8,
@@ -377,7 +377,7 @@ def hostile_images():
 def test_a_compressed_header_over_the_pixel_limit_is_refused_before_decoding(node, kind, monkeypatch):
     """Issue 11 B3: a 6 KB jpeg claiming 20000x20000 cost 7 GB and a 4 s executor stall."""
     from sensor_msgs.msg import CompressedImage
-    from depth_anything_ros import image_codec
+    from depth_anything_ros.core import image_codec
     decoded = []
     real = image_codec.cv2.imdecode
     monkeypatch.setattr(image_codec.cv2, 'imdecode',
@@ -416,7 +416,7 @@ def test_wide_frames_into_a_dynamic_model_are_capped(tiny_dynamic_model, height,
 
 
 def test_an_input_size_no_machine_holds_is_refused_at_start_up(tiny_dynamic_model):
-    from depth_anything_ros.params import ConfigError
+    from depth_anything_ros.core.params import ConfigError
     context = rclpy.Context()
     rclpy.init(context=context)
     try:

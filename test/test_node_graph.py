@@ -9,8 +9,8 @@ import numpy as np
 import psutil
 import pytest
 
-from depth_anything_ros.graph import RosGraph
-from depth_anything_ros.paths import SAMPLE_IMAGE
+from depth_anything_ros.ros.process_graph import RosGraph
+from depth_anything_ros.core.paths import SAMPLE_IMAGE
 
 from conftest import cached_model, domain_for
 from ros_probe import Probe, use_domain
@@ -347,7 +347,7 @@ def test_hostile_sizes_under_a_6_gb_address_space_cap(tiny_dynamic_model, transp
     from hostile_images import jpeg_claiming, png_1bit
     capped = [sys.executable, '-c', 'import resource, runpy, sys; '
               'resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30)); '
-              'runpy.run_module("depth_anything_ros.node", run_name="__main__")']
+              'runpy.run_module("depth_anything_ros.ros.ros_main", run_name="__main__")']
     domain = domain_for(13 if transport == 'raw' else 14)
     use_domain(domain)
     graph = RosGraph(domain)

@@ -15,9 +15,9 @@ import pytest
 pytest.importorskip('openvino')
 
 from depth_anything_ros.engines import engine_for_path, open_engine  # noqa: E402
-from depth_anything_ros.image_codec import Frame  # noqa: E402
-from depth_anything_ros.paths import SAMPLE_IMAGE  # noqa: E402
-from depth_anything_ros.pipeline import DepthEstimator  # noqa: E402
+from depth_anything_ros.core.image_codec import Frame  # noqa: E402
+from depth_anything_ros.core.paths import SAMPLE_IMAGE  # noqa: E402
+from depth_anything_ros.core.estimator import DepthEstimator  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.dev_tools]
 

@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from depth_anything_ros.params import PARAMS, ConfigError, params_yaml, validate
+from depth_anything_ros.core.params import PARAMS, ConfigError, params_yaml, validate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -13,7 +13,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_params_file_lists_every_parameter_with_its_default():
     with open(os.path.join(REPO, 'config', 'depth.yaml')) as f:
         text = f.read()
-    assert text == params_yaml(), 'config/depth.yaml is stale: python -m depth_anything_ros.params > config/depth.yaml'
+    assert text == params_yaml(), \
+        'config/depth.yaml is stale: python -m depth_anything_ros.core.params > config/depth.yaml'
     values = yaml.safe_load(text)['/**']['ros__parameters']
     assert values == {p.name: p.default for p in PARAMS}
 

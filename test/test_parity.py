@@ -18,9 +18,9 @@ import pytest
 torch = pytest.importorskip('torch')
 
 from depth_anything_ros.engines import open_engine          # noqa: E402
-from depth_anything_ros.image_codec import decode_image, image_fields   # noqa: E402
-from depth_anything_ros.paths import SAMPLE_IMAGE           # noqa: E402
-from depth_anything_ros.pipeline import DepthEstimator     # noqa: E402
+from depth_anything_ros.core.image_codec import decode_image, image_fields   # noqa: E402
+from depth_anything_ros.core.paths import SAMPLE_IMAGE           # noqa: E402
+from depth_anything_ros.core.estimator import DepthEstimator     # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.dev_tools]
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from depth_anything_ros.pointcloud import (
+from depth_anything_ros.core.pointcloud import (
     FLOAT32, depth_to_points, invalid_to_nan, pointcloud2_fields, scaled_intrinsics, to_millimetres)
 
 H, W = 48, 64

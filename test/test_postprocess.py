@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from conftest import run_in_threads
 
-from depth_anything_ros.image_codec import decode_image, image_fields
-from depth_anything_ros.postprocess import (
+from depth_anything_ros.core.image_codec import decode_image, image_fields
+from depth_anything_ros.core.postprocess import (
     COLORMAPS, RANGE_MODES, Colorizer, model_depth_2d, restore_depth)
-from depth_anything_ros.preprocess import Placement, Rect, RgbPreprocessor
+from depth_anything_ros.core.preprocess import Placement, Rect, RgbPreprocessor
 
 from conftest import data_file
 

@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from depth_anything_ros.image_codec import decode_image, image_fields
-from depth_anything_ros.paths import SAMPLE_IMAGE
-from depth_anything_ros.preprocess import (
+from depth_anything_ros.core.image_codec import decode_image, image_fields
+from depth_anything_ros.core.paths import SAMPLE_IMAGE
+from depth_anything_ros.core.preprocess import (
     IMAGENET_MEAN, IMAGENET_STD, Placement, Rect, RgbPreprocessor, lower_bound_size, multiple_of, place)
 
 from conftest import data_file
@@ -393,7 +393,7 @@ def test_bad_arguments():
 def test_nv12_plane_resize_path_matches_full_conversion(mode, canvas):
     """NV12 frames are resized plane by plane, then converted at model size (odd
     rectangles fall back to converting the whole frame first): both give the same input."""
-    from depth_anything_ros.image_codec import bgr_to_nv12, to_rgb
+    from depth_anything_ros.core.image_codec import bgr_to_nv12, to_rgb
     bgr = cv2.resize(load_bgr(SAMPLE_IMAGE), (1920, 1080))  # a real camera frame
     nv12 = bgr_to_nv12(bgr)
     frame = decode_image(1080, 1920, 'nv12', 0, 1920, nv12.tobytes())

@@ -17,9 +17,9 @@ import yaml
 
 from depth_anything_ros import cli
 from depth_anything_ros.engines import Engine, TensorSpec
-from depth_anything_ros.image_codec import Frame, bgr_to_nv12
-from depth_anything_ros.pipeline import make_preprocessor
-from depth_anything_ros.preprocess import IMAGENET_STD, RgbPreprocessor
+from depth_anything_ros.core.image_codec import Frame, bgr_to_nv12
+from depth_anything_ros.core.estimator import make_preprocessor
+from depth_anything_ros.core.preprocess import IMAGENET_STD, RgbPreprocessor
 from depth_anything_ros.tools.calibration import pick_evenly
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import domain_for
 
-from depth_anything_ros.graph import RosGraph
-from depth_anything_ros.ros_main import rcl_arguments_error
+from depth_anything_ros.ros.process_graph import RosGraph
+from depth_anything_ros.ros.ros_main import rcl_arguments_error
 
 pytestmark = pytest.mark.graph
 DOMAIN = domain_for(11)  # this run's own (no DDS traffic is asserted on)

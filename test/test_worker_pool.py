@@ -6,9 +6,9 @@ import types
 import numpy as np
 import pytest
 
-from depth_anything_ros import stats
-from depth_anything_ros.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter
-from depth_anything_ros.worker_pool import ArrivalOrder, LatestSlot, WorkerPool
+from depth_anything_ros.core import stats
+from depth_anything_ros.core.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter
+from depth_anything_ros.core.worker_pool import ArrivalOrder, LatestSlot, WorkerPool
 
 from conftest import run_in_threads
 

@@ -9,9 +9,9 @@ HELP = ('run the node\'s pipeline on every image of a rosbag2 topic (sensor_msgs
 
 
 def add_arguments(parser):
-    from ..bag_io import DISTROS, STORAGES
-    from ..image_io import add_model_arguments
-    from ..postprocess import COLORMAPS, RANGE_MODES
+    from ..tool_support.bag_io import DISTROS, STORAGES
+    from ..tool_support.files import add_model_arguments
+    from ..core.postprocess import COLORMAPS, RANGE_MODES
     parser.add_argument('bag', help='input rosbag2 (its directory, or an .mcap/.db3 file)')
     parser.add_argument('--topic', required=True, help='image topic to run on, e.g. /camera/image_raw')
     parser.add_argument('--out', required=True, help='output bag directory (must not exist)')
@@ -27,10 +27,10 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..bag_io import BagError, image_topics, process_bag
-    from ..cli import CliError
-    from ..image_io import estimator_from_args, progress
-    from ..postprocess import Colorizer
+    from ..tool_support.bag_io import BagError, image_topics, process_bag
+    from ..tool_support.errors import CliError
+    from ..tool_support.files import estimator_from_args, progress
+    from ..core.postprocess import Colorizer
     try:
         import rosbags  # noqa: F401
     except ImportError as exc:

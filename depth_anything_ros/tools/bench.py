@@ -12,7 +12,7 @@ HELP = ('benchmark: CPU time per stage at a camera resolution, engine throughput
 
 
 def add_arguments(parser):
-    from ..image_io import add_recipe_arguments
+    from ..tool_support.files import add_recipe_arguments
     parser.add_argument('--model', required=True, help='.onnx or .hbm model')
     parser.add_argument('--engine', default='auto')
     parser.add_argument('--what', default='stages,threads', help='comma list of stages, threads, graph, load')
@@ -34,9 +34,9 @@ def add_arguments(parser):
 def _sample_frame(size: str, encoding: str):
     import cv2
 
-    from ..image_codec import decode_image, encode_bgr
-    from ..paths import SAMPLE_IMAGE
-    from ..cli import parse_size
+    from ..core.image_codec import decode_image, encode_bgr
+    from ..core.paths import SAMPLE_IMAGE
+    from ..tool_support.errors import parse_size
     w, h = parse_size(size, '--size', 'WxH')
     fields = encode_bgr(cv2.resize(cv2.imread(SAMPLE_IMAGE), (w, h)), encoding)
     return fields, lambda: decode_image(fields['height'], fields['width'], fields['encoding'],
@@ -48,8 +48,8 @@ def stage_times(estimator, size: str, encoding: str, frames: int, clock=time.per
 
     clock=time.perf_counter gives wall time; time.process_time the CPU time of all
     threads (OpenCV spreads some stages over cores, so it can exceed wall time)."""
-    from ..image_codec import image_buffer
-    from ..postprocess import Colorizer, model_depth_2d
+    from ..core.image_codec import image_buffer
+    from ..core.postprocess import Colorizer, model_depth_2d
     _, decode = _sample_frame(size, encoding)
     colorizer = Colorizer()
     frame = decode()
@@ -108,7 +108,7 @@ def graph_fps(model: str, workers: int, seconds: float, overrides: dict, intra_o
     """Depth frames/s arriving at a sink, camera publishing faster than the model runs."""
     import re
 
-    from ..graph import RosGraph
+    from ..ros.process_graph import RosGraph
     with RosGraph() as graph:
         recipe = [arg for k, v in overrides.items() for arg in ('-p', f'{k}:={v}')]
         graph.start('node', graph.node_command('-p', f'model_path:={model}', '-p', f'workers:={workers}',
@@ -143,7 +143,7 @@ class _LoadClient:
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
         from sensor_msgs.msg import Image
 
-        from ..graph import ros_env
+        from ..ros.process_graph import ros_env
         env = ros_env(domain)
         for key in ('ROS_DOMAIN_ID', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
             os.environ[key] = env[key]
@@ -197,7 +197,7 @@ def load_run(model: str, workers: int, seconds: float, size: str, rate: float) -
     published frames/s, latency p50/p95 (ms, publish to depth arrival), drops by reason."""
     import random
 
-    from ..graph import RosGraph
+    from ..ros.process_graph import RosGraph
     fields, _ = _sample_frame(size, 'bgr8')
     domain = random.randint(120, 200)
     with RosGraph(domain) as graph:
@@ -231,10 +231,10 @@ def load_run(model: str, workers: int, seconds: float, size: str, rate: float) -
 
 def run(args) -> int:
     from ..engines import open_engine
-    from ..image_io import recipe_overrides
-    from ..model_zoo import resolve_recipe
-    from ..node import default_intra_op_threads
-    from ..pipeline import DepthEstimator
+    from ..tool_support.files import recipe_overrides
+    from ..core.model_zoo import resolve_recipe
+    from ..ros.node import default_intra_op_threads
+    from ..core.estimator import DepthEstimator
     what = set(args.what.split(','))
     threads = args.intra_op_threads or default_intra_op_threads(args.workers)
     engine = open_engine(args.model, args.engine, intra_op_threads=threads)

@@ -32,7 +32,7 @@ class Template:
 
 
 def add_arguments(parser):
-    from ..image_io import add_recipe_arguments
+    from ..tool_support.files import add_recipe_arguments
     parser.add_argument('--for', dest='template', default='featuremap', metavar='TEMPLATE',
                         help="the hb_compile template the samples are for: 'featuremap', 'nv12' (the "
                              'templates in models/s100/) or a path to your own template .yaml '
@@ -55,7 +55,7 @@ def add_arguments(parser):
 
 def template_path(name: str) -> str:
     """'featuremap' / 'nv12' -> the installed template; anything else is a path."""
-    from ..paths import share_path
+    from ..core.paths import share_path
     return share_path('models', 's100', TEMPLATE_FILES[name]) if name in TEMPLATE_FILES else name
 
 
@@ -63,7 +63,7 @@ def load_template(path: str) -> Template:
     """Parse an hb_compile template; errors name the key and what to set."""
     import yaml
 
-    from ..cli import CliError
+    from ..tool_support.errors import CliError
     try:
         with open(path, encoding='utf-8') as f:
             config = yaml.safe_load(f)
@@ -87,7 +87,7 @@ def load_template(path: str) -> Template:
 
 def _channel_values(inputs: dict, key: str, used: bool, default: float, path: str) -> tuple:
     """'123.675 116.28 103.53' (or one value for all channels) -> 3 floats."""
-    from ..cli import CliError
+    from ..tool_support.errors import CliError
     if not used:
         return (default,) * 3
     try:
@@ -115,8 +115,8 @@ def sampler(template: Template, canvas_hw: tuple, recipe):
     import numpy as np
 
     from ..engines import TensorSpec
-    from ..nv12 import Nv12Preprocessor
-    from ..preprocess import RgbPreprocessor
+    from ..core.nv12_input import Nv12Preprocessor
+    from ..core.preprocess import RgbPreprocessor
     if template.kind == 'featuremap':
         rgb = RgbPreprocessor(canvas_hw, 'NCHW', recipe.resize_mode, normalization=recipe.normalization,
                               interpolation=recipe.interpolation, channel_order=recipe.channel_order)
@@ -143,8 +143,8 @@ def nv12_in_model(feeds: dict, template: Template):
 def run(args) -> int:
     import numpy as np
 
-    from ..cli import CliError, parse_size
-    from ..image_io import expand_images, read_frame
+    from ..tool_support.errors import CliError, parse_size
+    from ..tool_support.files import expand_images, read_frame
     template = load_template(template_path(args.template))
     multiple = 2 if template.kind == 'nv12' else 1  # chroma covers 2x2 pixels
     canvas = parse_size(args.model_size, '--model-size', multiple=multiple)
@@ -175,9 +175,9 @@ def chosen_recipe(args):
     """--recipe from models.yaml with the single-field options over it."""
     import dataclasses
 
-    from ..cli import CliError
-    from ..image_io import recipe_overrides
-    from ..model_zoo import load_recipes
+    from ..tool_support.errors import CliError
+    from ..tool_support.files import recipe_overrides
+    from ..core.model_zoo import load_recipes
     recipes = load_recipes()
     if args.recipe not in recipes:
         raise CliError(f"--recipe '{args.recipe}' is not one of {sorted(recipes)} (models/models.yaml)")

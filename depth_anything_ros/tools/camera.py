@@ -17,8 +17,8 @@ def add_arguments(parser):
 def frame_source(args):
     """An endless iterator of bgr8 frames of the requested size."""
     import cv2
-    from ..cli import CliError, parse_size
-    from ..paths import SAMPLE_IMAGE
+    from ..tool_support.errors import CliError, parse_size
+    from ..core.paths import SAMPLE_IMAGE
     w, h = parse_size(args.size, '--size', 'WxH')
     if args.video:
         return _video_frames(args.video, (w, h))
@@ -45,7 +45,7 @@ def _panned_frames(image, size):
 
 def _video_frames(path, size):
     import cv2
-    from ..cli import CliError
+    from ..tool_support.errors import CliError
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise CliError(f"cannot open video '{path}'")
@@ -61,6 +61,6 @@ def _video_frames(path, size):
 
 def run(args) -> int:
     frames = frame_source(args)
-    from ..demo_nodes import CameraNode
-    from ..ros_main import run_node
+    from ..ros.demo_nodes import CameraNode
+    from ..ros.ros_main import run_node
     return run_node(lambda: CameraNode(frames, args.rate, args.encoding, args.frames, args.frame_id))

@@ -1,7 +1,7 @@
 """compare: two models on the same images, e.g. the float ONNX vs the BPU .hbm."""
 from __future__ import annotations
 
-from ..image_io import add_recipe_arguments, expand_images, open_estimator, recipe_overrides, read_frame
+from ..tool_support.files import add_recipe_arguments, expand_images, open_estimator, recipe_overrides, read_frame
 
 HELP = ('run two models on the same images and print how closely their depth agrees '
         '(cosine similarity, relative L1 and AbsRel of A against reference B, per image and mean); '
@@ -33,7 +33,7 @@ def _overrides(args, suffix: str) -> dict:
 def run(args) -> int:
     import numpy as np
 
-    from ..metrics import compare_depth
+    from ..core.metrics import compare_depth
     images = expand_images(args.images)
     est_a = open_estimator(args.a, args.engine_a, args.input_size, **_overrides(args, '-a'))
     est_b = open_estimator(args.b, args.engine_b, args.input_size, **_overrides(args, '-b'))

@@ -27,8 +27,8 @@ def add_arguments(parser):
 
 
 def default_model() -> str:
-    from ..paths import cache_dir
-    from ..test_models import make_test_model
+    from ..core.paths import cache_dir
+    from ..torch_models.build import make_test_model
     path = os.path.join(cache_dir(), DEFAULT_TEST_MODEL)
     if not os.path.exists(path):
         print(f'demo: building a random-weight DA-V2 Small test model at {path} (once)...', flush=True)
@@ -39,7 +39,7 @@ def default_model() -> str:
 def real_model(url: str | None = None, dest: str | None = None, entries=None, timeout: float = 20.0) -> tuple:
     """(path, None) of DA-V2 Small ONNX, fetched once into the cache (checksum checked when models.yaml
     has one), or (None, why) when it cannot be downloaded here."""
-    from .. import model_zoo as zoo
+    from ..core import model_zoo as zoo
     entry = zoo.find(entries if entries is not None else zoo.load_catalog(), REAL_MODEL)
     try:
         path, _, _ = zoo.fetch(entry, dest, url, timeout)
@@ -61,9 +61,9 @@ def pick_model(args) -> tuple:
 
 
 def run(args) -> int:
-    from ..cli import CliError
-    from ..graph import RosGraph
-    from ..paths import share_path
+    from ..tool_support.errors import CliError
+    from ..ros.process_graph import RosGraph
+    from ..core.paths import share_path
     model, random_weights = pick_model(args)
     if not os.path.isfile(model):
         raise CliError(f"model '{model}' does not exist")

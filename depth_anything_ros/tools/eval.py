@@ -9,8 +9,8 @@ HELP = ('evaluate a model against ground-truth depth with the standard monocular
 
 
 def add_arguments(parser):
-    from ..evaluation import CROPS, DEPTH_TYPES, FORMATS
-    from ..image_io import add_model_arguments
+    from ..core.evaluation import CROPS, DEPTH_TYPES, FORMATS
+    from ..tool_support.files import add_model_arguments
     add_model_arguments(parser)
     parser.add_argument('--index', metavar='CSV',
                         help='index CSV with columns dataset,rgb,depth,decode (decode: mm, tum5000, '
@@ -41,8 +41,8 @@ def add_arguments(parser):
 
 def _samples(args) -> list:
     """[(display name, Sample)] from --index or --format/--rgb/--depth, every file checked."""
-    from ..cli import CliError
-    from ..evaluation import FORMATS, EvaluationError, Sample, read_index
+    from ..tool_support.errors import CliError
+    from ..core.evaluation import FORMATS, EvaluationError, Sample, read_index
     if bool(args.index) == bool(args.rgb or args.depth):
         raise CliError('give either --index CSV or --format F --rgb IMAGE... --depth PNG...')
     if args.index:
@@ -74,10 +74,10 @@ def _samples(args) -> list:
 
 
 def run(args) -> int:
-    from ..cli import CliError
-    from ..evaluation import EvaluationError, evaluate, load_depth, protocol
-    from ..image_io import estimator_from_args, progress, read_frame
-    from ..metrics import DEPTH_METRICS
+    from ..tool_support.errors import CliError
+    from ..core.evaluation import EvaluationError, evaluate, load_depth, protocol
+    from ..tool_support.files import estimator_from_args, progress, read_frame
+    from ..core.metrics import DEPTH_METRICS
     if not 0 < args.min_depth < (float('inf') if args.max_depth is None else args.max_depth):
         raise CliError(f'need 0 < --min-depth < --max-depth, got {args.min_depth} and {args.max_depth}')
     if args.align_from_sparse is not None and not (0 < args.align_from_sparse <= 1
@@ -171,7 +171,7 @@ def _write_json(path, data) -> None:
     import json
     import math
 
-    from ..cli import CliError
+    from ..tool_support.errors import CliError
 
     def clean(value):  # strict JSON has no NaN: null instead
         if isinstance(value, float) and not math.isfinite(value):

@@ -28,7 +28,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..cli import CliError
+    from ..tool_support.errors import CliError
     from .make_test_model import parse_size
     if (args.checkpoint is None) == (args.checkpoint_option is None):
         raise CliError('give the checkpoint once: a Hugging Face directory or a .pth file '
@@ -40,7 +40,7 @@ def run(args) -> int:
     if not os.path.exists(args.checkpoint):
         raise CliError(f"checkpoint '{args.checkpoint}' does not exist")
     try:
-        from .. import export as core
+        from ..torch_models import export as core
     except ImportError as exc:
         raise CliError(f"{exc}: exporting needs torch, transformers and onnx (pip install '.[test-models]')") from exc
     try:
@@ -63,7 +63,7 @@ def run(args) -> int:
         return 1
 
     if args.quantize == 'int8':
-        from ..metrics import compare_depth
+        from ..core.metrics import compare_depth
         path = core.quantize_int8(args.out, core.int8_path(args.out))
         m = compare_depth(core.onnx_depth(path, check['pixels']), check['onnx'])
         mb = os.path.getsize(path) / 1e6

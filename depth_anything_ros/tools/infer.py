@@ -23,8 +23,8 @@ PNG_MAX = 65535
 
 
 def add_arguments(parser):
-    from ..image_io import add_model_arguments
-    from ..postprocess import COLORMAPS, RANGE_MODES
+    from ..tool_support.files import add_model_arguments
+    from ..core.postprocess import COLORMAPS, RANGE_MODES
     add_model_arguments(parser)
     parser.add_argument('--colormap', default='inferno', choices=sorted(COLORMAPS))
     parser.add_argument('--color-range', default='percentile', choices=RANGE_MODES,
@@ -62,9 +62,9 @@ def output_name(path: str) -> str:
 
 
 def run(args) -> int:
-    from ..cli import CliError
-    from ..image_io import estimator_from_args, expand_inputs, prepare_out_dir
-    from ..postprocess import Colorizer
+    from ..tool_support.errors import CliError
+    from ..tool_support.files import estimator_from_args, expand_inputs, prepare_out_dir
+    from ..core.postprocess import Colorizer
     if args.max_frames is not None and args.max_frames <= 0:
         raise CliError(f'--max-frames {args.max_frames}: must be positive')
     images, videos = expand_inputs(args.inputs)
@@ -85,7 +85,7 @@ def run(args) -> int:
 
 
 def _check_unique_names(paths) -> None:
-    from ..cli import CliError
+    from ..tool_support.errors import CliError
     seen = {}
     for path in paths:
         name = output_name(path)
@@ -96,7 +96,7 @@ def _check_unique_names(paths) -> None:
 
 
 def _write(path: str, ok: bool) -> None:
-    from ..cli import CliError
+    from ..tool_support.errors import CliError
     if not ok:
         raise CliError(f"cannot write '{path}'")
 
@@ -107,7 +107,7 @@ def _infer_images(images, estimator, colorizer, out) -> None:
     import cv2
     import numpy as np
 
-    from ..image_io import progress, read_frame
+    from ..tool_support.files import progress, read_frame
     for path in progress(images, desc='images', unit='img'):
         result = estimator.estimate(read_frame(path))
         base = os.path.join(out, output_name(path))
@@ -126,9 +126,9 @@ def _infer_video(path, estimator, colorizer, args) -> int:
     import cv2
     import numpy as np
 
-    from ..cli import CliError
-    from ..image_codec import Frame
-    from ..image_io import progress
+    from ..tool_support.errors import CliError
+    from ..core.image_codec import Frame
+    from ..tool_support.files import progress
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise CliError(f"cannot read video '{path}'")

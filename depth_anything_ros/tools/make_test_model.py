@@ -7,7 +7,7 @@ HELP = ('build a Depth Anything V2 (Small architecture) ONNX model with RANDOM w
 
 def parse_size(text: str) -> tuple:
     """HxW for an export: the patch size (14) must divide both sides."""
-    from ..cli import parse_size as parse
+    from ..tool_support.errors import parse_size as parse
     return parse(text, '--size', 'HxW', multiple=14)
 
 
@@ -23,11 +23,11 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..cli import CliError
+    from ..tool_support.errors import CliError
     size = None if args.dynamic else parse_size(args.size)
     if not args.out.endswith('.onnx'):
         raise CliError(f"--out '{args.out}' must end in .onnx")
-    from ..test_models import make_test_model
+    from ..torch_models.build import make_test_model
     try:
         path = make_test_model(args.out, size_hw=size, tiny=args.tiny, seed=args.seed,
                                metric_max_depth=args.metric)

@@ -24,8 +24,8 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..cli import CliError
-    from .. import model_zoo as zoo
+    from ..tool_support.errors import CliError
+    from ..core import model_zoo as zoo
     try:
         entries = zoo.load_catalog(args.catalog)
     except (OSError, KeyError, TypeError, ValueError) as exc:  # yaml errors are ValueErrors

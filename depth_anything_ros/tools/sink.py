@@ -12,8 +12,8 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..demo_nodes import SinkNode
-    from ..ros_main import run_node
+    from ..ros.demo_nodes import SinkNode
+    from ..ros.ros_main import run_node
     holder = {}
 
     def make():

@@ -9,7 +9,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from .engines import ENGINE_CHOICES
+from ..engines import ENGINE_CHOICES
 from .metric_alignment import REFERENCE_SOURCES
 from .postprocess import COLORMAPS, RANGE_MODES
 from .preprocess import CHANNEL_ORDERS, INTERPOLATIONS, NORMALIZATIONS, RESIZE_MODES, UPSAMPLINGS

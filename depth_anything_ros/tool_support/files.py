@@ -1,6 +1,6 @@
 """Files in, estimators out: what the offline tools (compare, infer, eval, ...) share.
 
-Errors are `cli.CliError` (one line, exit code 2): these helpers exist for the
+Errors are `errors.CliError` (one line, exit code 2): these helpers exist for the
 command-line tools; the node never calls them.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ def expand_inputs(paths, videos: bool = True) -> tuple:
 
     With videos=False every file is taken as an image (the caller reads it as one).
     """
-    from .cli import CliError
+    from .errors import CliError
     images, found_videos = [], []
     for path in paths:
         if os.path.isdir(path):
@@ -41,8 +41,8 @@ def read_frame(path: str):
     """An image file as a bgr8 Frame, the node's input type."""
     import cv2
 
-    from .cli import CliError
-    from .image_codec import Frame
+    from .errors import CliError
+    from ..core.image_codec import Frame
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:
         raise CliError(f"cannot read image '{path}'")
@@ -52,10 +52,10 @@ def read_frame(path: str):
 def open_estimator(model: str, engine: str = 'auto', input_size: int = 518, **overrides):
     """The node's DepthEstimator on `model` with its recipe (models.yaml) and any `overrides`
     that are not 'auto', printed; a model that cannot be loaded is a CliError."""
-    from .cli import CliError
-    from .engines import EngineError, open_engine
-    from .model_zoo import resolve_recipe
-    from .pipeline import DepthEstimator
+    from .errors import CliError
+    from ..engines import EngineError, open_engine
+    from ..core.model_zoo import resolve_recipe
+    from ..core.estimator import DepthEstimator
     try:
         estimator = DepthEstimator.from_recipe(open_engine(model, engine), resolve_recipe(model, overrides),
                                                input_size)
@@ -69,7 +69,7 @@ def prepare_out_dir(path: str, option: str = '--out') -> str:
     """Create `path` if needed and prove it is writable before any work is done."""
     import tempfile
 
-    from .cli import CliError
+    from .errors import CliError
     try:
         os.makedirs(path, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
@@ -92,7 +92,7 @@ def progress(iterable, total=None, desc=None, unit='it'):
 
 def add_model_arguments(parser) -> None:
     """--model, --engine, --input-size and the recipe options: the node's parameters."""
-    from .engines import ENGINE_CHOICES
+    from ..engines import ENGINE_CHOICES
     parser.add_argument('--model', required=True, help='model file (.onnx or .hbm)')
     parser.add_argument('--engine', default='auto', choices=ENGINE_CHOICES,
                         help='default auto: by file extension')
@@ -104,7 +104,7 @@ def add_model_arguments(parser) -> None:
 def add_recipe_arguments(parser, suffix: str = '', what: str = '') -> None:
     """--resize-mode, --interpolation, --normalization, --channel-order, --upsampling (each
     with `suffix`, e.g. '-a'): default auto, the model's recipe in models/models.yaml."""
-    from .preprocess import CHANNEL_ORDERS, INTERPOLATIONS, NORMALIZATIONS, RESIZE_MODES, UPSAMPLINGS
+    from ..core.preprocess import CHANNEL_ORDERS, INTERPOLATIONS, NORMALIZATIONS, RESIZE_MODES, UPSAMPLINGS
     for option, choices in (('resize-mode', RESIZE_MODES), ('interpolation', INTERPOLATIONS),
                             ('normalization', NORMALIZATIONS), ('channel-order', CHANNEL_ORDERS),
                             ('upsampling', UPSAMPLINGS)):
@@ -114,7 +114,7 @@ def add_recipe_arguments(parser, suffix: str = '', what: str = '') -> None:
 
 def recipe_overrides(args, suffix: str = '') -> dict:
     """The recipe options of add_recipe_arguments as resolve_recipe's overrides."""
-    from .model_zoo import RECIPE_FIELDS
+    from ..core.model_zoo import RECIPE_FIELDS
     return {name: getattr(args, name + suffix.replace('-', '_')) for name in RECIPE_FIELDS}
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -19,20 +18,19 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from .engines import EngineError, open_engine
-from .image_codec import (Frame, ImageFormatError, canonical_encoding, check_compressed, decode_compressed,
+from ..engines import EngineError, open_engine
+from ..core.image_codec import (Frame, ImageFormatError, canonical_encoding, check_compressed, decode_compressed,
                           decode_image, image_buffer, image_fields, is_compressed_encoding, to_rgb)
-from .metric_alignment import ReferenceAligner, decode_depth_image, pointcloud_xyz
-from .model_zoo import guess_depth_type, resolve_recipe
-from .params import PARAMS, ConfigError, validate
-from .pipeline import BadOutputError, DepthEstimator
-from .pointcloud import depth_to_points, invalid_to_nan, pointcloud2_fields, scaled_intrinsics, to_millimetres
-from .postprocess import Colorizer
-from .preprocess import MAX_DYNAMIC_ASPECT, dynamic_input_limit
-from .ros_main import run_node
-from .stats import Counters, LatencyWindow, RateLimitedLog, RateMeter
-from .temporal import DepthSmoother
-from .worker_pool import ArrivalOrder, WorkerPool
+from ..core.metric_alignment import ReferenceAligner, decode_depth_image, pointcloud_xyz
+from ..core.model_zoo import guess_depth_type, resolve_recipe
+from ..core.params import PARAMS, ConfigError, validate
+from ..core.estimator import BadOutputError, DepthEstimator
+from ..core.pointcloud import depth_to_points, invalid_to_nan, pointcloud2_fields, scaled_intrinsics, to_millimetres
+from ..core.postprocess import Colorizer
+from ..core.preprocess import MAX_DYNAMIC_ASPECT, dynamic_input_limit
+from ..core.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter
+from ..core.temporal import DepthSmoother
+from ..core.worker_pool import ArrivalOrder, WorkerPool
 
 DROP_REASONS = ('no_subscribers', 'bad_input', 'superseded', 'out_of_order', 'inference_error',
                 'bad_output', 'inference_timeout')
@@ -566,11 +564,3 @@ def _hbmem_type():
                           f'(source /opt/tros/humble/setup.bash), but: {exc}; '
                           "use input_transport 'raw' with an Image topic instead") from exc
     return HbmMsg1080P
-
-
-def main(args=None) -> int:
-    return run_node(DepthNode, args)
-
-
-if __name__ == '__main__':
-    sys.exit(main())

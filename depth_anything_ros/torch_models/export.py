@@ -11,7 +11,7 @@ import math
 import os
 import re
 
-from .test_models import INPUT_NAME, OUTPUT_NAME, export_onnx, use_official_pos_embedding
+from .build import INPUT_NAME, OUTPUT_NAME, export_onnx, use_official_pos_embedding
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -218,7 +218,7 @@ def torch_depth(model, pixel_values):
 
 
 def onnx_depth(path: str, pixel_values):
-    from .engines.onnxruntime_engine import OnnxRuntimeEngine
+    from ..engines.onnxruntime_engine import OnnxRuntimeEngine
     engine = OnnxRuntimeEngine(path)
     return engine.run({engine.inputs[0].name: pixel_values})
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 
-from .paths import share_path
+from ..core.paths import share_path
 
 
 def ros_env(domain_id: int | None = None) -> dict:
@@ -33,7 +33,7 @@ class RosGraph:
 
     @staticmethod
     def node_command(*ros_args) -> list:
-        return [sys.executable, '-m', 'depth_anything_ros.ros_main', '--ros-args', *ros_args]
+        return [sys.executable, '-m', 'depth_anything_ros.ros.ros_main', '--ros-args', *ros_args]
 
     @staticmethod
     def cli_command(*args) -> list:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .engines import EngineError
+from ..engines import EngineError
 from .image_codec import Frame, resize_nv12_into, rgb_to_nv12, to_rgb
 from .preprocess import IMAGENET_MEAN, RESIZE_MODES, Placement, Rect, place
 

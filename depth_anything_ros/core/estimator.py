@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engines import Engine, EngineError
+from ..engines import Engine, EngineError
 from .image_codec import Frame
-from .nv12 import Nv12Preprocessor, nv12_input_kind
+from .nv12_input import Nv12Preprocessor, nv12_input_kind
 from .postprocess import model_depth_2d, restore_depth
 from .preprocess import Placement, Recipe, RgbPreprocessor
 

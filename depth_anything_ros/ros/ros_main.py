@@ -82,7 +82,7 @@ def run_node(make_node, args=None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
-    from .params import ConfigError
+    from ..core.params import ConfigError
     signal.signal(signal.SIGINT, _on_interrupt)
     try:
         rclpy.init(args=args)

@@ -11,7 +11,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from .image_codec import decode_image, encode_bgr
+from ..core.image_codec import decode_image, encode_bgr
 
 
 def camera_info(header, width, height) -> CameraInfo:

@@ -5,7 +5,8 @@ import os
 import sys
 
 PACKAGE = 'depth_anything_ros'
-SAMPLE_IMAGE = os.path.join(os.path.dirname(__file__), 'samples', 'robot_camera.jpg')
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE_IMAGE = os.path.join(_PACKAGE_DIR, 'samples', 'robot_camera.jpg')
 
 
 def share_dir() -> str:
@@ -19,7 +20,7 @@ def share_dir() -> str:
     installed = os.path.join(sys.prefix, 'share', PACKAGE)
     if os.path.isdir(installed):
         return installed
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.dirname(_PACKAGE_DIR)
 
 
 def share_path(*parts) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .image_codec import ImageFormatError, decode_compressed, decode_image, image_fields
+from ..core.image_codec import ImageFormatError, decode_compressed, decode_image, image_fields
 
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED = 'sensor_msgs/msg/CompressedImage'
