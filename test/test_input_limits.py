@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from depth_anything_ros.ros.node import dynamic_input_budget
+from depth_anything_ros.core.frame_processor import dynamic_input_budget
 from depth_anything_ros.core.params import ConfigError
 from depth_anything_ros.core.preprocess import dynamic_input_limit, place
 

@@ -60,7 +60,7 @@ def metric_node(model, output, **params):
     except Exception:
         rclpy.try_shutdown(context=context)
         raise
-    node.estimator.engine = AffineEngine(open_engine(model), output)
+    node.processor.estimator.engine = AffineEngine(open_engine(model), output)
     node.sent = collections.defaultdict(list)
     for publisher in node.outputs:
         publisher.get_subscription_count = lambda: 1
@@ -101,7 +101,7 @@ def depth_of(msg):
 
 def test_metres_from_a_tenth_of_a_percent_of_pixels_with_ten_percent_outliers(tiny_fixed_model, truth):
     with metric_node(tiny_fixed_model, relative_output(truth), publish_depth_mm=True) as node:
-        node._on_reference_depth(reference_msg(1_000_000_000, sparse_reference(truth, 0.001, 0.10)))
+        node._on_reference(reference_msg(1_000_000_000, sparse_reference(truth, 0.001, 0.10)))
         node._on_image(frame_msg(1_004_000_000))              # 4 ms later: paired
         assert wait_until(lambda: node.sent['/depth']), node.alignment.snapshot()
         metres = depth_of(node.sent['/depth'][0])
@@ -125,7 +125,7 @@ def test_frames_without_a_reference_go_out_relative_and_are_counted(tiny_fixed_m
         assert node.sent['/depth'] == [] and node.alignment.snapshot()['no_reference'] == 1
         bad = reference_msg(3_000_000_000, truth)
         bad.encoding = 'rgb8'
-        node._on_reference_depth(bad)                          # counted, never raises
+        node._on_reference(bad)                          # counted, never raises
         assert node.alignment.snapshot()['bad_reference'] == 1
         diag = node._alignment_values()
         assert diag['unaligned_no_reference'] == '1' and diag['references_rejected'] == '1'

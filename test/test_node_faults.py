@@ -23,6 +23,7 @@ from depth_anything_ros.engines import Engine
 from depth_anything_ros.core.image_codec import ImageFormatError, decode_image, encode_bgr
 from depth_anything_ros.ros.node import DepthNode
 from depth_anything_ros.core.paths import SAMPLE_IMAGE
+from depth_anything_ros.core.temporal import DepthSmoother
 
 pytestmark = pytest.mark.graph
 
@@ -87,7 +88,7 @@ def running_node(model, **params):
     rclpy.init(context=context)
     values = {'model_path': model, 'workers': 1, 'inference_timeout': 0.3, **params}
     node = DepthNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
-    node.estimator.engine = FaultyEngine(node.estimator.engine)
+    node.processor.estimator.engine = FaultyEngine(node.processor.estimator.engine)
     node.sent = collections.defaultdict(list)
     node.logged = []
     node.warn._log = node.logged.append
@@ -99,7 +100,7 @@ def running_node(model, **params):
     try:
         yield node
     finally:
-        node.estimator.engine.release.set()
+        node.processor.estimator.engine.release.set()
         node.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=context)
@@ -141,7 +142,7 @@ def wait_until(predicate, timeout=20.0):
 @pytest.mark.parametrize('fault, reason', [('raise', 'inference_error'), ('nan', 'bad_output'),
                                            ('inf', 'bad_output'), ('shape', 'bad_output')])
 def test_fault_is_counted_and_next_frame_served(node, fault, reason):
-    node.estimator.engine.faults = [fault]
+    node.processor.estimator.engine.faults = [fault]
     submit(node, 10_000_000_000)
     assert wait_until(lambda: node.drops.snapshot()[reason] == 1)
     assert node.published == []
@@ -157,7 +158,7 @@ def reaped(node) -> bool:
 
 def test_stalled_call_is_abandoned_and_its_replacement_waits_for_the_engine(node):
     """Issue 11: replacements of stalled workers started calls beside the stuck ones."""
-    engine = node.estimator.engine
+    engine = node.processor.estimator.engine
     submit(node, 19_000_000_000)  # one finished call arms the stall clock
     assert wait_until(lambda: node.published == [19_000_000_000])
     engine.faults = ['stall']
@@ -174,7 +175,7 @@ def test_stalled_call_is_abandoned_and_its_replacement_waits_for_the_engine(node
 
 def test_workers_4_with_timeouts_never_exceed_4_calls(tiny_fixed_model):
     with running_node(tiny_fixed_model, workers=4) as node:
-        engine = node.estimator.engine
+        engine = node.processor.estimator.engine
         submit(node, 1_000_000_000)
         assert wait_until(lambda: node.published == [1_000_000_000])
         engine.faults = ['stall'] * 8
@@ -194,7 +195,7 @@ def test_workers_4_with_timeouts_never_exceed_4_calls(tiny_fixed_model):
 def test_shutdown_cancels_a_call_in_flight_instead_of_waiting(node):
     """Ctrl-C during a long inference: shutdown cancels the engine call, so the worker ends
     and shutdown reports a clean stop (without cancel it would give up on the stuck worker)."""
-    engine = node.estimator.engine
+    engine = node.processor.estimator.engine
     engine.faults = ['cancellable']
     submit(node, 30_000_000_000)
     assert wait_until(lambda: engine.inside == 1)
@@ -206,7 +207,7 @@ def test_shutdown_cancels_a_call_in_flight_instead_of_waiting(node):
 def test_a_slow_first_call_is_not_abandoned(node):
     """Issue 9: a loaded PC took 16 s a frame against a 5 s timeout, and every call was
     abandoned: the timeout is armed only once a call has finished."""
-    engine = node.estimator.engine
+    engine = node.processor.estimator.engine
     engine.faults = ['stall']
     submit(node, 30_000_000_000)
     assert wait_until(lambda: engine.inside == 1)
@@ -219,7 +220,7 @@ def test_a_slow_first_call_is_not_abandoned(node):
 def test_a_result_waits_for_its_older_sibling_instead_of_being_dropped(tiny_fixed_model):
     """Issue 11: with 2 workers a sibling finishing first threw older results away."""
     with running_node(tiny_fixed_model, workers=2, inference_timeout=60.0) as node:
-        engine = node.estimator.engine
+        engine = node.processor.estimator.engine
         engine.faults = ['stall']
         submit(node, 40_000_000_000)                 # the older frame: held in the engine
         assert wait_until(lambda: engine.inside == 1)
@@ -267,24 +268,24 @@ def test_colour_range_set_applies_as_a_whole_in_either_order(node, order):
     values = {'color_min': 5.0, 'color_max': 10.0}
     results = node.set_parameters([Parameter(name, value=values[name]) for name in order])
     assert [r.successful for r in results] == [True, True]
-    assert node.colorizer.fixed_range == (5.0, 10.0)
+    assert node.processor.colorizer.fixed_range == (5.0, 10.0)
     assert (node.config['color_min'], node.config['color_max']) == (5.0, 10.0)
 
 
 def test_colour_range_that_is_not_finite_is_refused_naming_the_parameters(node):
     refused = node.set_parameters([Parameter('color_max', value=float('nan'))])[0]
     assert not refused.successful and 'color_min' in refused.reason and 'color_max' in refused.reason
-    assert 'fixed_range' not in refused.reason and node.colorizer.fixed_range == (0.0, 1.0)
+    assert 'fixed_range' not in refused.reason and node.processor.colorizer.fixed_range == (0.0, 1.0)
 
 
 def test_view_parameters_change_at_runtime_and_fixed_ones_refuse(node):
     result = node.set_parameters([Parameter('colormap', value='turbo'), Parameter('color_range', value='smoothed')])
     assert all(r.successful for r in result)
-    assert (node.colorizer.colormap, node.colorizer.range_mode) == ('turbo', 'smoothed')
+    assert (node.processor.colorizer.colormap, node.processor.colorizer.range_mode) == ('turbo', 'smoothed')
     result = node.set_parameters([Parameter('temporal_smoothing', value=0.5)])
-    assert result[0].successful and node.smoother is not None and node.smoother.alpha == 0.5
+    assert result[0].successful and node.processor.smoother is not None and node.processor.smoother.alpha == 0.5
     refused = node.set_parameters([Parameter('colormap', value='rainbow')])[0]
-    assert not refused.successful and 'rainbow' in refused.reason and node.colorizer.colormap == 'turbo'
+    assert not refused.successful and 'rainbow' in refused.reason and node.processor.colorizer.colormap == 'turbo'
     fixed = node.set_parameters([Parameter('workers', value=4)])[0]
     assert not fixed.successful and 'read-only' in fixed.reason  # declared read_only: rclpy refuses
 
@@ -294,7 +295,45 @@ def test_temporal_smoothing_runs_in_the_node(node):
     for i in range(3):
         submit(node, (200 + i) * 1_000_000_000)
         assert wait_until(lambda: (200 + i) * 1_000_000_000 in node.published)
-    assert node.smoother.resets == 1  # only the first frame started the history
+    assert node.processor.smoother.resets == 1  # only the first frame started the history
+
+
+class OrderRecorder(DepthSmoother):
+    """Temporal smoothing that records the frame size of each map it is given, in order."""
+
+    def __init__(self):
+        super().__init__(0.8, 0.5)
+        self.sizes = []
+
+    def __call__(self, model_depth, placement=None):
+        self.sizes.append(placement.source.width)
+        return super().__call__(model_depth, placement)
+
+
+def test_temporal_smoothing_sees_frames_in_arrival_order_when_inference_finishes_out_of_it(tiny_fixed_model):
+    """Two workers; the older frame's inference is held until the newer one's has returned.
+    Smoothing blends frames in the order they came (it used to run as each inference ended)."""
+    small = encode_bgr(cv2.resize(cv2.imread(SAMPLE_IMAGE), (160, 120)), 'bgr8')
+    with running_node(tiny_fixed_model, workers=2, inference_timeout=20.0) as node:
+        recorder = node.processor.smoother = OrderRecorder()
+        engine = node.processor.estimator.engine
+        engine.faults = ['stall']
+        submit(node, 400_000_000_000)                       # 320 wide: held in the engine
+        assert wait_until(lambda: engine.inside == 1)
+        submit(node, 401_000_000_000, small)                # 160 wide: passes it
+        assert wait_until(lambda: engine.returned == 1)
+        engine.release.set()
+        assert wait_until(lambda: len(node.published) == 2), node.logged
+        assert recorder.sizes == [320, 160]
+        assert node.published == [400_000_000_000, 401_000_000_000]
+
+
+def test_temporal_smoothing_restarts_when_stamps_go_back(node):
+    node.processor.smoother = recorder = OrderRecorder()
+    for stamp in (500, 501, 499):
+        submit(node, stamp * 1_000_000_000)
+        assert wait_until(lambda: stamp * 1_000_000_000 in node.published)
+    assert recorder.resets == 2  # the first frame, and the one whose stamp went back
 
 
 def test_hbmem_message_fields_become_a_frame(node):
@@ -408,7 +447,7 @@ def test_a_compressed_frame_that_fails_to_decode_on_a_worker_is_bad_input(node):
 def test_wide_frames_into_a_dynamic_model_are_capped(tiny_dynamic_model, height, width):
     """Issue 11 B4: 100x1000 became a 518x5180 input (RSS +3.2 GB), 3x100000 asked for 26.8 GB."""
     with running_node(tiny_dynamic_model) as node:
-        engine = node.estimator.engine
+        engine = node.processor.estimator.engine
         fields = encode_bgr(np.full((height, width, 3), 90, np.uint8), 'rgb8')
         submit(node, 70_000_000_000, fields)
         assert wait_until(lambda: node.published == [70_000_000_000]), node.drops.snapshot()
@@ -430,7 +469,7 @@ def test_an_input_size_no_machine_holds_is_refused_at_start_up(tiny_dynamic_mode
 def test_shutdown_during_an_inference_logs_no_spurious_error(node):
     """Issue 11: one shutdown in five logged `frame dropped (inference_error): RCLError:
     publisher's context is invalid` (Ctrl-C invalidates the context before shutdown())."""
-    engine = node.estimator.engine
+    engine = node.processor.estimator.engine
     del node.pub_depth.publish                       # the real publisher
     engine.faults = ['stall']
     submit(node, 80_000_000_000)

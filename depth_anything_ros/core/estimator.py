@@ -1,7 +1,7 @@
 """One frame through the model: preprocess, infer, map depth back. No ROS here.
 
-The node, the offline tools and the benchmarks all call this, so each stage
-exists once and is timed the same way everywhere.
+frame_processor.FrameProcessor builds every output on this; each stage exists
+once and is timed the same way everywhere.
 """
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from .image_codec import Frame
 from .nv12_input import Nv12Preprocessor, nv12_input_kind
 from .postprocess import model_depth_2d, restore_depth
 from .preprocess import Placement, Recipe, RgbPreprocessor
-
-STAGES = ('preprocess', 'inference', 'postprocess')
 
 
 class BadOutputError(EngineError):
@@ -46,7 +44,8 @@ class DepthResult:
 
 
 class DepthEstimator:
-    """Frames -> relative inverse depth at the frame's size.
+    """Frames -> the model's depth (relative inverse depth, or metres for a metric model),
+    mapped back to the frame's size.
 
     The defaults are the official recipe (`Recipe()`); a model's own comes from
     models/models.yaml through `model_zoo.resolve_recipe` and `from_recipe`.
@@ -57,8 +56,6 @@ class DepthEstimator:
                  channel_order: str = 'rgb', upsampling: str = 'align_corners', recipe_name: str = 'custom'):
         self.engine = engine
         self.recipe = Recipe(recipe_name, resize_mode, interpolation, normalization, channel_order, upsampling)
-        self.input_names = [s.name for s in engine.inputs]
-        self.input_name = self.input_names[0] if self.input_names else None  # single-input callers
         self.preprocess = make_preprocessor(engine, resize_mode, input_size, normalization,
                                             interpolation, channel_order)
 
@@ -70,22 +67,23 @@ class DepthEstimator:
         """Model-resolution depth -> depth at the frame's size, upsampled as the recipe says."""
         return restore_depth(model_depth, placement, out, self.recipe.upsampling)
 
-    def estimate(self, frame: Frame, refine=None, out: np.ndarray | None = None) -> DepthResult:
-        """Depth for `frame`; `refine(model_depth, placement)`, if given, runs on the
-        model-resolution map before it is mapped back (cheap there: temporal smoothing).
-        `out`: a frame-sized float32 array (a message buffer) to write the depth into."""
+    def model_depth(self, frame: Frame) -> tuple:
+        """(model-resolution depth, Placement, {stage: seconds}) for `frame`."""
         t0 = time.perf_counter()
         feeds, placement = self.preprocess(frame)
         t1 = time.perf_counter()
         output = self.engine.run(feeds)
         t2 = time.perf_counter()
-        model_depth = checked_depth(output, placement.canvas_hw)
-        if refine is not None:
-            model_depth = refine(model_depth, placement)
-        depth = self.restore(model_depth, placement, out)
-        t3 = time.perf_counter()
-        return DepthResult(depth, model_depth, placement,
-                           {'preprocess': t1 - t0, 'inference': t2 - t1, 'postprocess': t3 - t2})
+        depth = checked_depth(output, placement.canvas_hw)
+        return depth, placement, {'preprocess': t1 - t0, 'inference': t2 - t1}
+
+    def estimate(self, frame: Frame) -> DepthResult:
+        """Depth for `frame` at its size (tests and the parity check; tools use FrameProcessor)."""
+        model_depth, placement, timings = self.model_depth(frame)
+        t = time.perf_counter()
+        depth = self.restore(model_depth, placement)
+        timings['postprocess'] = time.perf_counter() - t
+        return DepthResult(depth, model_depth, placement, timings)
 
 
 class RgbFeeds:

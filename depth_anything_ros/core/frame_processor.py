@@ -1,0 +1,272 @@
+"""A decoded frame to every output the package has. No ROS here.
+
+The node, `bag`, `infer`, `eval` and `bench` all go through FrameProcessor, built
+from the node's parameters (`from_config`), so an output means the same thing
+whichever of them made it. One frame, top to bottom:
+
+  1. infer    preprocess, run the engine, check the model-resolution depth   any thread
+  2. smooth   temporal smoothing at model resolution                        in frame order
+  3. finish   depth at the frame's size, then metric masking (metric model)   any thread
+              or metres from a reference (relative model + metric_reference),
+              colorized view, millimetres, points
+
+`process` runs the three in a row (one frame at a time); the node runs 1 and 3 on
+its workers in parallel and 2 in arrival order (see ros/node.py).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..engines import EngineError, open_engine
+from .estimator import DepthEstimator
+from .image_codec import Frame, ImageFormatError, to_rgb
+from .metric_alignment import ReferenceAligner, decode_depth_image, pointcloud_xyz
+from .model_zoo import guess_depth_type, resolve_recipe
+from .params import ConfigError
+from .pointcloud import depth_to_points, invalid_to_nan, scaled_intrinsics, to_millimetres
+from .postprocess import Colorizer
+from .preprocess import MAX_DYNAMIC_ASPECT, Placement, dynamic_input_limit
+from .temporal import DepthSmoother
+
+OUTPUTS = ('depth', 'colorized', 'depth_mm', 'points')
+# The smallest DA-V2 (ViT-S) has 6 attention heads: the memory bound below is a lower one.
+_VIT_S_HEADS = 6
+
+
+@dataclass
+class ModelDepth:
+    """Step 1's result: the model's own depth map and where the frame went in its input."""
+    depth: np.ndarray         # 2-D float32, model resolution
+    placement: Placement
+    timings: dict = field(default_factory=dict)  # stage -> seconds
+
+
+@dataclass
+class FrameOutputs:
+    depth: np.ndarray               # HxW float32 at the frame's size, NaN where not seen or invalid
+    metres: bool                    # depth in metres; else relative inverse depth (larger = nearer)
+    colorized: np.ndarray | None = None   # HxWx3 bgr8
+    depth_mm: np.ndarray | None = None    # HxW uint16 millimetres, 0 = invalid (REP 118)
+    points: tuple | None = None           # (xyz float32 Nx3, rgb uint8 Nx3 or None), optical frame
+    unaligned: str | None = None    # metric_reference: why this frame stayed relative
+    fit: object = None              # metric_reference: the InverseDepthFit that made the metres
+    points_skipped: str | None = None     # 'no_camera_info' or the reason the camera_info failed
+    timings: dict = field(default_factory=dict)
+
+
+def default_intra_op_threads(workers: int) -> int:
+    """Cores shared out between the workers that run at once: more threads than cores makes
+    each parallel step wait for a preempted thread (measured: 25 % of throughput on 2 cores)."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+class FrameProcessor:
+    """Frames -> FrameOutputs with one model, depth meaning and view (see the module docstring).
+
+    `depth_type`: 'relative' or 'metric'; `max_depth` (metres, 0: none) masks a metric
+    model's depth; `aligner` turns a relative model's depth into metres. `colorizer` and
+    `smoother` are the view settings, replaced at runtime by `set_view`.
+    """
+
+    def __init__(self, estimator: DepthEstimator, depth_type: str = 'relative', max_depth: float = 0.0,
+                 aligner: ReferenceAligner | None = None, colorizer: Colorizer | None = None,
+                 smoother: DepthSmoother | None = None, points_decimation: int = 4, points_rgb: bool = True):
+        self.estimator = estimator
+        self.depth_type = depth_type
+        self.max_depth = max_depth
+        self.aligner = aligner
+        self.colorizer = colorizer or Colorizer()
+        self.smoother = smoother
+        self.points_decimation = points_decimation
+        self.points_rgb = points_rgb
+        self.notes = []  # start-up lines worth logging (from_config)
+
+    @classmethod
+    def from_config(cls, cfg: dict, engine=None) -> 'FrameProcessor':
+        """From validated node parameters (core/params.py); ConfigError says what to set.
+        `engine`: an open engine to use instead of opening cfg['model_path']."""
+        depth_type, max_depth = resolve_depth_type(cfg)
+        try:
+            engine = engine or open_engine(
+                cfg['model_path'], cfg['engine'], providers=cfg['providers'],
+                intra_op_threads=cfg['intra_op_threads'] or default_intra_op_threads(cfg['workers']),
+                bpu_priority=cfg['bpu_priority'], bpu_cores=_bpu_cores(cfg['bpu_cores']))
+            estimator = DepthEstimator.from_recipe(engine, resolve_recipe(cfg['model_path'], cfg), cfg['input_size'])
+        except (EngineError, ValueError) as exc:
+            raise ConfigError(str(exc)) from exc
+        colorizer, smoother = view_settings(cfg)
+        processor = cls(estimator, depth_type, max_depth, make_aligner(cfg), colorizer, smoother,
+                        cfg['points_decimation'], cfg['points_rgb'])
+        if any(spec.spatial_hw is None for spec in engine.inputs):
+            processor.notes.append(dynamic_input_budget(cfg['input_size'], cfg['workers'], _physical_memory()))
+        return processor
+
+    @property
+    def metric(self) -> bool:
+        """Whether frames can come out in metres (a metric model, or one aligned to a reference)."""
+        return self.depth_type == 'metric' or self.aligner is not None
+
+    def meaning(self) -> str:
+        if self.depth_type == 'metric':
+            return 'metric depth in metres'
+        if self.aligner is not None:
+            return f'metres aligned to {self.aligner.source} (relative frames on depth/relative)'
+        return 'relative inverse depth (larger = nearer, not metres)'
+
+    def set_view(self, colorizer: Colorizer, smoother: DepthSmoother | None) -> None:
+        self.colorizer, self.smoother = colorizer, smoother
+
+    # -- the three steps ---------------------------------------------------------------
+    def infer(self, frame: Frame) -> ModelDepth:
+        depth, placement, timings = self.estimator.model_depth(frame)
+        return ModelDepth(depth, placement, timings)
+
+    def smooth(self, model: ModelDepth, restart: bool = False) -> ModelDepth:
+        """Temporal smoothing; call it in frame order. `restart`: this frame does not follow
+        the previous one (stamps went back): the history starts over from it."""
+        smoother = self.smoother
+        if smoother is None:
+            return model
+        if restart:
+            smoother.reset()
+        return replace(model, depth=smoother(model.depth, model.placement))
+
+    def finish(self, frame: Frame, model: ModelDepth, wanted=OUTPUTS, stamp_ns: int = 0, camera=None,
+               allocate=None) -> FrameOutputs:
+        """The outputs in `wanted` (depth always). `camera`: the last usable camera_info (anything
+        with k, width, height), for points and references that need intrinsics. `allocate(h, w,
+        encoding)`: where depth ('32FC1') and colorized ('bgr8') are written (a message buffer)."""
+        allocate = allocate or _allocate
+        depth = self.estimator.restore(model.depth, model.placement, allocate(frame.height, frame.width, '32FC1'))
+        out = FrameOutputs(depth, self.depth_type == 'metric', timings=dict(model.timings))
+        if out.metres and self.max_depth:
+            depth[...] = invalid_to_nan(depth, self.max_depth)
+        elif self.aligner is not None:
+            out.fit, out.unaligned = self.aligner.align(stamp_ns, depth, _intrinsics(camera, depth.shape))
+            out.metres = out.fit is not None
+        if 'colorized' in wanted:
+            out.colorized = self.colorizer(model.depth, model.placement,
+                                           allocate(frame.height, frame.width, 'bgr8'))
+        if out.metres and 'depth_mm' in wanted:
+            out.depth_mm = to_millimetres(depth)
+        if out.metres and 'points' in wanted:
+            out.points, out.points_skipped = self._points(frame, depth, camera)
+        return out
+
+    def process(self, frame: Frame, wanted=OUTPUTS, stamp_ns: int = 0, camera=None) -> FrameOutputs:
+        """All three steps, for callers that hand over one frame at a time in order."""
+        return self.finish(frame, self.smooth(self.infer(frame)), wanted, stamp_ns, camera)
+
+    def add_reference(self, stamp_ns: int, msg) -> None:
+        """A metric_reference message (fields of a sensor_msgs Image for 'depth_image', of a
+        PointCloud2 for 'points'); ImageFormatError if it cannot be used."""
+        if self.aligner.source == 'depth_image':
+            self.aligner.add_depth_image(stamp_ns, decode_depth_image(
+                msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step, msg.data))
+        else:
+            fields = [(f.name, f.offset, f.datatype) for f in msg.fields]
+            self.aligner.add_points(stamp_ns, pointcloud_xyz(fields, msg.point_step, msg.data, msg.is_bigendian))
+
+    def _points(self, frame: Frame, depth: np.ndarray, camera) -> tuple:
+        if camera is None:
+            return None, 'no_camera_info'
+        try:
+            fx, fy, cx, cy = _intrinsics(camera, depth.shape)
+            bgr = to_rgb(frame)[:, :, ::-1] if self.points_rgb else None
+            return depth_to_points(depth, fx, fy, cx, cy, self.points_decimation, bgr), None
+        except (ValueError, ImageFormatError) as exc:
+            return None, str(exc)
+
+
+def check_camera_info(camera) -> None:
+    """ValueError saying why a camera_info cannot give intrinsics."""
+    scaled_intrinsics(camera.k, (camera.width, camera.height), (camera.width, camera.height))
+
+
+def _intrinsics(camera, depth_hw: tuple):
+    if camera is None:
+        return None
+    return scaled_intrinsics(camera.k, (camera.width, camera.height), (depth_hw[1], depth_hw[0]))
+
+
+def _allocate(height: int, width: int, encoding: str) -> np.ndarray:
+    return np.empty((height, width) if encoding == '32FC1' else (height, width, 3),
+                    np.float32 if encoding == '32FC1' else np.uint8)
+
+
+def _bpu_cores(cores) -> list | None:
+    cores = list(cores)
+    return None if cores == [-1] else cores
+
+
+# -- from parameters -----------------------------------------------------------------------
+def attention_bytes(input_size: int) -> int:
+    """Bytes of one attention head's score matrix (float32 tokens x tokens) for the largest
+    input a dynamic model gets: the allocation that grows fastest with input_size."""
+    short, long = dynamic_input_limit(input_size)
+    tokens = (short // 14) * (long // 14)
+    return tokens * tokens * 4
+
+
+def _physical_memory() -> int:
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+
+
+def dynamic_input_budget(input_size: int, workers: int, memory: int) -> str:
+    """A start-up line on the worst-case memory of a dynamic model; ConfigError when even
+    the smallest DA-V2 could not fit `workers` calls into `memory` bytes."""
+    short, long = dynamic_input_limit(input_size)
+    per_call = attention_bytes(input_size) * _VIT_S_HEADS
+    if per_call * workers > memory:
+        # the largest s with tokens = MAX_DYNAMIC_ASPECT (s/14)^2 whose 4-byte scores fit
+        fit = int(14 * (memory / (workers * _VIT_S_HEADS * 4 * MAX_DYNAMIC_ASPECT ** 2)) ** 0.25) // 14 * 14
+        raise ConfigError(f'parameter input_size: {input_size} needs about {per_call / 2**30:.0f} GiB per inference '
+                          f'(worst case {short}x{long}, attention of the smallest DA-V2) x {workers} workers, '
+                          f'more than this machine\'s {memory / 2**30:.0f} GiB; use input_size <= {fit}')
+    return (f'dynamic model: input at most {short}x{long} (wider frames go in by resize_mode); attention '
+            f'needs about {per_call / 2**20:.0f} MiB (ViT-S) to {per_call / _VIT_S_HEADS * 16 / 2**20:.0f} MiB '
+            f'(ViT-L) per call, x {workers} workers')
+
+
+def resolve_depth_type(cfg: dict) -> tuple:
+    """(depth_type, max_depth) of the model; ConfigError for outputs its depth cannot give."""
+    kind, known_max = guess_depth_type(cfg['model_path'])
+    kind = kind if cfg['depth_type'] == 'auto' else cfg['depth_type']
+    aligned = cfg['metric_reference'] != 'none'
+    if kind == 'metric' and aligned:
+        raise ConfigError(f"parameter metric_reference: '{cfg['metric_reference']}' aligns a relative model, "
+                          'but this model gives metres already; set metric_reference: none')
+    if kind != 'metric' and not aligned and (cfg['publish_points'] or cfg['publish_depth_mm']):
+        raise ConfigError('publish_points and publish_depth_mm need metric depth: this model gives '
+                          'relative inverse depth (no unit); use a DA-V2 metric model, set '
+                          'metric_reference to align it to a depth sensor or the floor, or set '
+                          'depth_type: metric if this one is metric')
+    return kind, cfg['max_depth'] or known_max
+
+
+def make_aligner(cfg: dict) -> ReferenceAligner | None:
+    if cfg['metric_reference'] == 'none':
+        return None
+    if len(cfg['reference_transform']) != 7:
+        raise ConfigError(f"parameter reference_transform: {list(cfg['reference_transform'])} needs 7 numbers, "
+                          'x y z qx qy qz qw (from the cloud\'s frame to the camera\'s optical frame)')
+    try:
+        return ReferenceAligner(cfg['metric_reference'], cfg['reference_tolerance'],
+                                [float(v) for v in cfg['reference_transform']], cfg['camera_height'],
+                                cfg['camera_pitch'], cfg['floor_rows'], cfg['alignment_min_support'],
+                                cfg['alignment_smoothing'], cfg['alignment_scene_cut'], cfg['max_depth'])
+    except ValueError as exc:
+        raise ConfigError(f'parameter metric_reference: {exc}') from exc
+
+
+def view_settings(cfg: dict, fallback_range: tuple | None = None) -> tuple:
+    """(Colorizer, DepthSmoother or None) from validated parameters; `fallback_range` stands in
+    for an empty colour range (color_min >= color_max) while a runtime set is under way."""
+    lo, hi = cfg['color_min'], cfg['color_max']
+    colorizer = Colorizer(cfg['colormap'], cfg['color_range'],
+                          fixed_range=(lo, hi) if lo < hi else fallback_range, smoothing=cfg['color_smoothing'])
+    smoother = DepthSmoother(cfg['temporal_smoothing'], cfg['scene_cut']) if cfg['temporal_smoothing'] else None
+    return colorizer, smoother
