@@ -145,3 +145,33 @@ def test_bad_inputs_exit_2(tmp_path, tiny_fixed_model, capsys):
     out.mkdir()
     assert cli.main(['bag', str(src), '--topic', topic, '--out', str(out)] + model) == 2
     assert 'already exists' in capsys.readouterr().err
+
+
+def test_a_metric_bag_gets_the_nodes_metric_outputs(tmp_path, tiny_metric_model, capsys):
+    """A metric model with --publish-depth-mm --publish-points: the bag gets depth/mm and depth/points
+    as the node publishes them (made by the same FrameProcessor), points from the camera_info beside
+    the image topic. Each camera_info is recorded just after its image, so the first frame has none
+    yet: its points are skipped and said so, as the node does."""
+    from depth_anything_ros.core.pointcloud import depth_to_points, scaled_intrinsics, to_millimetres
+    src, out = tmp_path / 'in', tmp_path / 'out'
+    topic, payloads, _ = _write_input(src, False, StoragePlugin.SQLITE3)
+    assert cli.main(['bag', str(src), '--topic', topic, '--out', str(out), '--model', tiny_metric_model,
+                     '--max-depth', '10', '--publish-depth-mm', '--publish-points', '--points-decimation', '8',
+                     '--no-points-rgb']) == 0
+    assert 'skipped 1 x points: no_camera_info' in capsys.readouterr().err
+    topics, messages = _read_output(out)
+    assert topics['/depth/mm'] == 'sensor_msgs/msg/Image' and topics['/depth/points'] == 'sensor_msgs/msg/PointCloud2'
+    assert (len(messages['/depth/mm']), len(messages['/depth/points'])) == (FRAMES, FRAMES - 1)
+    for i in (0, FRAMES - 1):
+        depth_msg = messages['/depth'][i][2]
+        depth = np.frombuffer(depth_msg.data.tobytes(), np.float32).reshape(H, W)
+        assert np.isnan(depth).any() and (depth[np.isfinite(depth)] <= 10).all()  # masked as the node does
+        mm_msg = messages['/depth/mm'][i][2]
+        assert mm_msg.encoding == '16UC1'
+        np.testing.assert_array_equal(np.frombuffer(mm_msg.data.tobytes(), np.uint16).reshape(H, W),
+                                      to_millimetres(depth))
+    cloud = messages['/depth/points'][-1][2]  # the last frame, with the camera_info of the one before
+    k = _camera_info(FRAMES - 2).k
+    xyz, _ = depth_to_points(depth, *scaled_intrinsics(k, (W, H), (W, H)), 8)
+    assert cloud.width == len(xyz) > 0 and cloud.point_step == 12
+    np.testing.assert_array_equal(np.frombuffer(cloud.data.tobytes(), np.float32).reshape(-1, 3), xyz)

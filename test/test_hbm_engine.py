@@ -425,9 +425,11 @@ def test_nv12_at_model_size_equals_rgb_path(hbm, tmp_path, small_model, image):
 def test_board_model_runs_with_the_d_robotics_recipe(hbm, tmp_path, tiny_fixed_model, image, capsys):
     """A model file named depth_any.hbm gets the sample's recipe from models.yaml, and the tools
     say so: per-pixel normalized input (|x| <= sqrt(2)), nearest resize, pixel-centre output."""
-    from depth_anything_ros.tool_support.files import open_estimator
+    from argparse import Namespace
+
+    from depth_anything_ros.tool_support.options import processor_from_args
     path = sim.write_sim_model(tmp_path / 'depth_any.hbm', tiny_fixed_model, 'float_rgb')
-    estimator = open_estimator(path)
+    estimator = processor_from_args(Namespace(model_path=path)).estimator
     assert estimator.recipe.name == 'd_robotics_sample'
     assert "depth_any.hbm: recipe 'd_robotics_sample'" in capsys.readouterr().out
     feeds, _ = estimator.preprocess(bgr_frame(image))
@@ -435,5 +437,5 @@ def test_board_model_runs_with_the_d_robotics_recipe(hbm, tmp_path, tiny_fixed_m
     assert np.abs(x).max() <= np.sqrt(2) + 1e-5 and x.std() > 0.5
     result = estimator.estimate(bgr_frame(image))
     assert result.depth.shape == image.shape[:2] and np.isfinite(result.depth).all()
-    overridden = open_estimator(path, normalization='imagenet')
+    overridden = processor_from_args(Namespace(model_path=path, normalization='imagenet')).estimator
     assert overridden.recipe.normalization == 'imagenet' and overridden.recipe.interpolation == 'nearest'

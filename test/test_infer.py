@@ -92,6 +92,28 @@ def test_encode_png16_edge_cases():
     assert not png.any() and meta['max'] is None and meta['scale'] == 1.0
 
 
+def test_a_metric_model_writes_what_the_node_publishes(tmp_path, tiny_metric_model):
+    """A metric model: the npy is metres masked beyond max_depth (NaN), as the node's `depth`;
+    the PNG is millimetres, as its depth/mm; the sidecar says metres (it used to say relative
+    and keep depths beyond max_depth)."""
+    rel = IMAGES[0]
+    frame = read_frame(data_file(rel))
+    raw = DepthEstimator(open_engine(tiny_metric_model)).estimate(frame).depth
+    max_depth = float(np.median(raw))  # half the pixels beyond it
+    assert cli.main(['infer', '--model', tiny_metric_model, '--max-depth', str(max_depth), '--out', str(tmp_path),
+                     data_file(rel)]) == 0
+    name = os.path.splitext(os.path.basename(rel))[0]
+    depth = np.load(tmp_path / f'{name}_depth.npy')
+    beyond = raw > max_depth
+    assert 0.3 < beyond.mean() < 0.7
+    assert np.isnan(depth[beyond]).all() and np.array_equal(depth[~beyond], raw[~beyond])
+    meta = json.loads((tmp_path / f'{name}_depth.json').read_text())
+    assert meta['kind'] == 'metres' and meta['scale'] == 0.001
+    png = cv2.imread(str(tmp_path / f'{name}_depth.png'), cv2.IMREAD_UNCHANGED)
+    assert not png[beyond].any()
+    assert np.abs(png[~beyond] * 0.001 - depth[~beyond]).max() <= 0.0005 + 1e-6
+
+
 def test_video_side_by_side(video_run, estimator, sequence_video):
     assert os.path.isfile(video_run / 'redwood_sequence_side_by_side.mp4')
     source = cv2.VideoCapture(sequence_video)

@@ -140,20 +140,26 @@ class FrameProcessor:
         with k, width, height), for points and references that need intrinsics. `allocate(h, w,
         encoding)`: where depth ('32FC1') and colorized ('bgr8') are written (a message buffer)."""
         allocate = allocate or _allocate
-        depth = self.estimator.restore(model.depth, model.placement, allocate(frame.height, frame.width, '32FC1'))
+        clock = self.estimator.clock
+        depth = allocate(frame.height, frame.width, '32FC1')
+        color = allocate(frame.height, frame.width, 'bgr8') if 'colorized' in wanted else None
+        t0 = clock()
+        self.estimator.restore(model.depth, model.placement, depth)
         out = FrameOutputs(depth, self.depth_type == 'metric', timings=dict(model.timings))
         if out.metres and self.max_depth:
             depth[...] = invalid_to_nan(depth, self.max_depth)
         elif self.aligner is not None:
             out.fit, out.unaligned = self.aligner.align(stamp_ns, depth, _intrinsics(camera, depth.shape))
             out.metres = out.fit is not None
-        if 'colorized' in wanted:
-            out.colorized = self.colorizer(model.depth, model.placement,
-                                           allocate(frame.height, frame.width, 'bgr8'))
+        t1 = clock()
+        if color is not None:
+            out.colorized = self.colorizer(model.depth, model.placement, color)
+        t2 = clock()
         if out.metres and 'depth_mm' in wanted:
             out.depth_mm = to_millimetres(depth)
         if out.metres and 'points' in wanted:
             out.points, out.points_skipped = self._points(frame, depth, camera)
+        out.timings.update(postprocess=t1 - t0, colorize=t2 - t1, metric_outputs=clock() - t2)
         return out
 
     def process(self, frame: Frame, wanted=OUTPUTS, stamp_ns: int = 0, camera=None) -> FrameOutputs:

@@ -99,10 +99,12 @@ PARAMS = (
 PARAM_NAMES = tuple(p.name for p in PARAMS)
 
 
-def validate(values: dict, at_start_up: bool = True) -> dict:
+def validate(values: dict, at_start_up: bool = True, setting=None) -> dict:
     """Check every value against its Param; raise ConfigError naming what to fix. At runtime an
     empty colour range may be a step of a set that changes both bounds (the node keeps the last
-    range until the set is whole): only start-up refuses it."""
+    range until the set is whole): only start-up refuses it. `setting(name=value)` writes how the
+    user sets a value in the hints (default: the node's launch or ros-args form)."""
+    setting = setting or ros_setting
     for p in PARAMS:
         value = values[p.name]
         if p.choices and value not in p.choices:
@@ -124,7 +126,7 @@ def validate(values: dict, at_start_up: bool = True) -> dict:
     return values
 
 
-def setting(**values) -> str:
+def ros_setting(**values) -> str:
     """How the user sets parameters: launch arguments when launched (depth.launch.py sets
     DEPTH_ANYTHING_ROS_LAUNCH), else ros2 run's form."""
     if os.environ.get('DEPTH_ANYTHING_ROS_LAUNCH'):

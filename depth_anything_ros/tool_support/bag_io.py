@@ -1,10 +1,12 @@
 """Depth for every image of a rosbag2 topic, written to a new rosbag2, without ROS.
 
 Reads and writes with the `rosbags` library (sqlite3 or mcap; rosbag2_py is not
-installable without a ROS install). The output holds real sensor_msgs/msg/Image
-messages: depth (32FC1) and its colorized view (bgr8), each with the input
-message's header and bag timestamp, plus every sensor_msgs/msg/CameraInfo
-topic copied byte for byte.
+installable without a ROS install). The output holds what the node would have
+published, made by the same FrameProcessor: depth (32FC1) and its colorized view
+(bgr8); with metres also depth/mm and depth/points when asked for, and, aligned to
+a reference, depth/relative for frames that could not be. Each message has the
+input's header and bag timestamp; every sensor_msgs/msg/CameraInfo topic is copied
+byte for byte, and the one beside the image topic gives points their intrinsics.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ..core.image_codec import ImageFormatError, decode_compressed, decode_image
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED = 'sensor_msgs/msg/CompressedImage'
 CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
+POINTCLOUD2 = 'sensor_msgs/msg/PointCloud2'
 STORAGES = ('sqlite3', 'mcap')
 DISTROS = ('humble', 'jazzy')
 BAG_VERSION = 8  # rosbags writes 8 or 9; 8 is what Jazzy's rosbag2 writes by default
@@ -34,6 +37,7 @@ class BagSummary:
     images: int = 0
     camera_info: int = 0
     skipped: dict = field(default_factory=dict)   # reason -> count of undecodable images
+    outputs_skipped: dict = field(default_factory=dict)   # 'points: reason' / 'aligned: reason' -> count
     input_type: str = ''
     topics: dict = field(default_factory=dict)    # output topic -> message type
 
@@ -55,16 +59,44 @@ def frame_from_message(msg, msgtype: str):
     return decode_compressed(msg.format, msg.data)
 
 
-def image_message(store, header, pixels: np.ndarray, encoding: str):
-    """A sensor_msgs/msg/Image of the output typestore with `header` (copied field by field)."""
+def header_of(store, header):
+    """`header` (of the input typestore) as a std_msgs/msg/Header of the output typestore."""
     types = store.types
     stamp = types['builtin_interfaces/msg/Time'](sec=header.stamp.sec, nanosec=header.stamp.nanosec)
+    return types['std_msgs/msg/Header'](stamp=stamp, frame_id=header.frame_id)
+
+
+def image_message(store, header, pixels: np.ndarray, encoding: str):
+    """A sensor_msgs/msg/Image of the output typestore with `header`."""
     fields = image_fields(pixels, encoding)
-    return types[IMAGE](
-        header=types['std_msgs/msg/Header'](stamp=stamp, frame_id=header.frame_id),
-        height=fields['height'], width=fields['width'], encoding=encoding,
-        is_bigendian=fields['is_bigendian'], step=fields['step'],
-        data=np.frombuffer(fields['data'], np.uint8))
+    return store.types[IMAGE](
+        header=header_of(store, header), height=fields['height'], width=fields['width'], encoding=encoding,
+        is_bigendian=fields['is_bigendian'], step=fields['step'], data=np.frombuffer(fields['data'], np.uint8))
+
+
+def points_message(store, header, xyz: np.ndarray, colors):
+    """A sensor_msgs/msg/PointCloud2 of the output typestore, laid out as the node's depth/points."""
+    from ..core.pointcloud import pointcloud2_fields
+    types = store.types
+    fields = pointcloud2_fields(xyz, colors)
+    point_fields = [types['sensor_msgs/msg/PointField'](name=n, offset=o, datatype=t, count=c)
+                    for n, o, t, c in fields['fields']]
+    return types[POINTCLOUD2](
+        header=header_of(store, header), height=fields['height'], width=fields['width'], fields=point_fields,
+        is_bigendian=fields['is_bigendian'], point_step=fields['point_step'], row_step=fields['row_step'],
+        data=np.frombuffer(fields['data'], np.uint8), is_dense=fields['is_dense'])
+
+
+def output_topics(processor, depth_topic: str, wanted) -> dict:
+    """Output topic -> message type: the node's topics for this processor and `wanted` outputs."""
+    topics = {depth_topic: IMAGE, f'{depth_topic}/colorized': IMAGE}
+    if processor.aligner is not None:
+        topics[f'{depth_topic}/relative'] = IMAGE
+    if processor.metric and 'depth_mm' in wanted:
+        topics[f'{depth_topic}/mm'] = IMAGE
+    if processor.metric and 'points' in wanted:
+        topics[f'{depth_topic}/points'] = POINTCLOUD2
+    return topics
 
 
 def image_topics(bag: str) -> dict:
@@ -76,8 +108,9 @@ def image_topics(bag: str) -> dict:
         reader.close()
 
 
-def process_bag(bag: str, out: str, topic: str, estimator, colorizer, storage: str = 'sqlite3',
-                distro: str = 'humble', depth_topic: str = '/depth', progress=None) -> BagSummary:
+def process_bag(bag: str, out: str, topic: str, processor, storage: str = 'sqlite3', distro: str = 'humble',
+                depth_topic: str = '/depth', wanted=('depth', 'colorized'), reference_topic: str | None = None,
+                progress=None) -> BagSummary:
     """Write `out` with depth for every message of `topic` in `bag`; see the module docstring."""
     if storage not in STORAGES:
         raise BagError(f"storage '{storage}' is not one of {list(STORAGES)}")
@@ -87,7 +120,8 @@ def process_bag(bag: str, out: str, topic: str, estimator, colorizer, storage: s
     store = typestore(distro)
     reader = open_reader(bag, store)
     try:
-        return _convert(reader, bag, out, topic, estimator, colorizer, storage, store, depth_topic, progress)
+        return _convert(reader, bag, out, topic, processor, storage, store, depth_topic, wanted, reference_topic,
+                        progress)
     finally:
         reader.close()
 
@@ -105,20 +139,15 @@ def open_reader(bag: str, store=None):
     return reader
 
 
-def _convert(reader, bag, out, topic, estimator, colorizer, storage, store, depth_topic, progress):
+def _convert(reader, bag, out, topic, processor, storage, store, depth_topic, wanted, reference_topic, progress):
     from rosbags.rosbag2 import StoragePlugin, Writer
     summary = BagSummary()
-    sources = [c for c in reader.connections if c.topic == topic]
-    if not sources:
-        found = {c.topic: c.msgtype for c in reader.connections if c.msgtype in (IMAGE, COMPRESSED)}
-        listed = ', '.join(f'{t} ({m})' for t, m in sorted(found.items())) or 'none'
-        raise BagError(f"topic '{topic}' is not in '{bag}'; its image topics: {listed}")
-    wrong = sorted({c.msgtype for c in sources} - {IMAGE, COMPRESSED})
-    if wrong:
-        raise BagError(f"topic '{topic}' carries {wrong[0]}, not {IMAGE} or {COMPRESSED}")
+    sources = _sources(reader, bag, topic)
     infos = [c for c in reader.connections if c.msgtype == CAMERA_INFO]
+    camera_topic = camera_info_topic(topic, {c.topic for c in infos})
+    references = _reference_connections(reader, bag, processor, reference_topic)
     summary.input_type = sources[0].msgtype
-    total = sum(c.msgcount for c in sources + infos)
+    total = sum(c.msgcount for c in sources + infos + references)
 
     writer = Writer(out, version=BAG_VERSION,
                     storage_plugin=StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3)
@@ -127,33 +156,34 @@ def _convert(reader, bag, out, topic, estimator, colorizer, storage, store, dept
     except Exception as exc:  # rosbags' WriterError, or the directory
         raise BagError(f"cannot create bag '{out}': {exc}") from exc
     try:
-        depth_conn = writer.add_connection(depth_topic, IMAGE, typestore=store)
-        color_conn = writer.add_connection(f'{depth_topic}/colorized', IMAGE, typestore=store)
+        topics = output_topics(processor, depth_topic, wanted)
+        conns = {t: writer.add_connection(t, m, typestore=store) for t, m in topics.items()}
         # One output connection per input topic (a topic recorded twice is still one topic).
-        info_out = {}
         for conn in infos:
-            if conn.topic not in info_out:
-                info_out[conn.topic] = writer.add_connection(conn.topic, CAMERA_INFO, typestore=store)
-        summary.topics = {depth_topic: IMAGE, f'{depth_topic}/colorized': IMAGE,
-                          **{t: CAMERA_INFO for t in info_out}}
-        messages = reader.messages(connections=sources + infos)
+            if conn.topic not in conns:
+                conns[conn.topic] = writer.add_connection(conn.topic, CAMERA_INFO, typestore=store)
+        summary.topics = {**topics, **{c.topic: CAMERA_INFO for c in infos}}
+        camera = None
+        messages = reader.messages(connections=sources + infos + references)
         for conn, timestamp, raw in (progress(messages, total) if progress else messages):
             if conn.msgtype == CAMERA_INFO:
-                writer.write(info_out[conn.topic], timestamp, raw)  # same CDR: copied as is
+                writer.write(conns[conn.topic], timestamp, raw)  # same CDR: copied as is
                 summary.camera_info += 1
+                if conn.topic == camera_topic:
+                    camera = reader.deserialize(raw, conn.msgtype)
                 continue
             msg = reader.deserialize(raw, conn.msgtype)
+            if conn in references:
+                _add_reference(processor, msg, summary)
+                continue
             try:
                 frame = frame_from_message(msg, conn.msgtype)
             except ImageFormatError as exc:  # one bad frame should not lose the whole bag
-                summary.skipped[str(exc)] = summary.skipped.get(str(exc), 0) + 1
+                _count(summary.skipped, str(exc))
                 continue
-            result = estimator.estimate(frame)
-            colorized = colorizer(result.model_depth, result.placement)
-            for out_conn, pixels, encoding in ((depth_conn, result.depth, '32FC1'),
-                                               (color_conn, colorized, 'bgr8')):
-                image = image_message(store, msg.header, pixels, encoding)
-                writer.write(out_conn, timestamp, store.serialize_cdr(image, IMAGE))
+            result = processor.process(frame, wanted, _stamp_ns(msg.header), camera)
+            for name, serialized in _outputs(store, msg.header, result, depth_topic, processor, summary):
+                writer.write(conns[name], timestamp, serialized)
             summary.images += 1
         writer.close()
     except BaseException:
@@ -162,6 +192,71 @@ def _convert(reader, bag, out, topic, estimator, colorizer, storage, store, dept
         shutil.rmtree(out, ignore_errors=True)  # no half-written bag left behind
         raise
     return summary
+
+
+def _outputs(store, header, result, depth_topic, processor, summary):
+    """(topic, serialized message) of one frame's outputs, as the node would publish them."""
+    if result.unaligned:
+        _count(summary.outputs_skipped, f'metres: {result.unaligned}')
+    if result.points_skipped:
+        _count(summary.outputs_skipped, f'points: {result.points_skipped}')
+    aligned_or_not = '' if result.metres or processor.aligner is None else '/relative'
+    yield depth_topic + aligned_or_not, store.serialize_cdr(image_message(store, header, result.depth, '32FC1'), IMAGE)
+    yield f'{depth_topic}/colorized', store.serialize_cdr(image_message(store, header, result.colorized, 'bgr8'),
+                                                          IMAGE)
+    if result.depth_mm is not None:
+        yield f'{depth_topic}/mm', store.serialize_cdr(image_message(store, header, result.depth_mm, '16UC1'), IMAGE)
+    if result.points is not None:
+        yield f'{depth_topic}/points', store.serialize_cdr(points_message(store, header, *result.points), POINTCLOUD2)
+
+
+def _sources(reader, bag, topic):
+    sources = [c for c in reader.connections if c.topic == topic]
+    if not sources:
+        found = {c.topic: c.msgtype for c in reader.connections if c.msgtype in (IMAGE, COMPRESSED)}
+        listed = ', '.join(f'{t} ({m})' for t, m in sorted(found.items())) or 'none'
+        raise BagError(f"topic '{topic}' is not in '{bag}'; its image topics: {listed}")
+    wrong = sorted({c.msgtype for c in sources} - {IMAGE, COMPRESSED})
+    if wrong:
+        raise BagError(f"topic '{topic}' carries {wrong[0]}, not {IMAGE} or {COMPRESSED}")
+    return sources
+
+
+def camera_info_topic(image_topic: str, info_topics: set) -> str | None:
+    """The CameraInfo topic of `image_topic`: camera_info in its namespace (image_transport's
+    rule, also for .../image_raw/compressed), else the bag's only one."""
+    namespace = image_topic.rsplit('/', 2 if image_topic.endswith('/compressed') else 1)[0]
+    beside = f'{namespace}/camera_info'
+    if beside in info_topics:
+        return beside
+    return next(iter(info_topics)) if len(info_topics) == 1 else None
+
+
+def _reference_connections(reader, bag, processor, reference_topic):
+    aligner = processor.aligner
+    if aligner is None or aligner.source == 'ground_plane':
+        return []
+    wanted = IMAGE if aligner.source == 'depth_image' else POINTCLOUD2
+    conns = [c for c in reader.connections if c.topic == reference_topic]
+    if not conns or any(c.msgtype != wanted for c in conns):
+        raise BagError(f"metric_reference '{aligner.source}' needs --reference-topic, a {wanted} topic of "
+                       f"'{bag}'; got {reference_topic!r}")
+    return conns
+
+
+def _add_reference(processor, msg, summary):
+    try:
+        processor.add_reference(_stamp_ns(msg.header), msg)
+    except ImageFormatError as exc:
+        _count(summary.outputs_skipped, f'reference: {exc}')
+
+
+def _count(counts: dict, key: str):
+    counts[key] = counts.get(key, 0) + 1
+
+
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 def _bag_path(bag: str):

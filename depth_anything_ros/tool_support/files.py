@@ -1,4 +1,4 @@
-"""Files in, estimators out: what the offline tools (compare, infer, eval, ...) share.
+"""Image and video files in, output folders out: what the offline tools (compare, infer, eval, ...) share.
 
 Errors are `errors.CliError` (one line, exit code 2): these helpers exist for the
 command-line tools; the node never calls them.
@@ -49,22 +49,6 @@ def read_frame(path: str):
     return Frame('bgr8', bgr, bgr.shape[0], bgr.shape[1])
 
 
-def open_estimator(model: str, engine: str = 'auto', input_size: int = 518, **overrides):
-    """The node's DepthEstimator on `model` with its recipe (models.yaml) and any `overrides`
-    that are not 'auto', printed; a model that cannot be loaded is a CliError."""
-    from .errors import CliError
-    from ..engines import EngineError, open_engine
-    from ..core.model_zoo import resolve_recipe
-    from ..core.estimator import DepthEstimator
-    try:
-        estimator = DepthEstimator.from_recipe(open_engine(model, engine), resolve_recipe(model, overrides),
-                                               input_size)
-    except (EngineError, ValueError) as exc:
-        raise CliError(str(exc)) from exc
-    print(f'{os.path.basename(model)}: {estimator.recipe.describe()}')
-    return estimator
-
-
 def prepare_out_dir(path: str, option: str = '--out') -> str:
     """Create `path` if needed and prove it is writable before any work is done."""
     import tempfile
@@ -88,36 +72,3 @@ def progress(iterable, total=None, desc=None, unit='it'):
         return iterable
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=None,
                 dynamic_ncols=True)
-
-
-def add_model_arguments(parser) -> None:
-    """--model, --engine, --input-size and the recipe options: the node's parameters."""
-    from ..engines import ENGINE_CHOICES
-    parser.add_argument('--model', required=True, help='model file (.onnx or .hbm)')
-    parser.add_argument('--engine', default='auto', choices=ENGINE_CHOICES,
-                        help='default auto: by file extension')
-    parser.add_argument('--input-size', type=int, default=518,
-                        help='dynamic-shape models: shorter side, a multiple of 14 (default 518)')
-    add_recipe_arguments(parser)
-
-
-def add_recipe_arguments(parser, suffix: str = '', what: str = '') -> None:
-    """--resize-mode, --interpolation, --normalization, --channel-order, --upsampling (each
-    with `suffix`, e.g. '-a'): default auto, the model's recipe in models/models.yaml."""
-    from ..core.preprocess import CHANNEL_ORDERS, INTERPOLATIONS, NORMALIZATIONS, RESIZE_MODES, UPSAMPLINGS
-    for option, choices in (('resize-mode', RESIZE_MODES), ('interpolation', INTERPOLATIONS),
-                            ('normalization', NORMALIZATIONS), ('channel-order', CHANNEL_ORDERS),
-                            ('upsampling', UPSAMPLINGS)):
-        parser.add_argument(f'--{option}{suffix}', default='auto', choices=('auto',) + choices,
-                            help=f"{what}default auto: the model's recipe (models/models.yaml)")
-
-
-def recipe_overrides(args, suffix: str = '') -> dict:
-    """The recipe options of add_recipe_arguments as resolve_recipe's overrides."""
-    from ..core.model_zoo import RECIPE_FIELDS
-    return {name: getattr(args, name + suffix.replace('-', '_')) for name in RECIPE_FIELDS}
-
-
-def estimator_from_args(args):
-    """open_estimator with the options add_model_arguments defined."""
-    return open_estimator(args.model, args.engine, args.input_size, **recipe_overrides(args))

@@ -7,28 +7,27 @@ import time
 
 import numpy as np
 
+from ..engines import Engine
+
 HELP = ('benchmark: CPU time per stage at a camera resolution, engine throughput by threads '
         '(the hrt_model_exec perf table), and end-to-end graph frames/s against the bare engine')
 
 
 def add_arguments(parser):
-    from ..tool_support.files import add_recipe_arguments
-    parser.add_argument('--model', required=True, help='.onnx or .hbm model')
-    parser.add_argument('--engine', default='auto')
+    from ..tool_support.options import ENGINE, RECIPE, add_param_options
+    add_param_options(parser, ENGINE + RECIPE + ('workers',))
     parser.add_argument('--what', default='stages,threads', help='comma list of stages, threads, graph, load')
     parser.add_argument('--size', default='1920x1080', help='camera WxH for the stage timings')
     parser.add_argument('--encoding', default='bgr8', help='camera encoding for the stage timings')
     parser.add_argument('--frames', type=int, default=20, help='frames per measurement')
     parser.add_argument('--threads', default='1,2,4,8', help='thread counts for the perf table')
-    parser.add_argument('--workers', type=int, default=2, help='node workers for the graph run')
-    parser.add_argument('--seconds', type=float, default=30.0, help='graph run length')
-    add_recipe_arguments(parser)
-    parser.add_argument('--intra-op-threads', type=int, default=0,
-                        help="ONNX Runtime threads per call; 0: the node's default (CPU cores / workers)")
+    parser.add_argument('--seconds', type=float, default=30.0, help='graph and load run length')
     parser.add_argument('--camera-rate', type=float, default=10.0,
                         help='graph run: camera frames/s (keep it above what the model does)')
     parser.add_argument('--load', default='1280x720@30', help='load run: camera WxH@frames/s')
     parser.add_argument('--load-workers', default='1,2,4', help='load run: worker counts')
+    parser.add_argument('--domain', type=int, help='ROS_DOMAIN_ID of the graph and load runs (default: a '
+                                                   'random one in 120-200, away from a robot\'s)')
 
 
 def _sample_frame(size: str, encoding: str):
@@ -43,36 +42,44 @@ def _sample_frame(size: str, encoding: str):
                                         fields['is_bigendian'], fields['step'], fields['data'])
 
 
-def stage_times(estimator, size: str, encoding: str, frames: int, clock=time.perf_counter) -> dict:
-    """Median milliseconds of each CPU stage on one camera frame (inference excluded).
+class ReplayEngine(Engine):
+    """The engine's inputs and outputs, answering every call with one recorded output:
+    the processing around inference, timed without it."""
+    name = 'replay'
+
+    def __init__(self, engine, output):
+        self.path, self.inputs, self.outputs, self.output = engine.path, engine.inputs, engine.outputs, output
+
+    def run(self, feeds):
+        return self.output
+
+
+def stage_times(processor, size: str, encoding: str, frames: int, clock=time.perf_counter) -> dict:
+    """Median milliseconds of each CPU stage of the node's FrameProcessor on one camera frame,
+    inference excluded (`processor` runs a ReplayEngine).
 
     clock=time.perf_counter gives wall time; time.process_time the CPU time of all
     threads (OpenCV spreads some stages over cores, so it can exceed wall time)."""
     from ..core.image_codec import image_buffer
-    from ..core.postprocess import Colorizer, model_depth_2d
     _, decode = _sample_frame(size, encoding)
-    colorizer = Colorizer()
-    frame = decode()
-    feeds, placement = estimator.preprocess(frame)
-    output = estimator.engine.run(feeds)
+    processor.estimator.clock = clock
     samples = {k: [] for k in ('decode', 'preprocess', 'postprocess', 'colorize', 'message fill')}
     for _ in range(frames):
-        # As the node does it: depth and colorized go straight into message buffers.
+        fill = []
+
+        def allocate(height, width, encoding):  # as the node does it: straight into message buffers
+            t = clock()
+            buffer = image_buffer(height, width, encoding)[1]
+            fill.append(clock() - t)
+            return buffer
         t0 = clock()
         frame = decode()  # validation and zero-copy views; colour conversion is preprocessing
-        t1 = clock()
-        estimator.preprocess(frame)
-        t2 = clock()
-        _, depth_buffer = image_buffer(frame.height, frame.width, '32FC1')
-        _, color_buffer = image_buffer(frame.height, frame.width, 'bgr8')
-        t3 = clock()
-        model_depth = model_depth_2d(output)
-        estimator.restore(model_depth, placement, depth_buffer)
-        t4 = clock()
-        colorizer(model_depth, placement, color_buffer)
-        t5 = clock()
-        for key, dt in zip(samples, (t1 - t0, t2 - t1, t4 - t3, t5 - t4, t3 - t2)):
+        decoded = clock() - t0
+        out = processor.finish(frame, processor.infer(frame), ('depth', 'colorized'), allocate=allocate)
+        for key, dt in (('decode', decoded), ('message fill', sum(fill)),
+                        *((k, out.timings[k]) for k in ('preprocess', 'postprocess', 'colorize'))):
             samples[key].append(dt * 1e3)
+    processor.estimator.clock = time.perf_counter
     return {k: float(np.median(v)) for k, v in samples.items()}
 
 
@@ -103,31 +110,16 @@ def engine_throughput(engine, feeds: dict, threads: int, frames: int) -> dict:
             'latency_ms': float(np.mean(latencies)) * 1e3, 'fps': frames / total}
 
 
-def graph_fps(model: str, workers: int, seconds: float, overrides: dict, intra_op_threads: int,
-              camera_rate: float) -> float:
-    """Depth frames/s arriving at a sink, camera publishing faster than the model runs."""
-    import re
-
-    from ..ros.process_graph import RosGraph
-    with RosGraph() as graph:
-        recipe = [arg for k, v in overrides.items() for arg in ('-p', f'{k}:={v}')]
-        graph.start('node', graph.node_command('-p', f'model_path:={model}', '-p', f'workers:={workers}',
-                                               '-p', f'intra_op_threads:={intra_op_threads}', *recipe))
-        graph.start('camera', graph.cli_command('camera', '--rate', str(camera_rate), '--size', '640x480'))
-        sink = graph.start('sink', graph.cli_command('sink', '--seconds', str(seconds)))
-        sink.wait(timeout=seconds + 120)
-        graph.stop()
-        done = re.findall(r'done: (\d+) depth frames at ([\d.]+)', graph.text('sink'))
-    return float(done[-1][1]) if done else 0.0
-
-
-def fast_variant(recipe):
-    """The recipe with the faster approximate options (what the package did before it
+def fast_options(cfg: dict) -> dict:
+    """The parameters with the faster approximate options (what the package did before it
     followed the official numerics): 8-bit cubic resize, OpenCV pixel-centre upsampling."""
-    import dataclasses
-    return dataclasses.replace(recipe, name=f'{recipe.name}, fast options',
-                               interpolation='cubic_uint8' if recipe.interpolation == 'cubic' else recipe.interpolation,
-                               upsampling='pixel_centres')
+    return {**cfg, 'interpolation': 'cubic_uint8', 'upsampling': 'pixel_centres'}
+
+
+def node_arguments(cfg: dict) -> list:
+    """`-p name:=value` for every parameter that is not at its default."""
+    from ..core.params import PARAMS
+    return [arg for p in PARAMS if cfg[p.name] != p.default for arg in ('-p', f'{p.name}:={cfg[p.name]}')]
 
 
 class _LoadClient:
@@ -144,11 +136,10 @@ class _LoadClient:
         from sensor_msgs.msg import Image
 
         from ..ros.process_graph import ros_env
-        env = ros_env(domain)
-        for key in ('ROS_DOMAIN_ID', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
-            os.environ[key] = env[key]
+        # Large images need the graph's Fast DDS profile here too (read when DDS starts).
+        os.environ.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', ros_env(domain)['FASTRTPS_DEFAULT_PROFILES_FILE'])
         self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node('bench_load', context=self.context)
         self.image_type = Image
         self.pub = self.node.create_publisher(Image, 'image', qos_profile_sensor_data)
@@ -192,17 +183,16 @@ class _LoadClient:
         rclpy.try_shutdown(context=self.context)
 
 
-def load_run(model: str, workers: int, seconds: float, size: str, rate: float) -> dict:
-    """The node under a camera publishing `size` bgr8 frames at `rate`/s for `seconds`:
-    published frames/s, latency p50/p95 (ms, publish to depth arrival), drops by reason."""
+def load_run(cfg: dict, seconds: float, size: str, rate: float, domain: int | None = None) -> dict:
+    """The node with parameters `cfg` under a camera publishing `size` bgr8 frames at `rate`/s for
+    `seconds`: published frames/s, latency p50/p95 (ms, publish to depth arrival), drops by reason."""
     import random
 
     from ..ros.process_graph import RosGraph
     fields, _ = _sample_frame(size, 'bgr8')
-    domain = random.randint(120, 200)
+    domain = random.randint(120, 200) if domain is None else domain
     with RosGraph(domain) as graph:
-        graph.start('node', graph.node_command('-p', f'model_path:={model}', '-p', f'workers:={workers}',
-                                               '-p', 'diagnostics_period:=0.5'))
+        graph.start('node', graph.node_command(*node_arguments({**cfg, 'diagnostics_period': 0.5})))
         client = _LoadClient(domain)
         try:
             deadline = time.monotonic() + 120
@@ -225,41 +215,23 @@ def load_run(model: str, workers: int, seconds: float, size: str, rate: float) -
             client.close()
     p50, p95 = np.percentile(latencies, (50, 95)) if latencies else (float('nan'),) * 2
     drops = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) - before.get(k, 0)}
-    return {'workers': workers, 'offered_fps': sent / seconds, 'published_fps': len(latencies) / seconds,
+    return {'workers': cfg['workers'], 'offered_fps': sent / seconds, 'published_fps': len(latencies) / seconds,
             'p50_ms': float(p50), 'p95_ms': float(p95), 'drops': drops}
 
 
 def run(args) -> int:
-    from ..engines import open_engine
-    from ..tool_support.files import recipe_overrides
-    from ..core.model_zoo import resolve_recipe
-    from ..ros.node import default_intra_op_threads
-    from ..core.estimator import DepthEstimator
+    from ..core.frame_processor import default_intra_op_threads
+    from ..tool_support.options import config_from_args, processor_from_config
     what = set(args.what.split(','))
-    threads = args.intra_op_threads or default_intra_op_threads(args.workers)
-    engine = open_engine(args.model, args.engine, intra_op_threads=threads)
-    overrides = {k: v for k, v in recipe_overrides(args).items() if v != 'auto'}
-    recipe = resolve_recipe(args.model, overrides)
-    estimator = DepthEstimator.from_recipe(engine, recipe)
-    print(f'model: {engine.describe()}\n{recipe.describe()}')
-    if 'stages' in what:
-        wall = stage_times(estimator, args.size, args.encoding, args.frames)
-        cpu = stage_times(estimator, args.size, args.encoding, args.frames, time.process_time)
-        print(f'\nper {args.size} {args.encoding} frame, inference excluded (median of {args.frames}, ms):')
-        print(f'  {"stage":<13} {"wall":>8} {"CPU":>8}')
-        for stage in wall:
-            print(f'  {stage:<13} {wall[stage]:8.2f} {cpu[stage]:8.2f}')
-        print(f'  {"sum":<13} {sum(wall.values()):8.2f} {sum(cpu.values()):8.2f}')
-        fast = fast_variant(recipe)
-        if fast.settings != recipe.settings:
-            # Same run, same frame: what the exact numerics cost against the fast options.
-            fast_wall = stage_times(DepthEstimator.from_recipe(engine, fast), args.size, args.encoding, args.frames)
-            print(f'\npre/postprocessing wall ms, {recipe.name} vs {fast.name} '
-                  f'(interpolation {fast.interpolation}, upsampling {fast.upsampling}):')
-            for stage in ('preprocess', 'postprocess'):
-                print(f'  {stage:<13} {wall[stage]:8.2f} {fast_wall[stage]:8.2f}')
+    cfg = config_from_args(args)
+    threads = cfg['intra_op_threads'] or default_intra_op_threads(cfg['workers'])
+    processor = processor_from_config(cfg)
+    engine = processor.estimator.engine
+    print(f'model: {engine.describe()}')
     frame = _sample_frame('640x480', 'bgr8')[1]()
-    feeds, _ = estimator.preprocess(frame)
+    feeds, _ = processor.estimator.preprocess(frame)
+    if 'stages' in what:
+        _print_stages(cfg, processor, args)
     if 'threads' in what:
         print('\nengine throughput (as hrt_model_exec perf):')
         print(f'  {"threads":>7} {"frames":>7} {"total ms":>10} {"avg latency ms":>15} {"FPS":>7}')
@@ -268,20 +240,46 @@ def run(args) -> int:
             print(f'  {r["threads"]:>7} {r["frames"]:>7} {r["total_ms"]:>10.1f} {r["latency_ms"]:>15.1f} '
                   f'{r["fps"]:>7.2f}')
     if 'graph' in what:
-        bare = engine_throughput(engine, feeds, args.workers, args.frames)['fps']
+        bare = engine_throughput(engine, feeds, cfg['workers'], args.frames)['fps']
         engine.close()
-        end_to_end = graph_fps(args.model, args.workers, args.seconds, overrides, threads,
-                               args.camera_rate)
+        end_to_end = load_run(cfg, args.seconds, '640x480', args.camera_rate, args.domain)['published_fps']
         print(f'\ngraph: {end_to_end:.2f} frames/s end to end vs bare engine {bare:.2f} frames/s '
-              f'({args.workers} workers x {threads} threads, camera {args.camera_rate:g}/s): '
+              f"({cfg['workers']} workers x {threads} threads, camera {args.camera_rate:g}/s): "
               f'ratio {end_to_end / bare:.3f}')
     if 'load' in what:
-        size, rate = args.load.split('@')
-        print(f'\nload: camera {size} bgr8 at {rate}/s for {args.seconds:g} s per worker count:')
-        print(f'  {"workers":>7} {"offered/s":>9} {"published/s":>11} {"p50 ms":>8} {"p95 ms":>8}  drops by reason')
-        for workers in (int(w) for w in args.load_workers.split(',')):
-            r = load_run(args.model, workers, args.seconds, size, float(rate))
-            drops = ', '.join(f'{k} {v}' for k, v in sorted(r['drops'].items())) or 'none'
-            print(f'  {workers:>7} {r["offered_fps"]:>9.1f} {r["published_fps"]:>11.2f} {r["p50_ms"]:>8.0f} '
-                  f'{r["p95_ms"]:>8.0f}  {drops}', flush=True)
+        _print_load(cfg, args)
     return 0
+
+
+def _print_stages(cfg, processor, args):
+    from ..tool_support.options import processor_from_config
+    engine = processor.estimator.engine
+    feeds, _ = processor.estimator.preprocess(_sample_frame(args.size, args.encoding)[1]())
+    replay = ReplayEngine(engine, engine.run(feeds))
+    processor = processor_from_config(cfg, engine=replay)
+    wall = stage_times(processor, args.size, args.encoding, args.frames)
+    cpu = stage_times(processor, args.size, args.encoding, args.frames, time.process_time)
+    print(f'\nper {args.size} {args.encoding} frame, inference excluded (median of {args.frames}, ms):')
+    print(f'  {"stage":<13} {"wall":>8} {"CPU":>8}')
+    for stage in wall:
+        print(f'  {stage:<13} {wall[stage]:8.2f} {cpu[stage]:8.2f}')
+    print(f'  {"sum":<13} {sum(wall.values()):8.2f} {sum(cpu.values()):8.2f}')
+    fast = processor_from_config(fast_options(cfg), engine=replay)
+    if fast.estimator.recipe.settings != processor.estimator.recipe.settings:
+        # Same run, same frame: what the exact numerics cost against the fast options.
+        fast_wall = stage_times(fast, args.size, args.encoding, args.frames)
+        print(f'\npre/postprocessing wall ms, {processor.estimator.recipe.name} vs fast options '
+              f'(interpolation {fast.estimator.recipe.interpolation}, upsampling {fast.estimator.recipe.upsampling}):')
+        for stage in ('preprocess', 'postprocess'):
+            print(f'  {stage:<13} {wall[stage]:8.2f} {fast_wall[stage]:8.2f}')
+
+
+def _print_load(cfg, args):
+    size, rate = args.load.split('@')
+    print(f'\nload: camera {size} bgr8 at {rate}/s for {args.seconds:g} s per worker count:')
+    print(f'  {"workers":>7} {"offered/s":>9} {"published/s":>11} {"p50 ms":>8} {"p95 ms":>8}  drops by reason')
+    for workers in (int(w) for w in args.load_workers.split(',')):
+        r = load_run({**cfg, 'workers': workers}, args.seconds, size, float(rate), args.domain)
+        drops = ', '.join(f'{k} {v}' for k, v in sorted(r['drops'].items())) or 'none'
+        print(f'  {workers:>7} {r["offered_fps"]:>9.1f} {r["published_fps"]:>11.2f} {r["p50_ms"]:>8.0f} '
+              f'{r["p95_ms"]:>8.0f}  {drops}', flush=True)

@@ -32,7 +32,7 @@ class Template:
 
 
 def add_arguments(parser):
-    from ..tool_support.files import add_recipe_arguments
+    from ..tool_support.options import RECIPE, add_param_options
     parser.add_argument('--for', dest='template', default='featuremap', metavar='TEMPLATE',
                         help="the hb_compile template the samples are for: 'featuremap', 'nv12' (the "
                              'templates in models/s100/) or a path to your own template .yaml '
@@ -45,7 +45,7 @@ def add_arguments(parser):
                              "'official' (default: what the node uses for a model it does not know) or "
                              "'d_robotics_sample' (depth_any.hbm's); the options below override single "
                              'fields. NV12 templates normalize with their own mean_value/scale_value')
-    add_recipe_arguments(parser, what='override the recipe; ')
+    add_param_options(parser, RECIPE[1:], what='overrides the recipe: ')
     parser.add_argument('--max-samples', type=int, default=100,
                         help='at most this many samples, picked evenly from the images in order '
                              '(default 100; the toolchain documentation recommends 20-100)')
@@ -176,12 +176,11 @@ def chosen_recipe(args):
     import dataclasses
 
     from ..tool_support.errors import CliError
-    from ..tool_support.files import recipe_overrides
-    from ..core.model_zoo import load_recipes
+    from ..core.model_zoo import RECIPE_FIELDS, load_recipes
     recipes = load_recipes()
     if args.recipe not in recipes:
         raise CliError(f"--recipe '{args.recipe}' is not one of {sorted(recipes)} (models/models.yaml)")
-    changes = {k: v for k, v in recipe_overrides(args).items() if v != 'auto'}
+    changes = {k: getattr(args, k) for k in RECIPE_FIELDS if getattr(args, k) != 'auto'}
     return dataclasses.replace(recipes[args.recipe], **changes)
 
 

@@ -9,9 +9,9 @@ HELP = ('evaluate a model against ground-truth depth with the standard monocular
 
 
 def add_arguments(parser):
-    from ..core.evaluation import CROPS, DEPTH_TYPES, FORMATS
-    from ..tool_support.files import add_model_arguments
-    add_model_arguments(parser)
+    from ..core.evaluation import CROPS, FORMATS
+    from ..tool_support.options import ENGINE, RECIPE, add_param_options
+    add_param_options(parser, ENGINE + RECIPE + ('depth_type',))
     parser.add_argument('--index', metavar='CSV',
                         help='index CSV with columns dataset,rgb,depth,decode (decode: mm, tum5000, '
                              'sun_bitshift_mm, kitti256); paths relative to the CSV\'s folder')
@@ -23,15 +23,13 @@ def add_arguments(parser):
     parser.add_argument('--rgb', nargs='+', metavar='IMAGE', help='RGB images')
     parser.add_argument('--depth', nargs='+', metavar='PNG',
                         help='their ground-truth depth PNGs, in the same order')
-    parser.add_argument('--depth-type', default='relative', choices=DEPTH_TYPES,
-                        help='relative: the output is inverse depth up to scale and shift (DA-V2 '
-                             'relative models), aligned per image; metric: metres, used as is')
     parser.add_argument('--crop', default='auto', choices=('auto',) + CROPS,
                         help='pixels that count: auto follows the dataset (KITTI: kitti_garg, NYU: '
                              'nyu_eigen = rows 45:471, cols 41:601 of 480x640, others: none)')
     parser.add_argument('--min-depth', type=float, default=1e-3, help='metres (default 1e-3)')
-    parser.add_argument('--max-depth', type=float, default=None,
-                        help='metres; default follows the dataset (KITTI 80, NYU and others 10)')
+    parser.add_argument('--max-depth', type=float, default=None, dest='eval_max_depth',
+                        help='metres; default follows the dataset (KITTI 80, NYU and others 10). Relative '
+                             'output is aligned to the ground truth per image; metric output is used as is')
     parser.add_argument('--align-from-sparse', type=float, metavar='FRACTION',
                         help='relative models: also align each image to this random fraction of its valid '
                              'ground truth (e.g. 0.01 or 0.001, what a sparse depth sensor gives the node) '
@@ -76,20 +74,24 @@ def _samples(args) -> list:
 def run(args) -> int:
     from ..tool_support.errors import CliError
     from ..core.evaluation import EvaluationError, evaluate, load_depth, protocol
-    from ..tool_support.files import estimator_from_args, progress, read_frame
+    from ..core.frame_processor import resolve_depth_type
     from ..core.metrics import DEPTH_METRICS
-    if not 0 < args.min_depth < (float('inf') if args.max_depth is None else args.max_depth):
-        raise CliError(f'need 0 < --min-depth < --max-depth, got {args.min_depth} and {args.max_depth}')
-    if args.align_from_sparse is not None and not (0 < args.align_from_sparse <= 1
-                                                   and args.depth_type == 'relative'):
+    from ..tool_support.files import progress, read_frame
+    from ..tool_support.options import config_from_args, processor_from_config
+    cap = args.eval_max_depth
+    if not 0 < args.min_depth < (float('inf') if cap is None else cap):
+        raise CliError(f'need 0 < --min-depth < --max-depth, got {args.min_depth} and {cap}')
+    cfg = config_from_args(args)
+    depth_type = resolve_depth_type(cfg)[0]
+    if args.align_from_sparse is not None and not (0 < args.align_from_sparse <= 1 and depth_type == 'relative'):
         raise CliError(f'--align-from-sparse {args.align_from_sparse}: needs a fraction in (0, 1] '
-                       'and --depth-type relative')
+                       f'and a relative model ({depth_type} here)')
     named = _samples(args)
     # Each dataset its own cap and crop unless the options say otherwise.
     settings_of = {}
     for _, s in named:
         max_depth, crop = protocol(s.dataset, s.decode)
-        settings_of[s.dataset] = (max_depth if args.max_depth is None else args.max_depth,
+        settings_of[s.dataset] = (max_depth if cap is None else cap,
                                   crop if args.crop == 'auto' else args.crop)
     for dataset, (max_depth, crop) in settings_of.items():
         if not args.min_depth < max_depth:
@@ -99,15 +101,15 @@ def run(args) -> int:
         folder = os.path.dirname(os.path.abspath(args.json))
         if not os.path.isdir(folder):
             raise CliError(f"--json '{args.json}': folder '{folder}' does not exist")
-    estimator = estimator_from_args(args)
-    print(f'model: {estimator.engine.describe()} ({args.depth_type})')
+    processor = processor_from_config(cfg)
+    print(f'model: {processor.estimator.engine.describe()}; {processor.meaning()}')
     rows = []
     for name, sample in progress(named, desc='eval', unit='img'):
         try:
             gt = load_depth(sample.depth, sample.decode)
-            pred = estimator.estimate(read_frame(sample.rgb)).depth
+            pred = processor.process(read_frame(sample.rgb), ('depth',)).depth
             max_depth, crop = settings_of[sample.dataset]
-            result = evaluate(pred, gt, args.depth_type, args.min_depth, max_depth, crop, args.align_from_sparse)
+            result = evaluate(pred, gt, depth_type, args.min_depth, max_depth, crop, args.align_from_sparse)
         except EvaluationError as exc:
             raise CliError(str(exc)) from exc
         rows.append({'name': name, 'dataset': sample.dataset, 'rgb': sample.rgb,
@@ -129,11 +131,13 @@ def run(args) -> int:
         mean['sparse'], by_dataset = sparse_mean, {d: {**v, 'sparse': sparse_by_dataset[d]}
                                                    for d, v in by_dataset.items()}
     if args.json:
-        settings = {k: getattr(args, k) for k in ('model', 'engine', 'input_size', 'depth_type',
-                                                  'min_depth', 'max_depth', 'crop', 'align_from_sparse')}
-        settings['recipe'] = {'name': estimator.recipe.name, **estimator.recipe.settings}
+        settings = {'model': cfg['model_path'], 'engine': cfg['engine'], 'input_size': cfg['input_size'],
+                    'depth_type': depth_type, 'min_depth': args.min_depth, 'max_depth': cap, 'crop': args.crop,
+                    'align_from_sparse': args.align_from_sparse}
+        recipe = processor.estimator.recipe
+        settings['recipe'] = {'name': recipe.name, **recipe.settings}
         settings['alignment'] = ('least-squares scale and shift in disparity, per image'
-                                 if args.depth_type == 'relative' else 'none')
+                                 if depth_type == 'relative' else 'none')
         _write_json(args.json, {'settings': settings, 'metrics': list(DEPTH_METRICS), 'images': rows,
                                 'mean': mean, 'mean_by_dataset': by_dataset})
     skipped = sum(1 for r in rows if r['valid_px'] < 2)

@@ -1,12 +1,13 @@
-"""infer: depth for image files, folders and videos, offline, with exactly the node's pipeline.
+"""infer: depth for image files, folders and videos, offline, with the node's FrameProcessor.
 
 For an image NAME.ext it writes to --out:
   NAME_depth.npy        float32 HxW at the image's size, what the node publishes on `depth`
-                        (relative inverse depth, larger = nearer, NaN where the model saw nothing)
-  NAME_depth.png        uint16, value = round(depth / scale): the frame's largest finite depth is
-                        65535; 0 = NaN (not seen) or <= 0. Recover depth = value * scale.
-  NAME_depth.json       {"scale", "min", "max", "kind": "relative inverse depth", ...}: scale per
-                        frame, so PNGs of different frames are not comparable without it
+                        (relative inverse depth, larger = nearer, or metres for a metric model;
+                        NaN where the model saw nothing or beyond max_depth)
+  NAME_depth.png        uint16, depth = value * scale. Relative: the frame's largest finite depth is
+                        65535 (scale per frame). Metres: millimetres, as the node's depth/mm
+                        (scale 0.001). 0 = not seen / invalid.
+  NAME_depth.json       {"scale", "min", "max", "kind": "relative inverse depth" or "metres", ...}
   NAME_colorized.png    bgr8, what the node publishes on `depth/colorized`
 For a video NAME.ext: NAME_side_by_side.mp4 (input | colorized, MPEG-4 Part 2 'mp4v', the input's
 fps) and, with --save-npy, NAME_000000_depth.npy, ... per frame.
@@ -18,40 +19,42 @@ import os
 HELP = ('depth for images, folders of images and videos with the node\'s pipeline: per image '
         'NAME_depth.npy (float32), NAME_depth.png (uint16, depth = value * scale from '
         'NAME_depth.json) and NAME_colorized.png; per video a side-by-side NAME_side_by_side.mp4')
-DEPTH_KIND = 'relative inverse depth'
+DEPTH_KINDS = {False: 'relative inverse depth', True: 'metres'}
 PNG_MAX = 65535
 
 
 def add_arguments(parser):
-    from ..tool_support.files import add_model_arguments
-    from ..core.postprocess import COLORMAPS, RANGE_MODES
-    add_model_arguments(parser)
-    parser.add_argument('--colormap', default='inferno', choices=sorted(COLORMAPS))
-    parser.add_argument('--color-range', default='percentile', choices=RANGE_MODES,
-                        help='per-frame colour range (default percentile: 2-98 %%)')
+    from ..tool_support.options import COLOR, MODEL, SMOOTHING, add_param_options
+    add_param_options(parser, MODEL + COLOR + SMOOTHING)
     parser.add_argument('--out', required=True, metavar='DIR', help='output directory (created if missing)')
     parser.add_argument('--save-npy', action='store_true',
                         help='videos: also write each frame\'s float32 depth as NAME_NNNNNN_depth.npy')
     parser.add_argument('--max-frames', type=int, metavar='N', help='videos: stop after N frames')
     parser.add_argument('inputs', nargs='+', metavar='INPUT',
                         help='image files, directories (their images, sorted) or video files')
-    parser.epilog = ('NAME_depth.png holds round(depth / scale) with scale = the frame\'s largest finite '
-                     'depth / 65535 (in NAME_depth.json); 0 means not seen. Depth is relative inverse '
-                     'depth (larger = nearer), not metres.')
+    parser.epilog = ('NAME_depth.png holds round(depth / scale), scale in NAME_depth.json: relative inverse '
+                     'depth (larger = nearer, not metres) with the frame\'s largest value at 65535, or, from a '
+                     'metric model, millimetres; 0 means not seen. Temporal smoothing applies to videos.')
 
 
-def encode_png16(depth):
-    """float depth -> (uint16 image, sidecar dict): the largest finite value becomes 65535."""
+def encode_png16(depth, metres: bool = False):
+    """float depth -> (uint16 image, sidecar dict). Relative: the largest finite value becomes
+    65535; metres: millimetres (REP 118, as depth/mm)."""
     import numpy as np
+
+    from ..core.pointcloud import to_millimetres
     finite = depth[np.isfinite(depth)]
     lo = float(finite.min()) if finite.size else None
     hi = float(finite.max()) if finite.size else None
-    # An all-zero/negative/NaN frame has no scale to speak of; 1.0 keeps value * scale = 0 true.
-    scale = hi / PNG_MAX if hi is not None and hi > 0 else 1.0
-    with np.errstate(invalid='ignore'):
-        scaled = np.nan_to_num(depth.astype(np.float64) / scale, nan=0.0)
-    png = np.rint(np.clip(scaled, 0, PNG_MAX)).astype(np.uint16)
-    sidecar = {'scale': scale, 'min': lo, 'max': hi, 'kind': DEPTH_KIND,
+    if metres:
+        png, scale = to_millimetres(depth), 0.001
+    else:
+        # An all-zero/negative/NaN frame has no scale to speak of; 1.0 keeps value * scale = 0 true.
+        scale = hi / PNG_MAX if hi is not None and hi > 0 else 1.0
+        with np.errstate(invalid='ignore'):
+            scaled = np.nan_to_num(depth.astype(np.float64) / scale, nan=0.0)
+        png = np.rint(np.clip(scaled, 0, PNG_MAX)).astype(np.uint16)
+    sidecar = {'scale': scale, 'min': lo, 'max': hi, 'kind': DEPTH_KINDS[metres],
                'decode': 'depth = png_value * scale; 0 = not seen (NaN) or <= 0',
                'height': int(depth.shape[0]), 'width': int(depth.shape[1])}
     return png, sidecar
@@ -63,20 +66,19 @@ def output_name(path: str) -> str:
 
 def run(args) -> int:
     from ..tool_support.errors import CliError
-    from ..tool_support.files import estimator_from_args, expand_inputs, prepare_out_dir
-    from ..core.postprocess import Colorizer
+    from ..tool_support.files import expand_inputs, prepare_out_dir
+    from ..tool_support.options import processor_from_args
     if args.max_frames is not None and args.max_frames <= 0:
         raise CliError(f'--max-frames {args.max_frames}: must be positive')
     images, videos = expand_inputs(args.inputs)
     _check_unique_names(images + videos)
     prepare_out_dir(args.out)
-    estimator = estimator_from_args(args)
-    colorizer = Colorizer(args.colormap, args.color_range)
-    print(f'model: {estimator.engine.describe()}')
+    processor = processor_from_args(args)
+    print(f'model: {processor.estimator.engine.describe()}; {processor.meaning()}')
     try:
         if images:
-            _infer_images(images, estimator, colorizer, args.out)
-        frames = sum(_infer_video(path, estimator, colorizer, args) for path in videos)
+            _infer_images(images, processor, args.out)
+        frames = sum(_infer_video(path, processor, args) for path in videos)
     except OSError as exc:  # e.g. the disk filled up; --out was writable at the start
         raise CliError(f"cannot write to '{args.out}': {exc}") from exc
     done = [f'{len(images)} image(s)'] + ([f'{len(videos)} video(s), {frames} frames'] if videos else [])
@@ -101,7 +103,7 @@ def _write(path: str, ok: bool) -> None:
         raise CliError(f"cannot write '{path}'")
 
 
-def _infer_images(images, estimator, colorizer, out) -> None:
+def _infer_images(images, processor, out) -> None:
     import json
 
     import cv2
@@ -109,19 +111,20 @@ def _infer_images(images, estimator, colorizer, out) -> None:
 
     from ..tool_support.files import progress, read_frame
     for path in progress(images, desc='images', unit='img'):
-        result = estimator.estimate(read_frame(path))
+        frame = read_frame(path)
+        # Images are unrelated to each other: no temporal smoothing across them.
+        result = processor.finish(frame, processor.smooth(processor.infer(frame), restart=True))
         base = os.path.join(out, output_name(path))
         np.save(f'{base}_depth.npy', result.depth)
-        png, sidecar = encode_png16(result.depth)
+        png, sidecar = encode_png16(result.depth, result.metres)
         sidecar['source'] = os.path.basename(path)
         _write(f'{base}_depth.png', cv2.imwrite(f'{base}_depth.png', png))
         with open(f'{base}_depth.json', 'w') as f:
             json.dump(sidecar, f, indent=1)
-        colorized = colorizer(result.model_depth, result.placement)
-        _write(f'{base}_colorized.png', cv2.imwrite(f'{base}_colorized.png', colorized))
+        _write(f'{base}_colorized.png', cv2.imwrite(f'{base}_colorized.png', result.colorized))
 
 
-def _infer_video(path, estimator, colorizer, args) -> int:
+def _infer_video(path, processor, args) -> int:
     """Side-by-side MP4 (and per-frame npy); returns the number of frames written."""
     import cv2
     import numpy as np
@@ -142,14 +145,13 @@ def _infer_video(path, estimator, colorizer, args) -> int:
     try:
         for bgr in progress(_frames(capture, args.max_frames), total=total if total > 0 else None,
                             desc=name, unit='frame'):
-            result = estimator.estimate(Frame('bgr8', bgr, bgr.shape[0], bgr.shape[1]))
-            colorized = colorizer(result.model_depth, result.placement)
+            result = processor.process(Frame('bgr8', bgr, bgr.shape[0], bgr.shape[1]))
             if writer is None:
                 size = (bgr.shape[1] * 2, bgr.shape[0])
                 writer = cv2.VideoWriter(video_path, cv2.VideoWriter_fourcc(*'mp4v'), fps, size)
                 if not writer.isOpened():
                     raise CliError(f"cannot write '{video_path}' ({size[0]}x{size[1]} mp4v)")
-            writer.write(np.hstack([bgr, colorized]))
+            writer.write(np.hstack([bgr, result.colorized]))
             if args.save_npy:
                 np.save(os.path.join(args.out, f'{name}_{count:06d}_depth.npy'), result.depth)
             count += 1

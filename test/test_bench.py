@@ -1,0 +1,42 @@
+"""`depth-anything-ros bench`: it runs the node's FrameProcessor and a real node, and prints numbers.
+
+Speed is printed, never asserted: these tests check that every table is there, that its
+numbers are measurements (positive, finite), and that the graph run got frames from a real node.
+"""
+import re
+
+import pytest
+
+from conftest import domain_for
+
+from depth_anything_ros import cli
+
+pytestmark = pytest.mark.slow
+
+
+def _numbers(line: str) -> list:
+    return [float(v) for v in re.findall(r'\d+\.\d+', line)]
+
+
+def test_stage_and_thread_tables(tiny_fixed_model, capsys):
+    assert cli.main(['bench', '--model', tiny_fixed_model, '--what', 'stages,threads', '--frames', '2',
+                     '--threads', '1,2', '--size', '320x240']) == 0
+    out = capsys.readouterr().out
+    stages = {line.split()[0]: _numbers(line) for line in out.splitlines()
+              if re.match(r'\s+(decode|preprocess|postprocess|colorize|sum)\s', line)}
+    assert set(stages) == {'decode', 'preprocess', 'postprocess', 'colorize', 'sum'}
+    assert all(len(v) == 2 and all(x >= 0 for x in v) for v in stages.values())
+    assert stages['preprocess'][0] > 0 and stages['postprocess'][0] > 0
+    # the official recipe against the fast options, measured in the same run
+    assert 'vs fast options' in out
+    rows = [line.split() for line in out.splitlines() if re.match(r'\s+[12]\s+2\s', line)]
+    assert [r[0] for r in rows] == ['1', '2'] and all(float(r[-1]) > 0 for r in rows)
+
+
+@pytest.mark.graph
+def test_graph_run_measures_a_real_node(tiny_fixed_model, capsys):
+    assert cli.main(['bench', '--model', tiny_fixed_model, '--what', 'graph', '--frames', '2',
+                     '--seconds', '4', '--camera-rate', '15', '--domain', str(domain_for(15))]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith('graph:'))
+    end_to_end, bare, ratio = _numbers(line)[0], _numbers(line)[1], _numbers(line)[-1]
+    assert end_to_end > 0 and bare > 0 and ratio == pytest.approx(end_to_end / bare, abs=2e-3)
