@@ -114,8 +114,8 @@ def validate(values: dict, at_start_up: bool = True) -> dict:
                           f"color_min < color_max ({setting(color_min='0.0', color_max='1.0')})")
     path = values['model_path']
     if not path:
-        raise ConfigError(f'parameter model_path is empty: set it to a model file ({model_file_text()}), '
-                          f"e.g. {setting(model_path='/path/to/model.onnx')}; "
+        raise ConfigError(f'parameter model_path is empty: set it to a model file, {model_file_text()}: '
+                          f"{setting(model_path='/path/to/model.onnx')}; "
                           '`depth-anything-ros make-test-model --out test.onnx` builds a test model')
     if os.path.isdir(path):
         raise ConfigError(f"parameter model_path: '{path}' is a directory; set it to the model file in it "

@@ -104,8 +104,8 @@ def open_engine(path: str, engine: str = 'auto', **options) -> Engine:
     if unknown:
         raise EngineError(f'unknown engine option(s) {unknown}: the options are {list(ENGINE_OPTIONS)}')
     if not os.path.isfile(path):
-        raise EngineError(f"model file '{path}' does not exist: set model_path to a model file "
-                          f"({model_file_text()}); `depth-anything-ros make-test-model` builds a test model")
+        raise EngineError(f"model file '{path}' does not exist: set model_path to a model file, {model_file_text()}; "
+                          f"`depth-anything-ros make-test-model` builds a test model")
     name = engine_for_path(path) if engine == 'auto' else engine
     if name not in ENGINES:
         raise EngineError(f"engine '{engine}' is not one of {list(ENGINE_CHOICES)}")
