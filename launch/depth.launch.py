@@ -17,13 +17,15 @@ from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from depth_anything_ros.engines import ENGINE_CHOICES, model_file_text
+
 PACKAGE = 'depth_anything_ros'
 SHARE = get_package_share_directory(PACKAGE)
 LAUNCHED_ENV = 'DEPTH_ANYTHING_ROS_LAUNCH'  # tells the node to phrase its fixes as launch arguments
 PROFILE_ENVS = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')  # Humble/Jazzy, Kilted
 ARGUMENTS = {
-    'model_path': ('', 'model file: .hbm on the RDK S100, .onnx elsewhere (default: the params file\'s)'),
-    'engine': ('', 'auto, hbm, onnxruntime, openvino (default: the params file\'s, else auto)'),
+    'model_path': ('', f'model file: {model_file_text()}; .hbm on the RDK S100 (default: the params file\'s)'),
+    'engine': ('', f'{", ".join(ENGINE_CHOICES)} (default: the params file\'s, else auto)'),
     'params_file': (os.path.join(SHARE, 'config', 'depth.yaml'), 'node parameters file'),
     'input_transport': ('', 'raw, compressed or hbmem (default: the params file\'s, else raw)'),
     'image_topic': ('', 'topic the node reads images from, whatever input_transport '

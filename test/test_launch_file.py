@@ -227,3 +227,11 @@ def test_the_depth_node_exit_ends_the_launch_with_its_error(launched):
         on_exit(types.SimpleNamespace(returncode=1), running)
     assert type(on_exit(types.SimpleNamespace(returncode=0), running)[0]).__name__ == 'Shutdown'
     assert type(on_exit(types.SimpleNamespace(returncode=-15), stopping)[0]).__name__ == 'Shutdown'
+
+
+def test_engine_arguments_describe_every_registered_engine(launched):
+    from depth_anything_ros.engines import ENGINE_CHOICES, ENGINES
+    *_, module = launched
+    model_path, engine = module.ARGUMENTS['model_path'][1], module.ARGUMENTS['engine'][1]
+    assert all(ext in model_path for kind in ENGINES.values() for ext in kind.extensions), model_path
+    assert all(name in engine for name in ENGINE_CHOICES), engine

@@ -9,7 +9,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from ..engines import ENGINE_CHOICES
+from ..engines import ENGINE_CHOICES, model_file_text
 from .metric_alignment import REFERENCE_SOURCES
 from .postprocess import COLORMAPS, RANGE_MODES
 from .preprocess import CHANNEL_ORDERS, INTERPOLATIONS, NORMALIZATIONS, RESIZE_MODES, UPSAMPLINGS
@@ -30,7 +30,7 @@ class Param:
 
 
 PARAMS = (
-    Param('model_path', '', 'model file (.onnx or .hbm); required'),
+    Param('model_path', '', f'model file: {model_file_text()}; required'),
     Param('input_transport', 'raw', "input: raw Image on 'image', CompressedImage on 'image/compressed', "
           "or TROS zero-copy hbm_img_msgs/HbmMsg1080P on '/hbmem_img'", ('raw', 'compressed', 'hbmem')),
     Param('hbmem_frame_id', 'camera_optical_frame', "frame_id for 'hbmem' input, whose messages carry none"),
@@ -96,7 +96,6 @@ PARAMS = (
     Param('color_smoothing', 0.9, "color_range 'smoothed': weight of the past range per frame", min=0.0, max=0.99),
     Param('diagnostics_period', 1.0, 'seconds between /diagnostics messages', min=0.1, max=60.0),
 )
-PARAM_NAMES = tuple(p.name for p in PARAMS)
 
 
 def validate(values: dict, at_start_up: bool = True, setting=None) -> dict:
@@ -117,8 +116,8 @@ def validate(values: dict, at_start_up: bool = True, setting=None) -> dict:
                           f"color_min < color_max ({setting(color_min='0.0', color_max='1.0')})")
     path = values['model_path']
     if not path:
-        raise ConfigError('parameter model_path is empty: set it to a .onnx or .hbm model '
-                          f"({setting(model_path='/path/to/model.onnx')}); "
+        raise ConfigError(f'parameter model_path is empty: set it to a model file, {model_file_text()}: '
+                          f"{setting(model_path='/path/to/model.onnx')}; "
                           '`depth-anything-ros make-test-model --out test.onnx` builds a test model')
     if os.path.isdir(path):
         raise ConfigError(f"parameter model_path: '{path}' is a directory; set it to the model file in it "

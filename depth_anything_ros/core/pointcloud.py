@@ -13,10 +13,7 @@ import array
 
 import numpy as np
 
-# sensor_msgs/PointField datatype constants
-INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = range(1, 9)
-
-MAX_MILLIMETRES_DEPTH = 65.535    # the largest depth a 16UC1 image in millimetres can hold
+FLOAT32 = 7   # sensor_msgs/PointField datatype
 
 
 def scaled_intrinsics(k, info_wh: tuple, depth_wh: tuple) -> tuple:

@@ -12,12 +12,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+
+
+@dataclass(frozen=True)
+class EngineKind:
+    """Where an engine lives, the model files `auto` gives it, the constructor options it takes."""
+    module: str
+    class_name: str
+    extensions: tuple
+    options: tuple
+
+
 ENGINES = {
-    'onnxruntime': ('.onnxruntime_engine', 'OnnxRuntimeEngine', ('.onnx',)),
-    'hbm': ('.hbm_engine', 'HbmEngine', ('.hbm', '.bin')),
-    'openvino': ('.openvino_engine', 'OpenVinoEngine', ('.xml',)),
+    'onnxruntime': EngineKind('.onnxruntime_engine', 'OnnxRuntimeEngine', ('.onnx',),
+                              ('providers', 'intra_op_threads')),
+    'hbm': EngineKind('.hbm_engine', 'HbmEngine', ('.hbm', '.bin'), ('bpu_priority', 'bpu_cores')),
+    'openvino': EngineKind('.openvino_engine', 'OpenVinoEngine', ('.xml',), ('intra_op_threads',)),
 }
 ENGINE_CHOICES = ('auto',) + tuple(ENGINES)
+ENGINE_OPTIONS = tuple(sorted({name for kind in ENGINES.values() for name in kind.options}))
 
 
 class EngineError(RuntimeError):
@@ -47,8 +60,9 @@ def guess_layout(shape: tuple) -> str:
 
 
 class Engine:
-    """Base class: subclasses set `inputs`/`outputs` and implement `run`."""
+    """Base class: subclasses set `path`, `inputs`/`outputs` and implement `run`."""
     name = 'engine'
+    path: str
     inputs: list
     outputs: list
 
@@ -65,28 +79,36 @@ class Engine:
     def describe(self) -> str:
         ins = ', '.join(f'{t.name}{list(t.shape)} {np.dtype(t.dtype).name}' for t in self.inputs)
         outs = ', '.join(f'{t.name}{list(t.shape)}' for t in self.outputs)
-        return f"{self.name} '{getattr(self, 'path', '?')}': in {ins} -> out {outs}"
+        return f"{self.name} '{self.path}': in {ins} -> out {outs}"
+
+
+def model_file_text() -> str:
+    """The model files `auto` knows, for help texts and errors: '.onnx (onnxruntime), .hbm/.bin (hbm), ...'."""
+    return ', '.join(f"{'/'.join(kind.extensions)} ({name})" for name, kind in ENGINES.items())
 
 
 def engine_for_path(path: str) -> str:
     ext = os.path.splitext(path)[1].lower()
-    for kind, (_, _, exts) in ENGINES.items():
-        if ext in exts:
-            return kind
-    raise EngineError(f"cannot tell the engine from '{path}': use a .onnx or .hbm file, "
+    for name, kind in ENGINES.items():
+        if ext in kind.extensions:
+            return name
+    raise EngineError(f"cannot tell the engine from '{path}': use a model file {model_file_text()}, "
                       f"or set engine to one of {list(ENGINES)}")
 
 
 def open_engine(path: str, engine: str = 'auto', **options) -> Engine:
-    """Load `path` with the named engine ('auto': by file extension)."""
+    """Load `path` with the named engine ('auto': by file extension). `options` may hold every
+    engine's options (the node passes all of its own): each engine gets only those it takes, and a
+    name no engine takes (a typo) is an error rather than silently ignored."""
+    unknown = sorted(set(options) - set(ENGINE_OPTIONS))
+    if unknown:
+        raise EngineError(f'unknown engine option(s) {unknown}: the options are {list(ENGINE_OPTIONS)}')
     if not os.path.isfile(path):
-        raise EngineError(f"model file '{path}' does not exist: set model_path to a .onnx or "
-                          f".hbm file (`depth-anything-ros make-test-model` builds a test model)")
-    kind = engine_for_path(path) if engine == 'auto' else engine
-    if kind not in ENGINES:
+        raise EngineError(f"model file '{path}' does not exist: set model_path to a model file, {model_file_text()}; "
+                          f"`depth-anything-ros make-test-model` builds a test model")
+    name = engine_for_path(path) if engine == 'auto' else engine
+    if name not in ENGINES:
         raise EngineError(f"engine '{engine}' is not one of {list(ENGINE_CHOICES)}")
-    module_name, class_name, _ = ENGINES[kind]
-    module = importlib.import_module(module_name, __name__)
-    engine = getattr(module, class_name)(path, **options)
-    engine.path = path
-    return engine
+    kind = ENGINES[name]
+    cls = getattr(importlib.import_module(kind.module, __name__), kind.class_name)
+    return cls(path, **{k: v for k, v in options.items() if k in kind.options})

@@ -25,7 +25,8 @@ _DTYPES = {'U8': np.uint8, 'S8': np.int8, 'F16': np.float16, 'S16': np.int16, 'U
 class HbmEngine(Engine):
     name = 'hbm'
 
-    def __init__(self, path: str, bpu_priority: int | None = None, bpu_cores=None, **_ignored):
+    def __init__(self, path: str, bpu_priority: int | None = None, bpu_cores=None):
+        self.path = path
         try:
             import hbm_runtime
         except (ImportError, RuntimeError, OSError) as exc:

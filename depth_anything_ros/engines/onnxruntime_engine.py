@@ -16,7 +16,8 @@ _ORT_DTYPES = {'tensor(float)': np.float32, 'tensor(float16)': np.float16,
 class OnnxRuntimeEngine(Engine):
     name = 'onnxruntime'
 
-    def __init__(self, path: str, providers=('cpu',), intra_op_threads: int = 0, **_ignored):
+    def __init__(self, path: str, providers=('cpu',), intra_op_threads: int = 0):
+        self.path = path
         try:
             import onnxruntime as ort
         except ImportError as exc:

@@ -12,23 +12,23 @@ from . import Engine, EngineError, TensorSpec, guess_layout
 class OpenVinoEngine(Engine):
     name = 'openvino'
 
-    def __init__(self, path: str, intra_op_threads: int = 0, device: str = 'CPU', precision: str = 'f32',
-                 **_ignored):
+    def __init__(self, path: str, intra_op_threads: int = 0):
+        self.path = path
         try:
             import openvino as ov
         except ImportError as exc:
             raise EngineError('openvino is not installed: pip install openvino '
                               '(or use engine: onnxruntime with a .onnx model)') from exc
         core = ov.Core()
-        # f32 by default: on CPUs with AMX/AVX512-BF16 OpenVINO otherwise runs bf16, whose depth
-        # differs from the float model by a few % of its range. precision='bf16' opts in.
-        config = {'INFERENCE_PRECISION_HINT': precision}
+        # f32: on CPUs with AMX/AVX512-BF16 OpenVINO otherwise runs bf16, whose depth
+        # differs from the float model by a few % of its range.
+        config = {'INFERENCE_PRECISION_HINT': 'f32'}
         if intra_op_threads:
             config['INFERENCE_NUM_THREADS'] = int(intra_op_threads)
         try:
-            self.compiled = core.compile_model(core.read_model(path), device, config)
+            self.compiled = core.compile_model(core.read_model(path), 'CPU', config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long C++ traces
-            raise EngineError(f"OpenVINO cannot load '{path}' on {device}: {str(exc).splitlines()[0]}") from exc
+            raise EngineError(f"OpenVINO cannot load '{path}': {str(exc).splitlines()[0]}") from exc
         self.inputs = [_spec(p, _input_name(p)) for p in self.compiled.inputs]
         self.outputs = [_spec(p, _output_name(p)) for p in self.compiled.outputs]
         self._output = self.compiled.outputs[0]

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 HELP = ('write calibration samples (float32 NCHW 1x3xHxW .npy, what the ONNX takes) for an S100 '
         'hb_compile template, from exactly the node\'s preprocessing')
-FORMATS = ('npy',)
 TEMPLATE_FILES = {'featuremap': 'depth_anything_featuremap.yaml', 'nv12': 'depth_anything_nv12.yaml'}
 
 
@@ -49,7 +48,6 @@ def add_arguments(parser):
     parser.add_argument('--max-samples', type=int, default=100,
                         help='at most this many samples, picked evenly from the images in order '
                              '(default 100; the toolchain documentation recommends 20-100)')
-    parser.add_argument('--format', default='npy', choices=FORMATS)
     parser.add_argument('images', nargs='+', metavar='IMAGES', help='image files or directories')
 
 

@@ -10,9 +10,10 @@ REAL_MODEL = 'da_v2_small_onnx'  # models.yaml: DA-V2 Small as ONNX, one direct 
 
 
 def add_arguments(parser):
-    parser.add_argument('--model', help='.onnx/.hbm model (default: DA-V2 Small ONNX, downloaded once with '
-                                        '`models fetch`; offline: a RANDOM-weight test model of the real '
-                                        'architecture, whose depth means nothing)')
+    from ..engines import model_file_text
+    parser.add_argument('--model', help=f'model file: {model_file_text()} (default: DA-V2 Small ONNX, '
+                                        'downloaded once with `models fetch`; offline: a RANDOM-weight test '
+                                        'model of the real architecture, whose depth means nothing)')
     parser.add_argument('--no-download', action='store_true',
                         help='do not try to download real weights: use the random-weight test model')
     parser.add_argument('--model-url', help='download the real model from this URL instead (a mirror)')
