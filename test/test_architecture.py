@@ -4,6 +4,7 @@ Every import counts wherever it is written (lazy imports inside functions too); 
 resolved, and `from pkg import name` counts as importing pkg.name when that is a submodule. Imports
 made by importlib at run time (cli.py's subcommands, the engines' backends) are not seen."""
 import ast
+import functools
 import os
 from dataclasses import dataclass
 
@@ -59,12 +60,13 @@ def _absolute(module: str, path: str, node: ast.ImportFrom) -> str:
     return '.'.join(base + ([node.module] if node.module else []))
 
 
-def imports_of(root: str, package: str) -> list:
-    """Every import of every module of the package, external ones included."""
+@functools.lru_cache()
+def imports_of(root: str, package: str) -> tuple:
+    """Every import of every module of the package, external ones included (parsed once per run)."""
     modules = package_modules(root, package)
     found = []
     for module, path in modules.items():
-        with open(os.path.join(root, path)) as f:
+        with open(os.path.join(root, path), encoding='utf-8') as f:
             tree = ast.parse(f.read(), path)
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -74,7 +76,7 @@ def imports_of(root: str, package: str) -> list:
                 for alias in node.names:  # `from pkg import sub` imports the submodule pkg.sub
                     submodule = f'{base}.{alias.name}'
                     found.append(Import(module, path, node.lineno, submodule if submodule in modules else base))
-    return sorted(found, key=lambda i: (i.path, i.line, i.target))
+    return tuple(sorted(found, key=lambda i: (i.path, i.line, i.target)))
 
 
 def layer(module: str) -> str:
@@ -83,7 +85,7 @@ def layer(module: str) -> str:
     return parts[1] if len(parts) > 1 else ''
 
 
-def ros_violations(imports: list, package: str) -> list:
+def ros_violations(imports: tuple) -> list:
     problems = []
     for imp in imports:
         top = imp.target.split('.')[0]
@@ -93,7 +95,7 @@ def ros_violations(imports: list, package: str) -> list:
     return problems
 
 
-def layer_violations(imports: list, package: str) -> list:
+def layer_violations(imports: tuple, package: str) -> list:
     problems = []
     for imp in imports:
         if imp.target != package and not imp.target.startswith(package + '.'):
@@ -154,7 +156,7 @@ def _cycle_through(start: str, edges: dict, members: set) -> list:
     raise AssertionError(f'no cycle through {start}')  # a component of more than one node always has one
 
 
-def import_cycles(imports: list, root: str, package: str) -> list:
+def import_cycles(imports: tuple, root: str, package: str) -> list:
     """One message per import cycle among the package's modules, naming each import on it."""
     modules = package_modules(root, package)
     edges = {module: {} for module in modules}  # module -> {imported module: the first such Import}
@@ -179,7 +181,7 @@ def test_the_checker_sees_the_package():
 
 
 def test_ros_free_layers_never_import_ros():
-    problems = ros_violations(imports_of(REPO, PACKAGE), PACKAGE)
+    problems = ros_violations(imports_of(REPO, PACKAGE))
     assert not problems, '\n'.join(problems)
 
 
@@ -216,7 +218,7 @@ def test_the_checker_reports_each_kind_of_violation(tmp_path):
         (tmp_path / 'fake' / path).write_text(text)
     root = str(tmp_path)
     imports = imports_of(root, 'fake')
-    ros = ros_violations(imports, 'fake')
+    ros = ros_violations(imports)
     assert len(ros) == 1 and ros[0].startswith(os.path.join('fake', 'core', 'bad.py') + ':5 imports rclpy.node')
     layers = layer_violations(imports, 'fake')
     assert [p.split(': ')[0] for p in layers] == [
