@@ -50,6 +50,16 @@ def data_file(relpath: str) -> str:
     return path
 
 
+@pytest.fixture(scope='module')
+def image():
+    """The package's sample camera frame, 1280x720 BGR (one copy per test module)."""
+    import cv2
+    from depth_anything_ros.core.paths import SAMPLE_IMAGE
+    bgr = cv2.imread(SAMPLE_IMAGE)
+    assert bgr is not None and bgr.shape == (720, 1280, 3)
+    return bgr
+
+
 @pytest.fixture(scope='session')
 def sequence_video(tmp_path_factory) -> str:
     """An MP4 of the 5-frame camera sequence in test/data, written at test time (MPEG-4 part 2,

@@ -1,0 +1,233 @@
+"""The package's dependency rule (README, Architecture), checked on the source with `ast`.
+
+Every import counts wherever it is written (lazy imports inside functions too); relative imports are
+resolved, and `from pkg import name` counts as importing pkg.name when that is a submodule. Imports
+made by importlib at run time (cli.py's subcommands, the engines' backends) are not seen."""
+import ast
+import functools
+import os
+from dataclasses import dataclass
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = 'depth_anything_ros'
+
+# Layers a ROS-free installation (the tools without ROS, a PC without rclpy) imports.
+# ament_index_python is allowed: pure Python, optional (core/paths.py falls back when it is absent).
+ROS_FREE = ('core', 'engines', 'tool_support', 'torch_models', 'cli')
+ROS_PACKAGES = {'rclpy', 'launch', 'launch_ros', 'launch_testing', 'launch_testing_ros', 'cv_bridge',
+                'rosbag2_py', 'rosidl_runtime_py', 'tf2_ros', 'message_filters', 'image_transport'}
+ROS_SUFFIXES = ('_msgs', '_srvs', '_interfaces')  # sensor_msgs, rcl_interfaces, hbm_img_msgs...
+# layer -> the layers of the package it may import (itself included); layers not listed are free.
+MAY_IMPORT = {
+    'engines': {'engines'},
+    'core': {'core', 'engines'},
+    'tool_support': {'core', 'engines', 'tool_support'},
+    'ros': {'core', 'engines', 'ros'},
+    'torch_models': {'torch_models', 'core', 'engines'},
+}
+
+
+@dataclass(frozen=True)
+class Import:
+    source: str   # the importing module
+    path: str     # its file, relative to the root
+    line: int
+    target: str   # the imported module, absolute
+
+    def __str__(self):
+        return f'{self.path}:{self.line} imports {self.target}'
+
+
+def package_modules(root: str, package: str) -> dict:
+    """Module name -> its file relative to root, for every .py of the package."""
+    modules = {}
+    for folder, dirs, files in os.walk(os.path.join(root, package)):
+        dirs[:] = sorted(d for d in dirs if d != '__pycache__')
+        for name in sorted(files):
+            if name.endswith('.py'):
+                path = os.path.relpath(os.path.join(folder, name), root)
+                parts = path[:-3].split(os.sep)
+                modules['.'.join(parts[:-1] if parts[-1] == '__init__' else parts)] = path
+    return modules
+
+
+def _absolute(module: str, path: str, node: ast.ImportFrom) -> str:
+    """The module a `from ... import` names, relative levels resolved."""
+    if not node.level:
+        return node.module
+    package = module.split('.') if path.endswith('__init__.py') else module.split('.')[:-1]
+    base = package[:len(package) - node.level + 1]
+    return '.'.join(base + ([node.module] if node.module else []))
+
+
+@functools.lru_cache()
+def imports_of(root: str, package: str) -> tuple:
+    """Every import of every module of the package, external ones included (parsed once per run)."""
+    modules = package_modules(root, package)
+    found = []
+    for module, path in modules.items():
+        with open(os.path.join(root, path), encoding='utf-8') as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found += [Import(module, path, node.lineno, alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _absolute(module, path, node)
+                for alias in node.names:  # `from pkg import sub` imports the submodule pkg.sub
+                    submodule = f'{base}.{alias.name}'
+                    found.append(Import(module, path, node.lineno, submodule if submodule in modules else base))
+    return tuple(sorted(found, key=lambda i: (i.path, i.line, i.target)))
+
+
+def layer(module: str) -> str:
+    """core, engines, ros, tools, ..., 'cli' for cli.py; '' for the package's own __init__."""
+    parts = module.split('.')
+    return parts[1] if len(parts) > 1 else ''
+
+
+def ros_violations(imports: tuple) -> list:
+    problems = []
+    for imp in imports:
+        top = imp.target.split('.')[0]
+        if layer(imp.source) in ROS_FREE and (top in ROS_PACKAGES or top.endswith(ROS_SUFFIXES)):
+            problems.append(f'{imp}: {layer(imp.source)} must run without ROS; only ros/ imports rclpy and '
+                            'ROS messages (move the ROS part to ros/, pass plain values in)')
+    return problems
+
+
+def layer_violations(imports: tuple, package: str) -> list:
+    problems = []
+    for imp in imports:
+        if imp.target != package and not imp.target.startswith(package + '.'):
+            continue  # outside the package
+        source, target = layer(imp.source), layer(imp.target)
+        if source in MAY_IMPORT and target not in MAY_IMPORT[source]:
+            allowed = ', '.join(f'{name}/' for name in sorted(MAY_IMPORT[source]))
+            problems.append(f'{imp}: {source}/ may import only {allowed} of the package')
+        elif source == 'tools' and target == 'tools' and imp.target != imp.source:
+            problems.append(f'{imp}: a tool never imports another tool (move what they share to tool_support/)')
+        elif source == 'tools' and imp.target == f'{package}.ros.node':
+            problems.append(f'{imp}: tools never import ros/node.py (move what they share to core/)')
+    return problems
+
+
+def _strongly_connected(graph: dict) -> list:
+    """Tarjan's components of graph (node -> set of nodes), each a list of nodes."""
+    index, low, stack, on_stack, components = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for successor in sorted(graph[node]):
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in on_stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            component = []
+            while not component or component[-1] != node:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            components.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return components
+
+
+def _cycle_through(start: str, edges: dict, members: set) -> list:
+    """The shortest cycle from start back to start inside one component, as its Import edges."""
+    paths, seen = {start: []}, set()
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for target, imp in sorted(edges[node].items()):
+                if target == start:
+                    return paths[node] + [imp]
+                if target in members and target not in seen:
+                    seen.add(target)
+                    paths[target] = paths[node] + [imp]
+                    following.append(target)
+        frontier = following
+    raise AssertionError(f'no cycle through {start}')  # a component of more than one node always has one
+
+
+def import_cycles(imports: tuple, root: str, package: str) -> list:
+    """One message per import cycle among the package's modules, naming each import on it."""
+    modules = package_modules(root, package)
+    edges = {module: {} for module in modules}  # module -> {imported module: the first such Import}
+    for imp in imports:
+        if imp.target in modules:
+            edges[imp.source].setdefault(imp.target, imp)
+    problems = []
+    for component in _strongly_connected({m: set(e) for m, e in edges.items()}):
+        if len(component) > 1 or component[0] in edges[component[0]]:
+            cycle = _cycle_through(component[0], edges, set(component))
+            problems.append(f"import cycle: {' -> '.join(map(str, cycle))} "
+                            '(break it: move the shared part down a layer, or pass it in)')
+    return problems
+
+
+def test_the_checker_sees_the_package():
+    imports = imports_of(REPO, PACKAGE)
+    sources = {imp.source for imp in imports}
+    assert {f'{PACKAGE}.{m}' for m in ('cli', 'core.params', 'engines.hbm_engine', 'ros.node')} <= sources
+    # ros/ is where rclpy belongs: a checker that cannot see it there could not see it anywhere.
+    assert any(layer(i.source) == 'ros' and i.target.startswith('rclpy') for i in imports)
+
+
+def test_ros_free_layers_never_import_ros():
+    problems = ros_violations(imports_of(REPO, PACKAGE))
+    assert not problems, '\n'.join(problems)
+
+
+def test_layers_import_only_the_layers_below():
+    problems = layer_violations(imports_of(REPO, PACKAGE), PACKAGE)
+    assert not problems, '\n'.join(problems)
+
+
+def test_no_import_cycles():
+    problems = import_cycles(imports_of(REPO, PACKAGE), REPO, PACKAGE)
+    assert not problems, '\n'.join(problems)
+
+
+FAKE = {  # a package breaking each rule once, beside allowed imports that must not be reported
+    '__init__.py': '',
+    'core/__init__.py': '',
+    'core/bad.py': 'import os\n\n\ndef f():\n    from rclpy.node import Node\n',
+    'core/paths.py': 'def f():\n    from ament_index_python.packages import get_package_share_directory\n',
+    'core/one.py': 'from . import two\n',
+    'core/two.py': 'def f():\n    from .one import g\n',
+    'engines/__init__.py': 'class Engine:\n    pass\n',
+    'engines/backend.py': 'from . import Engine\nfrom ..core import paths\n',
+    'ros/__init__.py': '',
+    'ros/node.py': 'import rclpy\nfrom sensor_msgs.msg import Image\nfrom ..core import paths\n',
+    'tools/__init__.py': '',
+    'tools/a.py': 'from ..ros import node\n',
+    'tools/b.py': 'def run():\n    import rclpy\n    from ..ros.node import x\n    from .a import y\n',
+}
+
+
+def test_the_checker_reports_each_kind_of_violation(tmp_path):
+    for path, text in FAKE.items():
+        (tmp_path / 'fake' / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / 'fake' / path).write_text(text)
+    root = str(tmp_path)
+    imports = imports_of(root, 'fake')
+    ros = ros_violations(imports)
+    assert len(ros) == 1 and ros[0].startswith(os.path.join('fake', 'core', 'bad.py') + ':5 imports rclpy.node')
+    layers = layer_violations(imports, 'fake')
+    assert [p.split(': ')[0] for p in layers] == [
+        os.path.join('fake', 'engines', 'backend.py') + ':2 imports fake.core.paths',
+        os.path.join('fake', 'tools', 'a.py') + ':1 imports fake.ros.node',
+        os.path.join('fake', 'tools', 'b.py') + ':3 imports fake.ros.node',
+        os.path.join('fake', 'tools', 'b.py') + ':4 imports fake.tools.a',
+    ], layers
+    cycles = import_cycles(imports, root, 'fake')
+    assert len(cycles) == 1, cycles
+    assert cycles[0].startswith(f"import cycle: {os.path.join('fake', 'core', 'one.py')}:1 imports fake.core.two -> "
+                                f"{os.path.join('fake', 'core', 'two.py')}:2 imports fake.core.one "), cycles
