@@ -1,4 +1,4 @@
-"""Errors of the command-line tools: one line, exit code 2."""
+"""Errors of the command-line tools (one line, exit code 2) and the size options they check."""
 from __future__ import annotations
 
 
@@ -16,3 +16,8 @@ def parse_size(text: str, option: str, order: str = 'HxW', multiple: int = 1) ->
         need = 'positive' if multiple == 1 else f'positive multiples of {multiple}'
         raise CliError(f'{option} {a}x{b}: both sides must be {need}')
     return a, b
+
+
+def parse_model_size(text: str) -> tuple:
+    """--size HxW of a model to build or export: the patch size (14) must divide both sides."""
+    return parse_size(text, '--size', 'HxW', multiple=14)

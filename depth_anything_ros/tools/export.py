@@ -28,13 +28,12 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..tool_support.errors import CliError
-    from .make_test_model import parse_size
+    from ..tool_support.errors import CliError, parse_model_size
     if (args.checkpoint is None) == (args.checkpoint_option is None):
         raise CliError('give the checkpoint once: a Hugging Face directory or a .pth file '
                        '(positional or --checkpoint)')
     args.checkpoint = args.checkpoint or args.checkpoint_option
-    size = parse_size(args.size) if args.size else None
+    size = parse_model_size(args.size) if args.size else None
     if not args.out.endswith('.onnx'):
         raise CliError(f"--out '{args.out}' must end in .onnx")
     if not os.path.exists(args.checkpoint):

@@ -5,12 +5,6 @@ HELP = ('build a Depth Anything V2 (Small architecture) ONNX model with RANDOM w
         'and benchmarks: same graph and cost as the real model, meaningless depth')
 
 
-def parse_size(text: str) -> tuple:
-    """HxW for an export: the patch size (14) must divide both sides."""
-    from ..tool_support.errors import parse_size as parse
-    return parse(text, '--size', 'HxW', multiple=14)
-
-
 def add_arguments(parser):
     parser.add_argument('--out', required=True, help='output .onnx path')
     shape = parser.add_mutually_exclusive_group()
@@ -23,8 +17,8 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..tool_support.errors import CliError
-    size = None if args.dynamic else parse_size(args.size)
+    from ..tool_support.errors import CliError, parse_model_size
+    size = None if args.dynamic else parse_model_size(args.size)
     if not args.out.endswith('.onnx'):
         raise CliError(f"--out '{args.out}' must end in .onnx")
     from ..torch_models.build import make_test_model
