@@ -347,3 +347,30 @@ def test_arrival_order_concurrent_releases_publish_increasing():
         seq for seq in range(i, 400, 4) if order.release(seq, lambda s=seq: out.append(s), 0.0))) == []
     assert out == sorted(out) and sorted(admitted) == out
     assert out[-1] == 399
+
+
+def test_a_publish_runs_outside_the_order_lock_and_one_at_a_time():
+    """The node finishes frames inside publish: meanwhile other frames start and fail without
+    waiting for it, and a newer frame whose wait ran out publishes only after it, never beside it."""
+    order, out = ArrivalOrder(), []
+    inside, leave = threading.Event(), threading.Event()
+
+    def slow_publish():
+        inside.set()
+        assert leave.wait(WAIT)
+        out.append(1)
+    order.started(1)
+    order.started(2)
+    older = threading.Thread(target=lambda: order.release(1, slow_publish, WAIT))
+    older.start()
+    assert inside.wait(WAIT)
+    newer = threading.Thread(target=lambda: order.release(2, lambda: out.append(2), 0.0))  # no waiting
+    newer.start()
+    order.started(3)                            # none of these waits for the publish in progress
+    order.forget(3)
+    newer.join(0.1)
+    assert newer.is_alive() and out == []       # frame 2 waits for frame 1's publish to end
+    leave.set()
+    older.join(WAIT)
+    newer.join(WAIT)
+    assert out == [1, 2]

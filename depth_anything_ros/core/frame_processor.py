@@ -4,19 +4,21 @@ The node, `bag`, `infer`, `eval` and `bench` all go through FrameProcessor, buil
 from the node's parameters (`from_config`), so an output means the same thing
 whichever of them made it. One frame, top to bottom:
 
-  1. infer    preprocess, run the engine, check the model-resolution depth   any thread
-  2. smooth   temporal smoothing at model resolution                        in frame order
-  3. finish   depth at the frame's size, then metric masking (metric model)   any thread
-              or metres from a reference (relative model + metric_reference),
-              colorized view, millimetres, points
+  1. infer    preprocess, run the engine, check the model-resolution depth   any thread, in parallel
+  2. finish   temporal smoothing at model resolution, depth at the frame's   one frame at a time,
+              size, then metric masking (metric model) or metres from a      in frame order
+              reference (relative model + metric_reference), colorized
+              view, millimetres, points
 
-`process` runs the three in a row (one frame at a time); the node runs 1 and 3 on
-its workers in parallel and 2 in arrival order (see ros/node.py).
+`finish` carries state from frame to frame (the smoothed depth, the alignment's running
+fit, the smoothed colour range), so it sees frames one at a time and in order; `process`
+runs both steps for callers that hand over one frame at a time. The node runs step 1 on
+its workers in parallel and step 2 in arrival order (see ros/node.py).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -119,32 +121,25 @@ class FrameProcessor:
     def set_view(self, colorizer: Colorizer, smoother: DepthSmoother | None) -> None:
         self.colorizer, self.smoother = colorizer, smoother
 
-    # -- the three steps ---------------------------------------------------------------
+    # -- the two steps -----------------------------------------------------------------
     def infer(self, frame: Frame) -> ModelDepth:
         depth, placement, timings = self.estimator.model_depth(frame)
         return ModelDepth(depth, placement, timings)
 
-    def smooth(self, model: ModelDepth, restart: bool = False) -> ModelDepth:
-        """Temporal smoothing; call it in frame order. `restart`: this frame does not follow
-        the previous one (stamps went back): the history starts over from it."""
-        smoother = self.smoother
-        if smoother is None:
-            return model
-        if restart:
-            smoother.reset()
-        return replace(model, depth=smoother(model.depth, model.placement))
-
     def finish(self, frame: Frame, model: ModelDepth, wanted=OUTPUTS, stamp_ns: int = 0, camera=None,
-               allocate=None) -> FrameOutputs:
-        """The outputs in `wanted` (depth always). `camera`: the last usable camera_info (anything
-        with k, width, height), for points and references that need intrinsics. `allocate(h, w,
-        encoding)`: where depth ('32FC1') and colorized ('bgr8') are written (a message buffer)."""
+               allocate=None, restart: bool = False) -> FrameOutputs:
+        """The outputs in `wanted` (depth always); call it one frame at a time, in frame order.
+        `camera`: the last usable camera_info (anything with k, width, height), for points and
+        references that need intrinsics. `allocate(h, w, encoding)`: where depth ('32FC1') and
+        colorized ('bgr8') are written (a message buffer). `restart`: this frame does not follow
+        the previous one (stamps went back): temporal smoothing starts over from it."""
         allocate = allocate or _allocate
         clock = self.estimator.clock
         depth = allocate(frame.height, frame.width, '32FC1')
         color = allocate(frame.height, frame.width, 'bgr8') if 'colorized' in wanted else None
         t0 = clock()
-        self.estimator.restore(model.depth, model.placement, depth)
+        model_depth = self._smoothed(model, restart)
+        self.estimator.restore(model_depth, model.placement, depth)
         out = FrameOutputs(depth, self.depth_type == 'metric', timings=dict(model.timings))
         if out.metres and self.max_depth:
             depth[...] = invalid_to_nan(depth, self.max_depth)
@@ -153,7 +148,7 @@ class FrameProcessor:
             out.metres = out.fit is not None
         t1 = clock()
         if color is not None:
-            out.colorized = self.colorizer(model.depth, model.placement, color)
+            out.colorized = self.colorizer(model_depth, model.placement, color)
         t2 = clock()
         if out.metres and 'depth_mm' in wanted:
             out.depth_mm = to_millimetres(depth)
@@ -162,9 +157,18 @@ class FrameProcessor:
         out.timings.update(postprocess=t1 - t0, colorize=t2 - t1, metric_outputs=clock() - t2)
         return out
 
-    def process(self, frame: Frame, wanted=OUTPUTS, stamp_ns: int = 0, camera=None) -> FrameOutputs:
-        """All three steps, for callers that hand over one frame at a time in order."""
-        return self.finish(frame, self.smooth(self.infer(frame)), wanted, stamp_ns, camera)
+    def process(self, frame: Frame, wanted=OUTPUTS, stamp_ns: int = 0, camera=None,
+                restart: bool = False) -> FrameOutputs:
+        """Both steps, for callers that hand over one frame at a time in order."""
+        return self.finish(frame, self.infer(frame), wanted, stamp_ns, camera, restart=restart)
+
+    def _smoothed(self, model: ModelDepth, restart: bool) -> np.ndarray:
+        smoother = self.smoother
+        if smoother is None:
+            return model.depth
+        if restart:
+            smoother.reset()
+        return smoother(model.depth, model.placement)
 
     def add_reference(self, stamp_ns: int, msg) -> None:
         """A metric_reference message (fields of a sensor_msgs Image for 'depth_image', of a
@@ -185,6 +189,11 @@ class FrameProcessor:
             return depth_to_points(depth, fx, fy, cx, cy, self.points_decimation, bgr), None
         except (ValueError, ImageFormatError) as exc:
             return None, str(exc)
+
+
+def stamp_ns(header) -> int:
+    """A message header's stamp in nanoseconds."""
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 def check_camera_info(camera) -> None:

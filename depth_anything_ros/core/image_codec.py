@@ -113,7 +113,7 @@ def decode_image(height: int, width: int, encoding: str, is_bigendian: int,
     if enc in ('yuyv', 'uyvy') and width % 2:
         raise ImageFormatError(f'{enc} needs an even width, got {width}')
     dtype = np.dtype(('>u2' if is_bigendian else '<u2') if depth == 2 else np.uint8)
-    pixels = _rows(buf, height, width * channels * depth, step, enc, dtype).astype(
+    pixels = strided_rows(buf, height, width * channels * depth, step, enc, dtype).astype(
         np.uint16 if depth == 2 else np.uint8, copy=False)
     shape = (height, width) if channels == 1 else (height, width, channels)
     return Frame(enc, pixels.reshape(shape), height, width)
@@ -219,11 +219,11 @@ def decode_compressed(fmt: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> F
 def _decode_planar_420(enc, height, width, step, buf) -> Frame:
     if height % 2 or width % 2:
         raise ImageFormatError(f'{enc} needs even width and height, got {width}x{height}')
-    rows = _rows(buf, height * 3 // 2, width, step, enc)
+    rows = strided_rows(buf, height * 3 // 2, width, step, enc)
     return Frame(enc, rows, height, width)
 
 
-def _rows(buf: np.ndarray, rows: int, row_bytes: int, step: int, enc: str, dtype=np.uint8) -> np.ndarray:
+def strided_rows(buf: np.ndarray, rows: int, row_bytes: int, step: int, enc: str, dtype=np.uint8) -> np.ndarray:
     """A (rows, row_bytes / itemsize) `dtype` view of `buf` whose rows start every `step` bytes.
 
     Built with explicit strides: numpy < 1.23 (the board's 1.21) cannot .view() a padded

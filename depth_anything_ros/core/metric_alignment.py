@@ -11,9 +11,12 @@ minority of wrong references (reflections, edges, moving objects) does not bend 
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from .image_codec import ImageFormatError, strided_rows
 
 MAX_SAMPLES = 4096    # pairs used per fit: more adds cost, not accuracy
 TRIALS = 64           # RANSAC lines tried; with 30 % outliers all 64 miss with odds 1e-11
@@ -208,14 +211,13 @@ POINT_FIELD_TYPES = {7: 'f4', 8: 'f8'}   # sensor_msgs/PointField FLOAT32, FLOAT
 def decode_depth_image(height: int, width: int, encoding: str, is_bigendian: int, step: int, data) -> np.ndarray:
     """A metric depth Image (REP 118: 16UC1 millimetres with 0 = no reading, 32FC1 metres with
     NaN or 0 = no reading) as float32 metres with NaN where there is no reading."""
-    from .image_codec import ImageFormatError, _rows
     if encoding not in DEPTH_ENCODINGS:
         raise ImageFormatError(f"reference depth encoding '{encoding}' is not one of {sorted(DEPTH_ENCODINGS)}")
     if height <= 0 or width <= 0:
         raise ImageFormatError(f'reference depth size {width}x{height} is empty')
     kind, to_metres = DEPTH_ENCODINGS[encoding]
     dtype = np.dtype(('>' if is_bigendian else '<') + kind)
-    rows = _rows(np.frombuffer(data, np.uint8), height, width * dtype.itemsize, step, encoding, dtype)
+    rows = strided_rows(np.frombuffer(data, np.uint8), height, width * dtype.itemsize, step, encoding, dtype)
     metres = rows.astype(np.float32) * np.float32(to_metres)
     metres[~(metres > 0) | ~np.isfinite(metres)] = np.nan
     return metres
@@ -223,7 +225,6 @@ def decode_depth_image(height: int, width: int, encoding: str, is_bigendian: int
 
 def pointcloud_xyz(fields, point_step: int, data, is_bigendian: int = 0) -> np.ndarray:
     """x, y, z of a PointCloud2 as an (N, 3) float64 array; `fields`: (name, offset, datatype)."""
-    from .image_codec import ImageFormatError
     by_name = {name: (offset, datatype) for name, offset, datatype in fields}
     missing = [axis for axis in 'xyz' if axis not in by_name or by_name[axis][1] not in POINT_FIELD_TYPES]
     if missing or point_step <= 0:
@@ -247,7 +248,6 @@ class StampedReferences:
     closest to it, within `tolerance_s` (sensors rarely share a clock tick)."""
 
     def __init__(self, tolerance_s: float, keep: int = 8):
-        import threading
         self._tolerance_ns = int(tolerance_s * 1e9)
         self._keep = keep
         self._items = []              # (stamp_ns, reference), oldest first

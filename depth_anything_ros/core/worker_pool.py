@@ -60,6 +60,7 @@ class ArrivalOrder:
 
     def __init__(self):
         self._cond = threading.Condition()
+        self._publishing = threading.Lock()
         self._running = set()
         self._last = -1
         self._closed = False
@@ -76,18 +77,23 @@ class ArrivalOrder:
 
     def release(self, seq: int, publish: Callable, wait_s: float) -> bool:
         """Wait for older frames in flight, then call `publish()` unless a newer result
-        went out already (False). After close(), nothing waits and nothing is published."""
+        went out already (False). After close(), nothing waits and nothing is published.
+        One publish runs at a time, outside the order's lock (frames start, fail and close
+        meanwhile); it may be long work (the node finishes frames in it)."""
         with self._cond:
             self._cond.wait_for(lambda: self._closed or not any(s < seq for s in self._running), wait_s)
-            self._running.discard(seq)
-            self._cond.notify_all()
-            if self._closed:
+        try:
+            with self._publishing:  # in order even when a wait ran out
+                with self._cond:
+                    if self._closed:
+                        return True
+                    if seq < self._last:
+                        return False
+                    self._last = seq
+                publish()
                 return True
-            if seq < self._last:
-                return False
-            self._last = seq
-            publish()
-            return True
+        finally:
+            self.forget(seq)
 
     def close(self):
         with self._cond:

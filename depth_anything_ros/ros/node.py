@@ -17,7 +17,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from ..core.frame_processor import OUTPUTS, FrameProcessor, check_camera_info, view_settings
+from ..core.frame_processor import FrameProcessor, check_camera_info, stamp_ns, view_settings
 from ..core.image_codec import (ImageFormatError, canonical_encoding, check_compressed, decode_compressed,
                                 decode_image, image_buffer, image_fields, is_compressed_encoding)
 from ..core.estimator import BadOutputError
@@ -72,8 +72,7 @@ class DepthNode(Node):
         self.warn = RateLimitedLog(self.get_logger().warning)
         # Drops that are normal flow. Its own call site: rclpy refuses two severities from one.
         self.note = RateLimitedLog(lambda msg: self.get_logger().info(msg), period_s=30.0)
-        self._order = ArrivalOrder()             # results are published in arrival order
-        self._smoothing_order = ArrivalOrder()   # and temporal smoothing sees frames in it too
+        self._order = ArrivalOrder()  # frames are finished and published in arrival order
         self._arrivals = itertools.count(1)
         self._last_stamp = None
         self._publish_lock = threading.Lock()
@@ -94,8 +93,13 @@ class DepthNode(Node):
         self.pub_relative = self.create_publisher(Image, 'depth/relative', out_qos) if self.processor.aligner else None
         self.outputs = [p for p in (self.pub_depth, self.pub_color, self.pub_mm, self.pub_points,
                                     self.pub_relative) if p]
+        # frame_processor.OUTPUTS -> the publishers each feeds: an output is made only for listeners
+        feeds = {'depth': (self.pub_depth, self.pub_relative), 'colorized': (self.pub_color,),
+                 'depth_mm': (self.pub_mm,), 'points': (self.pub_points,)}
+        self._output_publishers = {name: [p for p in publishers if p] for name, publishers in feeds.items()}
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.pool = WorkerPool(self._process, cfg['workers'], self._on_worker_error, on_take=self._started)
+        self.pool = WorkerPool(self._process, cfg['workers'], self._on_worker_error,
+                               on_take=lambda job: self._order.started(job.seq))
         self._subscribe_input(cfg['input_transport'])
         self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
         self._subscribe_reference(cfg['metric_reference'])
@@ -168,7 +172,7 @@ class DepthNode(Node):
 
     def _on_reference(self, msg):
         try:
-            self.processor.add_reference(_stamp_ns(msg.header), msg)
+            self.processor.add_reference(stamp_ns(msg.header), msg)
         except ImageFormatError as exc:
             self.alignment.add('bad_reference')
             self.warn('bad_reference', f'reference ignored: {exc}')
@@ -232,7 +236,7 @@ class DepthNode(Node):
         except ImageFormatError as exc:
             self._bad_input(exc)
             return
-        restart = self._check_stamp(_stamp_ns(header)) == 'backward'
+        restart = self._check_stamp(stamp_ns(header)) == 'backward'
         if self.pool.submit(Job(header, frame, next(self._arrivals), restart)) is not None:
             self.drops.add('superseded')
             self.note('superseded', 'frames dropped (superseded): the camera is faster than inference, '
@@ -242,11 +246,11 @@ class DepthNode(Node):
         self.drops.add('bad_input')
         self.warn('bad_input', f'dropped an image: {exc}')
 
-    def _check_stamp(self, stamp_ns: int) -> str | None:
+    def _check_stamp(self, stamp: int) -> str | None:
         """Count and report stamps that cannot order frames; the frame goes on (arrival order)."""
-        last, self._last_stamp = self._last_stamp, stamp_ns
-        fault = ('zero' if stamp_ns == 0 else None if last is None or stamp_ns > last
-                 else 'repeated' if stamp_ns == last else 'backward')
+        last, self._last_stamp = self._last_stamp, stamp
+        fault = ('zero' if stamp == 0 else None if last is None or stamp > last
+                 else 'repeated' if stamp == last else 'backward')
         if fault:
             self.stamp_faults.add(fault)
             self.warn(f'stamp_{fault}', f'{STAMP_FAULTS[fault]}: depth keeps the input stamps and is '
@@ -254,60 +258,41 @@ class DepthNode(Node):
         return fault
 
     # -- work (on worker threads) -------------------------------------------
-    def _started(self, job: Job):
-        self._order.started(job.seq)
-        self._smoothing_order.started(job.seq)
-
-    def _forget(self, seq: int):
-        """A frame that will publish nothing: later frames stop waiting for it."""
-        self._order.forget(seq)
-        self._smoothing_order.forget(seq)
-
     def _process(self, job: Job):
         try:
             self._infer_and_publish(job)
         finally:
-            self._forget(job.seq)  # failed or not
+            self._order.forget(job.seq)  # failed or not: later frames stop waiting for it
 
     def _infer_and_publish(self, job: Job):
         frame = job.frame() if callable(job.frame) else job.frame  # compressed: decoded here
-        processor = self.processor
         with self.pool.engine_call():  # never more calls in flight than workers
-            model = processor.infer(frame)
+            model = self.processor.infer(frame)
         self.latency.add(model.timings['inference'])
+        if self.pool.abandoned():  # a timed-out call: already counted
+            return
         wait = self.pool.stall_limit(self.config['inference_timeout']) or self.config['inference_timeout']
-        if processor.smoother is not None:
-            smoothed = {}
-            if not self._smoothing_order.release(
-                    job.seq, lambda: smoothed.update(model=processor.smooth(model, job.restart)), wait):
-                self._out_of_order(wait)
-                return
-            model = smoothed.get('model', model)  # none after close(): shutting down
+        # finish carries state from frame to frame (smoothing, alignment): one frame at a time, in order
+        if not self._order.release(job.seq, lambda: self._finish_and_publish(job, frame, model), wait):
+            self._out_of_order(wait)
+
+    def _finish_and_publish(self, job: Job, frame, model):
         fields = {}  # depth and colorized are computed straight into their messages' buffers
 
         def allocate(height, width, encoding):
             fields[encoding], buffer = image_buffer(height, width, encoding)
             return buffer
-        wanted = [name for name, publishers in self._publishers_of_output().items()
+        wanted = [name for name, publishers in self._output_publishers.items()
                   if any(p.get_subscription_count() for p in publishers)]
-        out = processor.finish(frame, model, wanted, _stamp_ns(job.header), self._camera_info, allocate)
+        out = self.processor.finish(frame, model, wanted, stamp_ns(job.header), self._camera_info, allocate,
+                                    job.restart)
         self._count_outputs(out)
-        messages = self._messages(job.header, out, fields)
-        if self.pool.abandoned():  # a timed-out call: already counted
-            return
-        if not self._order.release(job.seq, lambda: self._publish(job.header, messages), wait):
-            self._out_of_order(wait)
+        self._publish(job.header, self._messages(job.header, out, fields))
 
     def _out_of_order(self, wait: float):
         self.drops.add('out_of_order')
         self.warn('out_of_order', 'a result finished after a newer frame was published (an older call '
                                   f'ran over {wait:.1f} s longer): dropped')
-
-    def _publishers_of_output(self) -> dict:
-        """Output name (frame_processor.OUTPUTS) -> the publishers it feeds."""
-        publishers = {'depth': [p for p in (self.pub_depth, self.pub_relative) if p],
-                      'colorized': [self.pub_color], 'depth_mm': [self.pub_mm], 'points': [self.pub_points]}
-        return {name: [p for p in publishers[name] if p] for name in OUTPUTS}
 
     def _publish(self, header, messages: list):
         with self._publish_lock:
@@ -369,7 +354,7 @@ class DepthNode(Node):
         timeout = self.config['inference_timeout']
         stalled = self.pool.reap_stalled(timeout)
         for job in stalled:
-            self._forget(job.seq)  # newer results stop waiting for it
+            self._order.forget(job.seq)  # newer results stop waiting for it
         if stalled:
             self.drops.add('inference_timeout', len(stalled))
             self.warn('inference_timeout', f'{len(stalled)} inference call(s) ran past '
@@ -425,7 +410,6 @@ class DepthNode(Node):
         with self._publish_lock:
             self._closing = True
         self._order.close()  # results waiting for older ones leave now
-        self._smoothing_order.close()
         self.processor.estimator.engine.cancel()
         if not self.pool.stop(timeout=3.0):
             self.get_logger().warning('a worker is stuck inside an inference call: exiting without it')
@@ -449,10 +433,6 @@ def _points_msg(header, xyz, colors) -> PointCloud2:
             value = [PointField(name=n, offset=o, datatype=t, count=c) for n, o, t, c in value]
         setattr(msg, name, value)
     return msg
-
-
-def _stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 def _hbmem_type():

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.frame_processor import stamp_ns
 from ..core.image_codec import ImageFormatError, decode_compressed, decode_image, image_fields
 
 IMAGE = 'sensor_msgs/msg/Image'
@@ -181,7 +182,7 @@ def _convert(reader, bag, out, topic, processor, storage, store, depth_topic, wa
             except ImageFormatError as exc:  # one bad frame should not lose the whole bag
                 _count(summary.skipped, str(exc))
                 continue
-            result = processor.process(frame, wanted, _stamp_ns(msg.header), camera)
+            result = processor.process(frame, wanted, stamp_ns(msg.header), camera)
             for name, serialized in _outputs(store, msg.header, result, depth_topic, processor, summary):
                 writer.write(conns[name], timestamp, serialized)
             summary.images += 1
@@ -246,17 +247,13 @@ def _reference_connections(reader, bag, processor, reference_topic):
 
 def _add_reference(processor, msg, summary):
     try:
-        processor.add_reference(_stamp_ns(msg.header), msg)
+        processor.add_reference(stamp_ns(msg.header), msg)
     except ImageFormatError as exc:
         _count(summary.outputs_skipped, f'reference: {exc}')
 
 
 def _count(counts: dict, key: str):
     counts[key] = counts.get(key, 0) + 1
-
-
-def _stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 def _bag_path(bag: str):

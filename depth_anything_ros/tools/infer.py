@@ -113,7 +113,7 @@ def _infer_images(images, processor, out) -> None:
     for path in progress(images, desc='images', unit='img'):
         frame = read_frame(path)
         # Images are unrelated to each other: no temporal smoothing across them.
-        result = processor.finish(frame, processor.smooth(processor.infer(frame), restart=True))
+        result = processor.process(frame, restart=True)
         base = os.path.join(out, output_name(path))
         np.save(f'{base}_depth.npy', result.depth)
         png, sidecar = encode_png16(result.depth, result.metres)
