@@ -24,7 +24,7 @@ import numpy as np
 
 from ..engines import EngineError, open_engine
 from .estimator import DepthEstimator
-from .image_codec import Frame, ImageFormatError, to_rgb
+from .image_codec import Frame, ImageFormatError, empty_image, to_rgb
 from .metric_alignment import ReferenceAligner, decode_depth_image, pointcloud_xyz
 from .model_zoo import guess_depth_type, resolve_recipe
 from .params import ConfigError
@@ -133,7 +133,7 @@ class FrameProcessor:
         references that need intrinsics. `allocate(h, w, encoding)`: where depth ('32FC1') and
         colorized ('bgr8') are written (a message buffer). `restart`: this frame does not follow
         the previous one (stamps went back): temporal smoothing starts over from it."""
-        allocate = allocate or _allocate
+        allocate = allocate or empty_image
         clock = self.estimator.clock
         depth = allocate(frame.height, frame.width, '32FC1')
         color = allocate(frame.height, frame.width, 'bgr8') if 'colorized' in wanted else None
@@ -205,11 +205,6 @@ def _intrinsics(camera, depth_hw: tuple):
     if camera is None:
         return None
     return scaled_intrinsics(camera.k, (camera.width, camera.height), (depth_hw[1], depth_hw[0]))
-
-
-def _allocate(height: int, width: int, encoding: str) -> np.ndarray:
-    return np.empty((height, width) if encoding == '32FC1' else (height, width, 3),
-                    np.float32 if encoding == '32FC1' else np.uint8)
 
 
 def _bpu_cores(cores) -> list | None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class EngineKind:
     """Where an engine lives, the model files `auto` gives it, the constructor options it takes."""

@@ -52,8 +52,8 @@ class DepthNode(Node):
     """Frames from a camera topic -> depth topics, through a FrameProcessor.
 
     The executor thread only checks and queues frames (`_accept`); worker threads run
-    the model and build the messages; results are published in arrival order. Every
-    frame not published is counted by reason and reported on /diagnostics.
+    the model in parallel, then finish and publish one frame at a time in arrival order.
+    Every frame not published is counted by reason and reported on /diagnostics.
     """
 
     def __init__(self, **node_kwargs):
@@ -91,12 +91,11 @@ class DepthNode(Node):
         # Aligned to a reference, `depth` carries metres only; frames that could not be aligned
         # go out here instead, as relative inverse depth (a topic never mixes units).
         self.pub_relative = self.create_publisher(Image, 'depth/relative', out_qos) if self.processor.aligner else None
-        self.outputs = [p for p in (self.pub_depth, self.pub_color, self.pub_mm, self.pub_points,
-                                    self.pub_relative) if p]
         # frame_processor.OUTPUTS -> the publishers each feeds: an output is made only for listeners
         feeds = {'depth': (self.pub_depth, self.pub_relative), 'colorized': (self.pub_color,),
                  'depth_mm': (self.pub_mm,), 'points': (self.pub_points,)}
         self._output_publishers = {name: [p for p in publishers if p] for name, publishers in feeds.items()}
+        self.outputs = [p for publishers in self._output_publishers.values() for p in publishers]
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.pool = WorkerPool(self._process, cfg['workers'], self._on_worker_error,
                                on_take=lambda job: self._order.started(job.seq))
