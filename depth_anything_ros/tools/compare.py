@@ -6,7 +6,8 @@ HELP = ('run two models on the same images and print how closely their depth agr
         'meant for one network run two ways, e.g. the quantized .hbm against the float ONNX')
 # Each model its own engine and recipe (the float ONNX and the .hbm want different inputs): an
 # option without suffix sets both, one with -a/-b a single model.
-SHARED = ('engine', 'input_size', 'resize_mode', 'interpolation', 'normalization', 'channel_order', 'upsampling')
+SHARED = ('engine', 'input_size', 'recipe', 'resize_mode', 'interpolation', 'normalization', 'channel_order',
+          'upsampling')
 
 
 def add_arguments(parser):
