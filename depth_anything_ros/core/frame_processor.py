@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engines import EngineError, open_engine
+from ..engines import EngineError, MissingRuntime, open_engine
+from .dependencies import MissingDependency
 from .estimator import DepthEstimator
 from .image_codec import Frame, ImageFormatError, empty_image, to_rgb
 from .metric_alignment import ReferenceAligner, decode_depth_image, pointcloud_xyz
@@ -100,6 +101,8 @@ class FrameProcessor:
                 bpu_priority=cfg['bpu_priority'], bpu_cores=_bpu_cores(cfg['bpu_cores']))
             estimator = DepthEstimator.from_recipe(engine, resolve_recipe(cfg['model_path'], cfg), cfg['input_size'],
                                                    cfg['nv12_range'])
+        except MissingRuntime as exc:  # an install step, not a parameter to change
+            raise MissingDependency(str(exc)) from exc
         except (EngineError, ValueError) as exc:
             raise ConfigError(str(exc)) from exc
         colorizer, smoother = view_settings(cfg)
