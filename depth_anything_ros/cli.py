@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     'sink': 'sink',
     'bench': 'bench',
     'compare': 'compare',
+    'board-check': 'board_check',
     'calibration-data': 'calibration',
     'infer': 'infer',
     'eval': 'eval',
