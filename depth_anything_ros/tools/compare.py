@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 HELP = ('run two models on the same images and print how closely their depth agrees '
-        '(cosine similarity, relative L1 and AbsRel of A against reference B, per image and mean); '
+        '(cosine similarity, relative L1, AbsRel and depth correlation of A against reference B, per image '
+        'and mean); '
         'meant for one network run two ways, e.g. the quantized .hbm against the float ONNX')
 # Each model its own engine and recipe (the float ONNX and the .hbm want different inputs): an
 # option without suffix sets both, one with -a/-b a single model.
