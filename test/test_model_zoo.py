@@ -186,6 +186,18 @@ def test_parameters_override_single_fields():
     assert 'letterbox' in recipe.describe() and 'official' in recipe.describe()
 
 
+def test_a_recipe_picked_by_name_then_single_fields():
+    import pytest
+
+    from depth_anything_ros.core.model_zoo import resolve_recipe
+    recipe = resolve_recipe('depth_any.hbm', {'recipe': 'd_robotics_sample', 'upsampling': 'align_corners'})
+    assert recipe.name == 'd_robotics_sample with upsampling set'
+    assert (recipe.normalization, recipe.upsampling) == ('pixel_zscore', 'align_corners')
+    assert resolve_recipe(None, {'recipe': 'auto'}).name == 'official'     # no model: the default
+    with pytest.raises(ValueError, match=r"parameter recipe: 'zscore' is not one of \['d_robotics_sample', "):
+        resolve_recipe('depth_any.hbm', {'recipe': 'zscore'})
+
+
 def test_model_recognised_by_checksum_under_another_name(tmp_path):
     from depth_anything_ros.core.model_zoo import resolve_recipe
     model = tmp_path / 'renamed.onnx'
