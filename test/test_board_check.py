@@ -138,7 +138,8 @@ def test_without_hbm_runtime_one_line_names_the_install(monkeypatch, tmp_path, t
 
 @pytest.mark.parametrize('option, message', [(['--what', 'runtime,perf'], '--what'),
                                              (['--threads', '0'], '--threads'),
-                                             (['--camera', '640x480'], '--camera')])
+                                             (['--camera', '640x480'], '--camera'),
+                                             (['--out', '/nonexistent/folder/r.md'], "cannot write --out")])
 def test_bad_options(runtime, tmp_path, tiny_fixed_model, capsys, option, message):
     model = stand_in(tmp_path, tiny_fixed_model, 3.0)
     assert cli.main(['board-check', '--model', model, '--float-model', tiny_fixed_model, *option]) == 2

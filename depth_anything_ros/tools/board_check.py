@@ -48,14 +48,21 @@ def add_arguments(parser):
 
 
 class Report:
-    """Markdown sections; one that raises is written with its error, the rest go on."""
+    """Markdown sections, written to `path` after each one (a run cut short keeps what it measured);
+    a section that raises is written with its error, the rest go on."""
 
-    def __init__(self, title: str):
+    def __init__(self, path: str, title: str):
+        self.path = path
         self.lines = [f'# {title}']
         self.failed = []
 
     def add(self, lines: list) -> None:
         self.lines += lines
+        self.save()
+
+    def save(self) -> None:
+        with open(self.path, 'w', encoding='utf-8') as f:
+            f.write(self.text())
 
     def section(self, title: str, build) -> None:
         print(f'board-check: {title} ...', flush=True)
@@ -67,7 +74,7 @@ class Report:
             first = (str(exc).strip().splitlines() or [''])[0]
             self.failed.append(title)
             self.lines.append(f'**Failed**: `{type(exc).__name__}: {first}`')
-        self.lines += ['', f'_({time.monotonic() - start:.0f} s)_']
+        self.add(['', f'_({time.monotonic() - start:.0f} s)_'])
 
     def text(self) -> str:
         return '\n'.join(self.lines) + '\n'
@@ -95,8 +102,11 @@ def run(args) -> int:
     images = expand_images(args.images or [SAMPLE_DIR])
     cfg = {**config_from_args(args), 'engine': 'hbm'}
     engine = _open_hbm(cfg)
-    report = Report('depth_anything_ros board check')
-    report.add(header(args, images))
+    report = Report(args.out, 'depth_anything_ros board check')
+    try:
+        report.add(header(args, images))
+    except OSError as exc:
+        raise CliError(f"cannot write --out '{args.out}': {exc.strerror or exc}") from exc
     sections = {
         'runtime': ('Runtime and model', lambda: runtime_section(engine)),
         'agreement': ('Agreement with the float model, per recipe',
@@ -109,8 +119,6 @@ def run(args) -> int:
     for name in SECTIONS:
         if name in what:
             report.section(*sections[name])
-    with open(args.out, 'w', encoding='utf-8') as f:
-        f.write(report.text())
     failed = f"; failed: {', '.join(report.failed)}" if report.failed else ''
     print(f"board-check: wrote '{args.out}'{failed}; send it back")
     return 1 if report.failed else 0
