@@ -6,12 +6,13 @@ never a traceback (issue 19: a plain `pip install .` on a PC ended `ros2 launch`
 Each case runs the real entry point in a fresh interpreter whose import system refuses the module
 (a meta-path finder raising ModuleNotFoundError, as Python does for a module that is not there), so
 every import of it, wherever it happens first, fails the way it would on such a machine."""
+import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import domain_for
+from conftest import REPO, domain_for
 
 from depth_anything_ros.core.dependencies import HINTS
 from depth_anything_ros.ros.process_graph import ros_env
@@ -56,7 +57,9 @@ def hider(tmp_path_factory):
 
 
 def run_without(hider, module, *command, tmp_path):
-    proc = subprocess.run([sys.executable, hider, module, *command], env=ros_env(DOMAIN), cwd=str(tmp_path),
+    env = ros_env(DOMAIN)  # the package from this tree, installed or not (the board job's is not)
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO, env.get('PYTHONPATH')]))
+    proc = subprocess.run([sys.executable, hider, module, *command], env=env, cwd=str(tmp_path),
                           capture_output=True, text=True, timeout=120)
     return proc.returncode, proc.stdout + proc.stderr
 
