@@ -5,6 +5,7 @@ import argparse
 import importlib
 import sys
 
+from .core.dependencies import MissingDependency, missing_dependency
 from .tool_support.errors import CliError
 
 # Each module defines HELP, add_arguments(parser) and run(args) -> exit code.
@@ -16,6 +17,7 @@ SUBCOMMANDS = {
     'sink': 'sink',
     'bench': 'bench',
     'compare': 'compare',
+    'board-check': 'board_check',
     'calibration-data': 'calibration',
     'infer': 'infer',
     'eval': 'eval',
@@ -38,14 +40,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Exit codes: 0 done, 1 something to install (one line says what), 2 a bad argument."""
+    try:
+        args = build_parser().parse_args(argv)
+    except ImportError as exc:  # numpy or OpenCV, which the options' defaults already need
+        return _missing(exc, 'depth-anything-ros')
     try:
         return args.run(args)
     except CliError as exc:
         print(f'depth-anything-ros {args.command}: {exc}', file=sys.stderr)
         return 2
+    except (ImportError, MissingDependency) as exc:
+        return _missing(exc, f'depth-anything-ros {args.command}')
     except KeyboardInterrupt:
         return 130
+
+
+def _missing(exc: Exception, prefix: str) -> int:
+    missing = missing_dependency(exc)
+    if missing is None:
+        raise exc
+    print(f'{prefix}: {missing}', file=sys.stderr)
+    return 1
 
 
 if __name__ == '__main__':

@@ -52,6 +52,17 @@ def test_nan_pixels_are_ignored_in_either_map():
         compare_depth(np.zeros(3), np.zeros(4))
 
 
+def test_correlation_ignores_scale_and_shift_not_shape():
+    from depth_anything_ros.core.metrics import correlation
+    rng = np.random.default_rng(0)
+    a = rng.random(1000)
+    assert correlation(3 * a + 7, a) == pytest.approx(1.0)
+    assert correlation(-a, a) == pytest.approx(-1.0)
+    assert abs(correlation(rng.random(1000), a)) < 0.1
+    assert math.isnan(correlation(np.ones(5), np.arange(5.0)))
+    assert compare_depth(a, a)['correlation'] == pytest.approx(1.0)
+
+
 # -- the subcommands -----------------------------------------------------------
 
 @pytest.fixture(scope='module')

@@ -49,8 +49,8 @@ def small_model(tiny_small_model):
 
 
 def sim_engine(tmp_path, onnx_path, variant, **kwargs):
-    model_kwargs = {k: kwargs.pop(k) for k in ('output_scale', 'input_quant', 'output_pad', 'output_form')
-                    if k in kwargs}
+    model_kwargs = {k: kwargs.pop(k) for k in ('output_scale', 'input_quant', 'output_pad', 'output_form',
+                                               'nv12_range') if k in kwargs}
     path = sim.write_sim_model(tmp_path / f'{variant}.hbm', onnx_path, variant, **model_kwargs)
     return HbmEngine(path, **kwargs)
 
@@ -305,20 +305,58 @@ def test_nv12_at_model_size_equals_rgb_path(hbm, tmp_path, small_model, image):
     assert np.ptp(ref.depth) > 0.01
 
 
-def test_board_model_runs_with_the_d_robotics_recipe(hbm, tmp_path, tiny_fixed_model, image, capsys):
-    """A model file named depth_any.hbm gets the sample's recipe from models.yaml, and the tools
-    say so: per-pixel normalized input (|x| <= sqrt(2)), nearest resize, pixel-centre output."""
+def test_full_range_nv12_model_gets_full_range_planes(hbm, tmp_path, small_model, image):
+    """nv12_range 'full' (a full-range camera, a model compiled with input_space_and_range
+    'regular'): RGB frames become full-range planes, and the model's depth is the RGB path's up to
+    chroma subsampling; planes in video range (the node's default) would give the model washed-out
+    colours."""
+    frame = bgr_frame(cv2.resize(image, SMALL_HW[::-1]))
+    ref = DepthEstimator(OnnxRuntimeEngine(small_model), 'stretch').estimate(frame).depth
+    engine = sim_engine(tmp_path, small_model, 'nv12', nv12_range='full')
+    right = DepthEstimator(engine, 'stretch', nv12_range='full').estimate(frame).depth
+    wrong = DepthEstimator(engine, 'stretch').estimate(frame).depth
+    assert compare_depth(right, ref)['rel_l1'] * 3 < compare_depth(wrong, ref)['rel_l1']
+    # NV12 frames already in the model's range pass through untouched
+    planes = Nv12Preprocessor(nv12_specs(*SMALL_HW), 'stretch', nv12_range='full')
+    nv12 = Frame('nv12', np.concatenate([f[0].reshape(SMALL_HW[0] // (1 + (i == 1)), -1) for i, f in
+                                         enumerate(planes(frame)[0].values())]), *SMALL_HW)
+    fed = planes(nv12)[0]
+    np.testing.assert_array_equal(fed['y'][0, :, :, 0], nv12.pixels[:SMALL_HW[0]])
+
+
+def test_full_range_nv12_frames_into_an_rgb_model(hbm, tmp_path, small_model, image):
+    """An RGB model (depth_any.hbm's float input) fed a full-range NV12 camera: with nv12_range
+    'full' the frame decodes to its colours, the depth is the RGB frame's within chroma loss."""
+    from depth_anything_ros.core.image_codec import rgb_to_nv12
+    rgb = cv2.cvtColor(cv2.resize(image, SMALL_HW[::-1]), cv2.COLOR_BGR2RGB)
+    nv12 = Frame('nv12', rgb_to_nv12(rgb, 'full'), *SMALL_HW)
+    engine = sim_engine(tmp_path, small_model, 'float_rgb')
+    ref = DepthEstimator(engine, 'stretch').estimate(Frame('rgb8', rgb, *SMALL_HW)).depth
+    right = DepthEstimator(engine, 'stretch', nv12_range='full').estimate(nv12).depth
+    wrong = DepthEstimator(engine, 'stretch').estimate(nv12).depth
+    assert compare_depth(right, ref)['rel_l1'] * 3 < compare_depth(wrong, ref)['rel_l1']
+
+
+def test_board_model_runs_with_the_official_recipe(hbm, tmp_path, tiny_fixed_model, image, capsys):
+    """A model file named depth_any.hbm gets the official recipe from models.yaml (ImageNet input,
+    float cubic resize, align_corners upsampling), and the tools say so; `recipe d_robotics_sample`
+    selects the sample's per-pixel normalization (|x| <= sqrt(2)) by name."""
     from argparse import Namespace
 
     from depth_anything_ros.tool_support.options import processor_from_args
     path = sim.write_sim_model(tmp_path / 'depth_any.hbm', tiny_fixed_model, 'float_rgb')
     estimator = processor_from_args(Namespace(model_path=path)).estimator
-    assert estimator.recipe.name == 'd_robotics_sample'
-    assert "depth_any.hbm: recipe 'd_robotics_sample'" in capsys.readouterr().out
-    feeds, _ = estimator.preprocess(bgr_frame(image))
-    x = feeds['pixel_values']
-    assert np.abs(x).max() <= np.sqrt(2) + 1e-5 and x.std() > 0.5
+    assert estimator.recipe.name == 'official'
+    assert "depth_any.hbm: recipe 'official': resize_mode stretch, interpolation cubic, normalization imagenet" \
+        in capsys.readouterr().out
+    x = estimator.preprocess(bgr_frame(image))[0]['pixel_values']
+    assert x.min() < -1.5 and x.max() > 1.5     # ImageNet-normalized: beyond the z-score's sqrt(2)
     result = estimator.estimate(bgr_frame(image))
     assert result.depth.shape == image.shape[:2] and np.isfinite(result.depth).all()
-    overridden = processor_from_args(Namespace(model_path=path, normalization='imagenet')).estimator
+    sample = processor_from_args(Namespace(model_path=path, recipe='d_robotics_sample')).estimator
+    assert sample.recipe.name == 'd_robotics_sample' and sample.recipe.interpolation == 'nearest'
+    z = sample.preprocess(bgr_frame(image))[0]['pixel_values']
+    assert np.abs(z).max() <= np.sqrt(2) + 1e-5 and z.std() > 0.5
+    overridden = processor_from_args(Namespace(model_path=path, recipe='d_robotics_sample',
+                                               normalization='imagenet')).estimator
     assert overridden.recipe.normalization == 'imagenet' and overridden.recipe.interpolation == 'nearest'

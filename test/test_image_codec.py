@@ -8,7 +8,7 @@ import pytest
 
 from depth_anything_ros.core.image_codec import (
     SUPPORTED_ENCODINGS, ImageFormatError, canonical_encoding, decode_compressed, decode_image, image_fields,
-    to_rgb)
+    rgb_to_nv12, to_rgb)
 
 from conftest import data_file
 
@@ -204,6 +204,51 @@ def test_real_photo_nv12_close_to_rgb():
     out = to_rgb(decode_image(h, w, 'nv12', 0, step, data))
     err = np.abs(out.astype(int) - rgb.astype(int))
     assert err.mean() < 2.0, err.mean()   # measured 1.07: edges lose chroma detail, the bulk is close
+
+
+# ---------------------------------------------------------------- NV12 colour ranges
+
+def _jfif_nv(rgb, order):
+    """Full-range (JFIF) 4:2:0 by the textbook formulas, chroma the mean of each 2x2 block."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    u = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    v = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    h, w = y.shape
+    block = lambda c: c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))  # noqa: E731
+    first, second = (block(u), block(v)) if order == 'nv12' else (block(v), block(u))
+    chroma = np.stack([first, second], axis=-1).reshape(h // 2, w)
+    return np.clip(np.rint(np.concatenate([y, chroma])), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize('encoding', ['nv12', 'nv21'])
+def test_full_range_nv12_decodes_in_its_range(encoding):
+    """nv12_range 'full': a JPEG-style full-range frame decodes back to its colours; read as video
+    range (OpenCV's convention) its contrast is stretched by 255/219: dark greys darker, light
+    greys lighter by 10-20 levels."""
+    rgb = _smooth_rgb()
+    rgb[:2, :4] = 40
+    rgb[2:4, :4] = 220
+    nv = _jfif_nv(rgb, encoding)
+    frame = decode_image(H, W, encoding, 0, W, nv.tobytes())
+    full = to_rgb(frame, 'full')
+    err = np.abs(full.astype(int) - rgb.astype(int))
+    assert err.max() <= 3 and err.mean() < 1.0, (err.max(), err.mean())
+    video = to_rgb(frame).astype(int)
+    assert 26 <= video[:2, :4].min() and video[:2, :4].max() <= 30      # 1.164 (40 - 16)
+    assert 235 <= video[2:4, :4].min() and video[2:4, :4].max() <= 239  # 1.164 (220 - 16)
+
+
+def test_full_range_encoding_is_jfifs():
+    rgb = _smooth_rgb()
+    got = rgb_to_nv12(rgb, 'full').astype(int)
+    assert np.abs(got - _jfif_nv(rgb, 'nv12').astype(int)).max() <= 1
+    np.testing.assert_array_equal(rgb_to_nv12(rgb), _nv(rgb, 'nv12'))   # video range: OpenCV's, unchanged
+    black, white = (rgb_to_nv12(np.full((2, 2, 3), v, np.uint8), r)[0, 0] for v, r in
+                    ((0, 'full'), (255, 'full')))
+    assert (black, white) == (0, 255)
+    with pytest.raises(ValueError, match='nv12_range|NV12 range'):
+        rgb_to_nv12(rgb, 'studio')
 
 
 # ---------------------------------------------------------------- Bayer, demosaiced

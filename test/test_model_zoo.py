@@ -128,13 +128,43 @@ def test_every_catalogue_model_has_a_known_recipe():
     assert all(entry.recipe in recipes for entry in zoo.load_catalog())
 
 
-def test_board_model_gets_the_d_robotics_sample_recipe(tmp_path):
-    from depth_anything_ros.core.model_zoo import resolve_recipe
+def test_board_model_gets_the_official_recipe(tmp_path):
+    """depth_any.hbm is DA-V2-Small compiled from a 1x3x518x686 ONNX: ImageNet input by default
+    (issue 19); the D-Robotics sample's recipe stays selectable by name."""
+    from depth_anything_ros.core.model_zoo import load_recipes, resolve_recipe
     recipe = resolve_recipe(str(tmp_path / 'DEPTH_ANY.hbm'))       # by file name, in any folder
-    assert recipe.name == 'd_robotics_sample'
-    assert recipe.settings == {'resize_mode': 'stretch', 'interpolation': 'nearest',
-                               'normalization': 'pixel_zscore', 'channel_order': 'rgb',
-                               'upsampling': 'pixel_centres'}
+    assert recipe.name == 'official'
+    assert recipe.settings == {'resize_mode': 'stretch', 'interpolation': 'cubic',
+                               'normalization': 'imagenet', 'channel_order': 'rgb',
+                               'upsampling': 'align_corners'}
+    assert load_recipes()['d_robotics_sample'].settings == {
+        'resize_mode': 'stretch', 'interpolation': 'nearest', 'normalization': 'pixel_zscore',
+        'channel_order': 'rgb', 'upsampling': 'pixel_centres'}
+
+
+def test_d_robotics_sample_normalization_discards_luminance():
+    """The sample's per-pixel z-score over a pixel's three channels: every grey pixel, black and
+    white included, becomes exactly 0, so two scenes that differ only in brightness look the
+    same to the network. ImageNet normalization keeps all 256 grey levels apart."""
+    import numpy as np
+
+    from depth_anything_ros.core.image_codec import Frame
+    from depth_anything_ros.core.preprocess import RgbPreprocessor
+    greys = np.repeat(np.arange(256, dtype=np.uint8), 4).reshape(32, 32)
+    frame = Frame('bgr8', np.dstack([greys] * 3), 32, 32)
+    for interpolation in ('nearest', 'cubic'):
+        zscore = RgbPreprocessor((32, 32), normalization='pixel_zscore', interpolation=interpolation)(frame)[0]
+        assert np.all(zscore == 0), interpolation
+    imagenet = RgbPreprocessor((32, 32), normalization='imagenet', interpolation='nearest')(frame)[0]
+    assert len(np.unique(imagenet[0, 0])) == 256
+    # a dark and a bright version of one coloured scene: identical under the z-score
+    rng = np.random.default_rng(0)
+    scene = rng.integers(60, 120, (32, 32, 3)).astype(np.uint8)
+    bright = (scene.astype(np.int32) + 100).astype(np.uint8)
+    dark_in, bright_in = (RgbPreprocessor((32, 32), normalization='pixel_zscore', interpolation='nearest')(
+        Frame('bgr8', image, 32, 32))[0] for image in (scene, bright))
+    np.testing.assert_allclose(dark_in, bright_in, atol=1e-3)  # float32 rounding of the mean
+    assert np.abs(dark_in).max() > 0.5
 
 
 def test_unknown_and_official_models_get_the_official_recipe():
@@ -150,10 +180,22 @@ def test_unknown_and_official_models_get_the_official_recipe():
 def test_parameters_override_single_fields():
     from depth_anything_ros.core.model_zoo import resolve_recipe
     recipe = resolve_recipe('depth_any.hbm', {'resize_mode': 'letterbox', 'normalization': 'auto',
-                                              'upsampling': 'pixel_centres', 'colormap': 'turbo'})
-    assert recipe.resize_mode == 'letterbox' and recipe.normalization == 'pixel_zscore'
-    assert recipe.name == 'd_robotics_sample with resize_mode set'   # same value: no override
-    assert 'letterbox' in recipe.describe() and 'd_robotics_sample' in recipe.describe()
+                                              'upsampling': 'align_corners', 'colormap': 'turbo'})
+    assert recipe.resize_mode == 'letterbox' and recipe.normalization == 'imagenet'
+    assert recipe.name == 'official with resize_mode set'   # same value: no override
+    assert 'letterbox' in recipe.describe() and 'official' in recipe.describe()
+
+
+def test_a_recipe_picked_by_name_then_single_fields():
+    import pytest
+
+    from depth_anything_ros.core.model_zoo import resolve_recipe
+    recipe = resolve_recipe('depth_any.hbm', {'recipe': 'd_robotics_sample', 'upsampling': 'align_corners'})
+    assert recipe.name == 'd_robotics_sample with upsampling set'
+    assert (recipe.normalization, recipe.upsampling) == ('pixel_zscore', 'align_corners')
+    assert resolve_recipe(None, {'recipe': 'auto'}).name == 'official'     # no model: the default
+    with pytest.raises(ValueError, match=r"parameter recipe: 'zscore' is not one of \['d_robotics_sample', "):
+        resolve_recipe('depth_any.hbm', {'recipe': 'zscore'})
 
 
 def test_model_recognised_by_checksum_under_another_name(tmp_path):

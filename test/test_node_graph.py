@@ -254,13 +254,14 @@ def test_points_on_a_relative_model_fail_start_up(tiny_fixed_model):
 
 @pytest.mark.parametrize('variant', ['float_rgb', 'nv12'])
 def test_hbm_engine_on_the_simulator(tiny_fixed_model, tmp_path, variant):
-    """engine: hbm in the real graph; hbm_runtime is the ONNX Runtime-backed simulator."""
+    """engine: hbm in the real graph; hbm_runtime is the ONNX Runtime-backed simulator. The float
+    model is named like D-Robotics' depth_any.hbm: its start-up line names the official recipe."""
     import importlib.util
     sim_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'hbm_sim')
     spec = importlib.util.spec_from_file_location('hbm_sim', os.path.join(sim_dir, 'hbm_runtime', '__init__.py'))
     sim = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sim)
-    model = str(tmp_path / f'{variant}.hbm')
+    model = str(tmp_path / ('depth_any.hbm' if variant == 'float_rgb' else f'{variant}.hbm'))
     sim.write_sim_model(model, tiny_fixed_model, variant)
     pythonpath = os.pathsep.join(filter(None, [sim_dir, os.environ.get('PYTHONPATH')]))
     with node_and_probe(model, 6, '-p', 'engine:=hbm', '-p', 'bpu_priority:=200',
@@ -274,6 +275,9 @@ def test_hbm_engine_on_the_simulator(tiny_fixed_model, tmp_path, variant):
         values = np.frombuffer(depth.data, np.float32)
         assert (depth.width, depth.height) == (W, H) and np.isfinite(values).all() and values.std() > 0
         assert "hbm '" in graph.text('node')
+        if variant == 'float_rgb':
+            assert "recipe 'official': resize_mode stretch, interpolation cubic, normalization imagenet" \
+                in graph.text('node')
 
 
 @pytest.mark.parametrize('params, expected', [
@@ -283,6 +287,8 @@ def test_hbm_engine_on_the_simulator(tiny_fixed_model, tmp_path, variant):
     (['-p', "model_path:=''"], 'model_path is empty'),
     (['-p', 'workers:=0'], 'workers'),
     (['-p', 'resize_mode:=squash'], "resize_mode: 'squash' is not one of"),
+    (['-p', 'recipe:=zscore'], "recipe: 'zscore' is not one of ['d_robotics_sample', 'official']"),
+    (['-p', 'nv12_range:=studio'], "nv12_range: 'studio' is not one of"),
     (['-p', 'engine:=tpu'], "engine: 'tpu' is not one of"),
     (['-p', 'providers:=[cuda]'], 'CUDAExecutionProvider'),
 ])

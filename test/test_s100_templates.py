@@ -2,11 +2,12 @@
 
 The compiled model is modelled here independently of the package's own code: its run-time input is
 what the node feeds (the node's preprocessor chosen from the model's inputs), and its in-model steps
-are the template's. For NV12 that is YUV -> RGB on the 0-255 pixel scale with the BT.601 video-range
-formulas (the convention of OpenCV and of D-Robotics' own NV12 helpers; what the BPU uses is assumed,
-not documented in what we could read), rounded to whole pixels, then `(pixel - mean_value) *
-scale_value` per channel. The float model gets the node's ImageNet-normalized tensor; both must agree
-within one 8-bit level.
+are the template's as hb_compile 3.x reads them (horizon_tc_ui 3.5: the normalization follows from
+which of mean_value, scale_value and std_value are set; values separated by commas or spaces;
+input_space_and_range 'regular', the default, decodes NV12 as full range, 'bt601_video' as BT.601
+video range). Decoding uses the textbook formulas (BT.601 video range: Y' = 1.164 (Y - 16); full
+range, JFIF: R = Y + 1.402 (V - 128), ...), rounded to whole pixels. The float model gets the node's
+ImageNet-normalized tensor; both must agree within one 8-bit level.
 """
 import os
 
@@ -54,33 +55,60 @@ def model_inputs(kind: str, hw: tuple) -> list:
             TensorSpec('pixel_values_uv', (1, h // 2, w // 2, 2), np.dtype(np.uint8), 'NHWC')]
 
 
-def runtime_feeds(kind: str, frame: Frame, hw: tuple, resize_mode: str) -> dict:
+def runtime_feeds(kind: str, frame: Frame, hw: tuple, resize_mode: str, nv12_range: str = 'video') -> dict:
     """What the node feeds the compiled model for `frame` (default normalization)."""
-    return make_preprocessor(SpecEngine(model_inputs(kind, hw)), resize_mode)(frame)[0]
+    return make_preprocessor(SpecEngine(model_inputs(kind, hw)), resize_mode, nv12_range=nv12_range)(frame)[0]
+
+
+def _chroma(uv: np.ndarray) -> tuple:
+    return tuple(uv[..., i].repeat(2, 0).repeat(2, 1).astype(np.float64) - 128 for i in (0, 1))
 
 
 def bt601_video_to_rgb(y: np.ndarray, uv: np.ndarray) -> np.ndarray:
     """NV12 planes -> HxWx3 RGB pixels 0-255 (BT.601 video range, chroma shared by 2x2 pixels)."""
-    u = uv[..., 0].repeat(2, 0).repeat(2, 1).astype(np.float64) - 128
-    v = uv[..., 1].repeat(2, 0).repeat(2, 1).astype(np.float64) - 128
+    u, v = _chroma(uv)
     luma = 1.164 * (y.astype(np.float64) - 16)
     rgb = np.stack([luma + 1.596 * v, luma - 0.392 * u - 0.813 * v, luma + 2.017 * u], axis=-1)
     return np.clip(np.rint(rgb), 0, 255)
 
 
+def full_range_to_rgb(y: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """NV12 planes -> HxWx3 RGB pixels 0-255 (JFIF full range, chroma shared by 2x2 pixels)."""
+    u, v = _chroma(uv)
+    luma = y.astype(np.float64)
+    rgb = np.stack([luma + 1.402 * v, luma - 0.344136 * u - 0.714136 * v, luma + 1.772 * u], axis=-1)
+    return np.clip(np.rint(rgb), 0, 255)
+
+
+DECODE = {'bt601_video': bt601_video_to_rgb, 'regular': full_range_to_rgb}
+
+
+def toolchain_values(params: dict, key: str):
+    """A per-channel key as hb_compile 3.x reads it: commas or spaces, one value for all channels."""
+    text = str(params.get(key) or '').replace(',', ' ').replace("'", ' ').replace('"', ' ').split()
+    if not text:
+        return None
+    values = np.array([float(v) for v in text])
+    return values.repeat(3) if values.size == 1 else values
+
+
 def in_model_steps(config: dict, feeds: dict) -> np.ndarray:
     """What the float ONNX inside the compiled model receives, from the run-time feeds."""
     params = config['input_parameters']
+    mean, scale, std = (toolchain_values(params, k) for k in ('mean_value', 'scale_value', 'std_value'))
     if params['input_type_rt'] == 'featuremap':
-        assert params['norm_type'] == 'no_preprocess'
+        assert mean is None and scale is None and std is None
         (tensor,) = feeds.values()
         return tensor
-    assert params['input_type_rt'] == 'nv12' and params['norm_type'] == 'data_mean_and_scale'
+    assert params['input_type_rt'] == 'nv12' and params['input_layout_train'] == 'NCHW'
     y = next(a for n, a in feeds.items() if n.endswith('_y'))[0, :, :, 0]
     uv = next(a for n, a in feeds.items() if n.endswith('_uv'))[0]
-    mean = np.array([float(v) for v in str(params['mean_value']).split()])
-    scale = np.array([float(v) for v in str(params['scale_value']).split()])
-    return ((bt601_video_to_rgb(y, uv) - mean) * scale).transpose(2, 0, 1)[None]
+    pixels = DECODE[params.get('input_space_and_range') or 'regular'](y, uv)
+    if params['input_type_train'] == 'bgr':
+        pixels = pixels[..., ::-1]
+    mean = 0 if mean is None else mean
+    scale = (1 / std if std is not None else 1) if scale is None else scale
+    return ((pixels - mean) * scale).transpose(2, 0, 1)[None]
 
 
 def float_model_tensor(frame: Frame, hw: tuple, resize_mode: str) -> np.ndarray:
@@ -133,26 +161,42 @@ def test_common_keys(kind):
     assert inputs['input_name'] == ''  # hb_compile reads it: `pixel_values` and `image` exports both work
     assert inputs['input_layout_train'] == 'NCHW'
     calibration = config['calibration_parameters']
-    assert calibration['cal_data_type'] == 'float32'
-    assert calibration['calibration_type'] == 'default'
-    assert calibration['quant_config'] == INT16
+    assert calibration == {'cal_data_dir': f'./calibration_{kind}', 'quant_config': INT16}
     compiler = config['compiler_parameters']
     assert compiler['extra_params'] == NO_PADDING
     assert compiler['compile_mode'] == 'latency' and compiler['optimize_level'] == 'O2'
 
 
+# hb_compile 3.x (horizon_tc_ui 3.5) warns that these do nothing or are derived otherwise
+# (models/s100/README.md); calibration_type 'default' is listed as deprecated there as well.
+DEPRECATED = {'input_parameters': ('norm_type', 'input_layout_rt'),
+              'calibration_parameters': ('cal_data_type', 'preprocess_on', 'calibration_type'),
+              'model_parameters': ('layer_out_dump', 'log_level', 'set_node_data_type'),
+              'compiler_parameters': ('hbdk3_compatible_mode',)}
+
+
+def test_no_deprecated_key_in_models_s100():
+    folder = os.path.join(REPO, 'models', 's100')
+    yamls = sorted(name for name in os.listdir(folder) if name.endswith('.yaml'))
+    assert yamls == sorted(os.path.basename(p) for p in TEMPLATES.values())
+    for name in yamls:
+        config = load(os.path.join(folder, name))
+        for section, keys in DEPRECATED.items():
+            assert not set(keys) & set(config.get(section) or {}), (name, section)
+
+
 def test_featuremap_template_keys():
     inputs = load(TEMPLATES['featuremap'])['input_parameters']
-    assert inputs == {'input_name': '', 'input_type_rt': 'featuremap', 'input_layout_rt': 'NCHW',
-                      'input_type_train': 'featuremap', 'input_layout_train': 'NCHW',
-                      'norm_type': 'no_preprocess'}
+    assert inputs == {'input_name': '', 'input_type_rt': 'featuremap', 'input_type_train': 'featuremap',
+                      'input_layout_train': 'NCHW'}
 
 
 def test_nv12_template_keys():
     inputs = load(TEMPLATES['nv12'])['input_parameters']
     assert (inputs['input_type_rt'], inputs['input_type_train']) == ('nv12', 'rgb')
-    assert inputs['norm_type'] == 'data_mean_and_scale'
-    assert 'input_layout_rt' not in inputs  # NV12 has one layout; D-Robotics' recipes omit it
+    assert inputs['input_space_and_range'] == 'bt601_video'   # the node's NV12: OpenCV's video range
+    assert set(inputs) == {'input_name', 'input_type_rt', 'input_type_train', 'input_layout_train',
+                           'input_space_and_range', 'mean_value', 'scale_value'}
 
 
 # -- by computation: the template's in-model steps give the float model's tensor ------------------
@@ -264,23 +308,145 @@ def test_calibration_rejects_bad_options(capsys, tmp_path, image_dir, argv, mess
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize('inputs, message', [
-    ({'input_type_rt': 'featuremap', 'norm_type': 'data_mean_and_scale'}, "norm_type 'no_preprocess'"),
-    ({'input_type_rt': 'rgb', 'norm_type': 'no_preprocess'}, "input_type_rt 'rgb'"),
-    ({'input_type_rt': 'nv12', 'norm_type': 'data_mean_and_scale', 'mean_value': '1 2',
-      'scale_value': '1'}, 'mean_value'),
+def write_template(tmp_path, name: str, **changes) -> str:
+    """The NV12 template with input_parameters changed (None deletes a key)."""
+    config = load(TEMPLATES['nv12'])
+    for key, value in changes.items():
+        config['input_parameters'].pop(key, None) if value is None else config['input_parameters'].update({key: value})
+    path = tmp_path / f'{name}.yaml'
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def calibrate(tmp_path, template: str, image, *options) -> np.ndarray:
+    out = tmp_path / f'out_{os.path.basename(template)}_{len(options)}'
+    argv = ['calibration-data', '--for', template, '--model-size', '56x84', '--out', str(out), *options, str(image)]
+    assert cli.main(argv) == 0
+    (name,) = os.listdir(out)
+    return np.load(out / name)
+
+
+# Modern templates: no norm_type; both separators; std_value instead of scale_value (x / std).
+@pytest.mark.parametrize('changes', [
+    {'mean_value': '123.675,116.28,103.53', 'scale_value': '0.01712475,0.017507,0.01742919'},
+    {'mean_value': "'123.675, 116.28, 103.53'", 'scale_value': '0.01712475 0.017507 0.01742919'},
+    {'scale_value': None, 'std_value': '58.395,57.12,57.375'},
+    {'scale_value': None, 'std_value': '58.395 57.12 57.375', 'norm_type': 'data_mean_and_std'},
+    {'norm_type': 'data_mean_and_scale'},   # the old spelling, saying what the values say
 ])
-def test_calibration_rejects_templates_it_cannot_serve(capsys, tmp_path, image_dir, inputs, message):
-    template = tmp_path / 't.yaml'
-    template.write_text(yaml.safe_dump({'input_parameters': inputs}))
-    argv = ['calibration-data', '--for', str(template), '--out', str(tmp_path / 'c'), str(image_dir)]
+def test_calibration_reads_templates_as_hb_compile_does(tmp_path, changes):
+    image = tmp_path / 'model_size.png'   # no resize: the NV12 and float paths resample differently
+    cv2.imwrite(str(image), sample_bgr((56, 84)))
+    shipped = calibrate(tmp_path, TEMPLATES['nv12'], image)
+    variant = calibrate(tmp_path, write_template(tmp_path, 'variant', **changes), image)
+    np.testing.assert_allclose(variant, shipped, rtol=2e-4, atol=1e-4)  # 1/std vs the rounded scale
+    bgr = cv2.imread(str(image))
+    feeds = runtime_feeds('nv12', Frame('bgr8', bgr, *bgr.shape[:2]), (56, 84), 'stretch')
+    for template in (TEMPLATES['nv12'], str(tmp_path / 'variant.yaml')):
+        assert np.abs(variant - in_model_steps(load(template), feeds)).max() <= 1.01 * LEVEL
+
+
+def test_mean_only_and_scale_only_templates(tmp_path, image_dir):
+    image = image_dir / 'a.png'
+    bgr = cv2.imread(str(image))
+    feeds = runtime_feeds('nv12', Frame('bgr8', bgr, *bgr.shape[:2]), (56, 84), 'stretch')
+    pixels = in_model_steps({'input_parameters': {'input_type_rt': 'nv12', 'input_type_train': 'rgb',
+                                                  'input_layout_train': 'NCHW',
+                                                  'input_space_and_range': 'bt601_video'}}, feeds)
+    mean_only = calibrate(tmp_path, write_template(tmp_path, 'm', scale_value=None, mean_value='128'), image)
+    assert np.abs(mean_only - (pixels - 128)).max() <= 1.01
+    scale_only = calibrate(tmp_path, write_template(tmp_path, 's', mean_value=None, scale_value='0.5'), image)
+    assert np.abs(scale_only - pixels * 0.5).max() <= 0.51
+
+
+def test_bgr_training_order_and_nhwc_layout(tmp_path, image_dir):
+    image = image_dir / 'a.png'
+    rgb_nchw = calibrate(tmp_path, write_template(tmp_path, 'rgb', mean_value='0', scale_value='1'), image)
+    bgr_nhwc = calibrate(tmp_path, write_template(tmp_path, 'bgr', mean_value='0', scale_value='1',
+                                                  input_type_train='bgr', input_layout_train='NHWC'), image)
+    assert bgr_nhwc.shape == (1, 56, 84, 3)
+    np.testing.assert_array_equal(bgr_nhwc[0].transpose(2, 0, 1)[::-1], rgb_nchw[0])
+
+
+def test_the_two_nv12_ranges_decode_differently_each_as_its_formula(tmp_path, image_dir):
+    """input_space_and_range decides how the BPU reads the same planes: 'regular' (full range) on the
+    node's video-range planes lifts black to 16 and dims white to 235; each sample is its range's
+    textbook decode of the node's planes."""
+    from depth_anything_ros.tools.calibration import load_template, nv12_in_model
+    video, full = TEMPLATES['nv12'], write_template(tmp_path, 'full', input_space_and_range='regular')
+    frame = Frame('bgr8', sample_bgr(), 96, 128)   # has black and white patches
+    feeds = runtime_feeds('nv12', frame, (96, 128), 'stretch')
+    y, uv = feeds['pixel_values_y'], feeds['pixel_values_uv']
+    samples = {path: nv12_in_model({'y': y, 'uv': uv}, load_template(path)) for path in (video, full)}
+    for path, sample in samples.items():
+        want = in_model_steps(load(path), feeds)
+        assert np.abs(sample - want).max() <= 1.01 * LEVEL, path
+    gap = np.abs(samples[video] - samples[full]) / LEVEL
+    assert gap.max() >= 15 and gap.max() <= 21
+    black = samples[full][0, :, :16, :16]   # on the 0-255 scale: (16 - mean) * scale
+    assert np.allclose(black * 255 * np.array(IMAGENET_STD)[:, None, None] + np.array([123.675, 116.28, 103.53])[
+        :, None, None], 16, atol=0.6)
+
+
+def test_full_range_nodes_calibrate_a_regular_template(tmp_path, image_dir):
+    """--nv12-range full (a full-range camera): the node's planes are full range, and a template with
+    input_space_and_range 'regular' decodes them back: the ImageNet tensor within a level or two."""
+    image = tmp_path / 'model_size.png'
+    cv2.imwrite(str(image), sample_bgr((56, 84)))
+    template = write_template(tmp_path, 'regular', input_space_and_range='regular')
+    sample = calibrate(tmp_path, template, image, '--nv12-range', 'full')
+    bgr = cv2.imread(str(image))
+    frame = Frame('bgr8', bgr, *bgr.shape[:2])
+    feeds = runtime_feeds('nv12', frame, (56, 84), 'stretch', nv12_range='full')
+    assert np.abs(sample - in_model_steps(load(template), feeds)).max() <= 1.01 * LEVEL
+    video = np.abs(sample - calibrate(tmp_path, TEMPLATES['nv12'], image))  # through video range
+    assert video.max() > 0 and np.median(video) <= LEVEL   # chroma is averaged differently at edges
+
+
+@pytest.mark.parametrize('changes, options, message', [
+    ({'input_space_and_range': None}, [], "input_space_and_range 'regular' by default"),   # today's bug
+    ({'input_space_and_range': 'regular'}, [], "set input_space_and_range: 'bt601_video'"),
+    ({}, ['--nv12-range', 'full'], "set input_space_and_range: 'regular'"),
+])
+def test_calibration_refuses_an_nv12_range_the_node_does_not_send(capsys, tmp_path, image_dir, changes, options,
+                                                                  message):
+    template = write_template(tmp_path, 't', **changes)
+    argv = ['calibration-data', '--for', template, '--out', str(tmp_path / 'c'), *options, str(image_dir)]
     assert cli.main(argv) == 2
     assert message in capsys.readouterr().err
 
 
-def test_calibration_with_depth_any_hbms_recipe(tmp_path, image_dir):
+@pytest.mark.parametrize('inputs, message', [
+    ({'input_type_rt': 'featuremap', 'input_type_train': 'featuremap', 'norm_type': 'data_mean_and_scale'},
+     "norm_type 'data_mean_and_scale' disagrees"),
+    ({'input_type_rt': 'featuremap', 'input_type_train': 'featuremap', 'mean_value': '1'}, 'remove mean'),
+    ({'input_type_rt': 'featuremap', 'input_type_train': 'rgb'}, "input_type_train 'rgb'"),
+    ({'input_type_rt': 'rgb', 'input_type_train': 'rgb'}, "input_type_rt 'rgb'"),
+    ({'input_type_rt': 'nv12;nv12'}, 'input_type_rt'),
+    ({'norm_type': 'no_preprocess'}, "norm_type 'no_preprocess' disagrees"),
+    ({'norm_type': 'data_mean'}, 'norm_type'),
+    ({'std_value': '58 57 57'}, 'scale_value and std_value'),
+    ({'mean_value': '1 2'}, 'mean_value'),
+    ({'mean_value': 'a b c'}, 'mean_value'),
+    ({'scale_value': '0'}, 'scale_value'),
+    ({'input_space_and_range': 'bt709'}, 'input_space_and_range'),
+    ({'input_type_train': 'yuv444'}, 'input_type_train'),
+    ({'input_layout_train': None}, 'input_layout_train'),
+])
+def test_calibration_refuses_templates_it_cannot_read_naming_the_key(capsys, tmp_path, image_dir, inputs, message):
+    if inputs.get('input_type_rt', 'nv12') == 'nv12':
+        template = write_template(tmp_path, 't', **inputs)
+    else:
+        template = str(tmp_path / 't.yaml')
+        (tmp_path / 't.yaml').write_text(yaml.safe_dump({'input_parameters': inputs}))
+    argv = ['calibration-data', '--for', template, '--out', str(tmp_path / 'c'), str(image_dir)]
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_calibration_with_the_d_robotics_sample_recipe(tmp_path, image_dir):
     """--recipe d_robotics_sample: the D-Robotics sample's input (stretch, nearest, per-pixel
-    z-score), what the node feeds a model it knows as depth_any.hbm."""
+    z-score), what the node feeds depth_any.hbm with `recipe: d_robotics_sample`."""
     out = tmp_path / 'dr'
     argv = ['calibration-data', '--recipe', 'd_robotics_sample', '--model-size', '56x84', '--out', str(out),
             str(image_dir / 'a.png')]

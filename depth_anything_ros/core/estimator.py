@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engines import Engine, EngineError
-from .image_codec import Frame
+from .image_codec import Frame, to_rgb
 from .nv12_input import Nv12Preprocessor, nv12_input_kind
 from .postprocess import model_depth_2d, restore_depth
 from .preprocess import Placement, Recipe, RgbPreprocessor
@@ -53,16 +53,19 @@ class DepthEstimator:
 
     def __init__(self, engine: Engine, resize_mode: str = 'stretch', input_size: int = 518,
                  normalization: str = 'imagenet', interpolation: str = 'cubic',
-                 channel_order: str = 'rgb', upsampling: str = 'align_corners', recipe_name: str = 'custom'):
+                 channel_order: str = 'rgb', upsampling: str = 'align_corners', recipe_name: str = 'custom',
+                 nv12_range: str = 'video'):
         self.engine = engine
         self.clock = time.perf_counter  # what the stage timings measure (bench: also CPU time)
         self.recipe = Recipe(recipe_name, resize_mode, interpolation, normalization, channel_order, upsampling)
         self.preprocess = make_preprocessor(engine, resize_mode, input_size, normalization,
-                                            interpolation, channel_order)
+                                            interpolation, channel_order, nv12_range)
 
     @classmethod
-    def from_recipe(cls, engine: Engine, recipe: Recipe, input_size: int = 518) -> 'DepthEstimator':
-        return cls(engine, input_size=input_size, recipe_name=recipe.name, **recipe.settings)
+    def from_recipe(cls, engine: Engine, recipe: Recipe, input_size: int = 518,
+                    nv12_range: str = 'video') -> 'DepthEstimator':
+        return cls(engine, input_size=input_size, recipe_name=recipe.name, nv12_range=nv12_range,
+                   **recipe.settings)
 
     def restore(self, model_depth: np.ndarray, placement: Placement, out: np.ndarray | None = None):
         """Model-resolution depth -> depth at the frame's size, upsampled as the recipe says."""
@@ -89,32 +92,36 @@ class DepthEstimator:
 
 
 class RgbFeeds:
-    """RgbPreprocessor with the (feeds, Placement) signature of every preprocessor here."""
+    """RgbPreprocessor with the (feeds, Placement) signature of every preprocessor here; NV12
+    frames in full range are decoded to RGB first (the preprocessor reads NV12 as video range)."""
 
-    def __init__(self, input_name: str, rgb: RgbPreprocessor):
+    def __init__(self, input_name: str, rgb: RgbPreprocessor, nv12_range: str = 'video'):
         self.input_name = input_name
         self.rgb = rgb
+        self.nv12_range = nv12_range
 
     def __call__(self, frame: Frame) -> tuple:
+        if self.nv12_range != 'video' and frame.encoding in ('nv12', 'nv21'):
+            frame = Frame('rgb8', to_rgb(frame, self.nv12_range), frame.height, frame.width)
         tensor, placement = self.rgb(frame)
         return {self.input_name: tensor}, placement
 
 
 def make_preprocessor(engine: Engine, resize_mode: str = 'stretch', input_size: int = 518,
                       normalization: str = 'imagenet', interpolation: str = 'cubic',
-                      channel_order: str = 'rgb'):
+                      channel_order: str = 'rgb', nv12_range: str = 'video'):
     """frame -> ({input name: array}, Placement), chosen from the engine's inputs.
 
     uint8 inputs with 1 and 2 channels (or one packed 1-channel input) are NV12
     (a BPU model compiled for NV12 that normalizes in-graph; `normalization`,
     `interpolation` and `channel_order` are then unused); anything else is one
-    RGB image input.
+    RGB image input. `nv12_range`: the range of NV12 frames (and of NV12 models).
     """
     if nv12_input_kind(engine.inputs):
-        return Nv12Preprocessor(engine.inputs, resize_mode, input_size)
+        return Nv12Preprocessor(engine.inputs, resize_mode, input_size, nv12_range)
     spec = _image_input(engine)
-    return RgbFeeds(spec.name, RgbPreprocessor(spec.spatial_hw, spec.layout, resize_mode,
-                                               input_size, normalization, interpolation, channel_order))
+    return RgbFeeds(spec.name, RgbPreprocessor(spec.spatial_hw, spec.layout, resize_mode, input_size,
+                                               normalization, interpolation, channel_order), nv12_range)
 
 
 def _image_input(engine: Engine):

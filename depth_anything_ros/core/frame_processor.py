@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engines import EngineError, open_engine
+from ..engines import EngineError, MissingRuntime, open_engine
+from .dependencies import MissingDependency
 from .estimator import DepthEstimator
 from .image_codec import Frame, ImageFormatError, empty_image, to_rgb
 from .metric_alignment import ReferenceAligner, decode_depth_image, pointcloud_xyz
@@ -75,8 +76,10 @@ class FrameProcessor:
 
     def __init__(self, estimator: DepthEstimator, depth_type: str = 'relative', max_depth: float = 0.0,
                  aligner: ReferenceAligner | None = None, colorizer: Colorizer | None = None,
-                 smoother: DepthSmoother | None = None, points_decimation: int = 4, points_rgb: bool = True):
+                 smoother: DepthSmoother | None = None, points_decimation: int = 4, points_rgb: bool = True,
+                 nv12_range: str = 'video'):
         self.estimator = estimator
+        self.nv12_range = nv12_range  # of NV12 frames: their colours on the points
         self.depth_type = depth_type
         self.max_depth = max_depth
         self.aligner = aligner
@@ -96,12 +99,15 @@ class FrameProcessor:
                 cfg['model_path'], cfg['engine'], providers=cfg['providers'],
                 intra_op_threads=cfg['intra_op_threads'] or default_intra_op_threads(cfg['workers']),
                 bpu_priority=cfg['bpu_priority'], bpu_cores=_bpu_cores(cfg['bpu_cores']))
-            estimator = DepthEstimator.from_recipe(engine, resolve_recipe(cfg['model_path'], cfg), cfg['input_size'])
+            estimator = DepthEstimator.from_recipe(engine, resolve_recipe(cfg['model_path'], cfg), cfg['input_size'],
+                                                   cfg['nv12_range'])
+        except MissingRuntime as exc:  # an install step, not a parameter to change
+            raise MissingDependency(str(exc)) from exc
         except (EngineError, ValueError) as exc:
             raise ConfigError(str(exc)) from exc
         colorizer, smoother = view_settings(cfg)
         processor = cls(estimator, depth_type, max_depth, make_aligner(cfg), colorizer, smoother,
-                        cfg['points_decimation'], cfg['points_rgb'])
+                        cfg['points_decimation'], cfg['points_rgb'], cfg['nv12_range'])
         if any(spec.spatial_hw is None for spec in engine.inputs):
             processor.notes.append(dynamic_input_budget(cfg['input_size'], cfg['workers'], _physical_memory()))
         return processor
@@ -185,7 +191,7 @@ class FrameProcessor:
             return None, 'no_camera_info'
         try:
             fx, fy, cx, cy = _intrinsics(camera, depth.shape)
-            bgr = to_rgb(frame)[:, :, ::-1] if self.points_rgb else None
+            bgr = to_rgb(frame, self.nv12_range)[:, :, ::-1] if self.points_rgb else None
             return depth_to_points(depth, fx, fy, cx, cy, self.points_decimation, bgr), None
         except (ValueError, ImageFormatError) as exc:
             return None, str(exc)

@@ -41,6 +41,11 @@ _JPEG_MAGIC, _PNG_MAGIC = b'\xff\xd8', b'\x89PNG\r\n\x1a\n'
 # JPEG start-of-frame markers (SOF0-SOF15 less DHT C4, JPG C8, DAC CC): they carry the size.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
+# NV12's colour ranges: 'video' is BT.601 16-235, OpenCV's NV12 conversions and how TROS's own nodes
+# read camera NV12; 'full' is 0-255, a JPEG's YCbCr (JFIF) and hb_compile's input_space_and_range
+# 'regular'. models/s100/README.md has the sources.
+NV12_RANGES = ('video', 'full')
+
 _TO_RGB = {
     'bgr8': cv2.COLOR_BGR2RGB, 'rgba8': cv2.COLOR_RGBA2RGB, 'bgra8': cv2.COLOR_BGRA2RGB,
     'mono8': cv2.COLOR_GRAY2RGB, 'nv12': cv2.COLOR_YUV2RGB_NV12,
@@ -241,16 +246,40 @@ def strided_rows(buf: np.ndarray, rows: int, row_bytes: int, step: int, enc: str
     return view
 
 
-def to_rgb(frame: Frame) -> np.ndarray:
-    """HxWx3 uint8 RGB (a view when the frame already is rgb8)."""
+def to_rgb(frame: Frame, nv12_range: str = 'video') -> np.ndarray:
+    """HxWx3 uint8 RGB (a view when the frame already is rgb8); nv12/nv21 frames decoded in
+    `nv12_range` (NV12_RANGES)."""
     if frame.encoding == 'rgb8':
         return frame.pixels
     if frame.encoding == 'mono16':
         return cv2.cvtColor((frame.pixels >> 8).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+    if frame.encoding in _PLANAR_420 and nv12_range != 'video':
+        return nv12_to_rgb(_contiguous_rows(frame.pixels), nv12_range, frame.encoding)
     pixels, code = _contiguous_rows(frame.pixels), _TO_RGB[frame.encoding]
     if pixels.shape[:2] == (1, 1) and pixels.ndim == 3:  # OpenCV 4.5 (the board's) rejects 1x1xC
         return cv2.cvtColor(np.repeat(pixels, 2, axis=1), code)[:, :1]
     return cv2.cvtColor(pixels, code)
+
+
+def nv12_to_rgb(nv12: np.ndarray, nv12_range: str = 'video', encoding: str = 'nv12') -> np.ndarray:
+    """(H*3/2)xW NV12 (or NV21) in `nv12_range` -> HxWx3 uint8 RGB, each 2x2 block sharing its
+    chroma. Video range is OpenCV's NV12 conversion; full range OpenCV's YCrCb one (JPEG's:
+    R = Y + 1.403 (V - 128), ...) on the chroma repeated over its block."""
+    if nv12_range == 'video':
+        return cv2.cvtColor(nv12, _TO_RGB[encoding])
+    _check_range(nv12_range)
+    h = nv12.shape[0] * 2 // 3
+    uv = nv12[h:].reshape(h // 2, -1, 2)
+    ycrcb = np.empty((h, nv12.shape[1], 3), np.uint8)
+    ycrcb[..., 0] = nv12[:h]
+    crcb = uv if encoding == 'nv21' else uv[..., ::-1]  # NV12 is U (Cb) first
+    ycrcb[..., 1:] = crcb.repeat(2, axis=0).repeat(2, axis=1)
+    return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB)
+
+
+def _check_range(nv12_range: str) -> None:
+    if nv12_range not in NV12_RANGES:
+        raise ValueError(f"NV12 range '{nv12_range}' is not one of {NV12_RANGES}")
 
 
 def resize_nv12_into(frame: Frame, x: int, y: int, w: int, h: int, y_out: np.ndarray, uv_out: np.ndarray):
@@ -283,9 +312,19 @@ def bgr_to_nv12(bgr: np.ndarray) -> np.ndarray:
     return _to_nv12(bgr, cv2.COLOR_BGR2YUV_I420)
 
 
-def rgb_to_nv12(rgb: np.ndarray) -> np.ndarray:
-    """HxWx3 rgb8 -> (H*3/2)xW NV12 (even H and W)."""
-    return _to_nv12(rgb, cv2.COLOR_RGB2YUV_I420)
+def rgb_to_nv12(rgb: np.ndarray, nv12_range: str = 'video') -> np.ndarray:
+    """HxWx3 rgb8 -> (H*3/2)xW NV12 in `nv12_range` (even H and W)."""
+    if nv12_range == 'video':
+        return _to_nv12(rgb, cv2.COLOR_RGB2YUV_I420)
+    _check_range(nv12_range)
+    h, w = rgb.shape[:2]
+    ycrcb = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YCrCb)  # JPEG's, per pixel
+    nv12 = np.empty((h * 3 // 2, w), np.uint8)
+    nv12[:h] = ycrcb[..., 0]
+    # each chroma sample the mean of its 2x2 block, U (Cb) first
+    cbcr = np.ascontiguousarray(ycrcb[..., :0:-1])
+    nv12[h:] = cv2.resize(cbcr, (w // 2, h // 2), interpolation=cv2.INTER_AREA).reshape(h // 2, w)
+    return nv12
 
 
 def _to_nv12(image: np.ndarray, code: int) -> np.ndarray:

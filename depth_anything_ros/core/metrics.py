@@ -40,8 +40,18 @@ def abs_rel(a, b) -> float:
     return float(np.mean(np.abs(a[pos] - b[pos]) / b[pos])) if pos.any() else float('nan')
 
 
+def correlation(a, b) -> float:
+    """Pearson's r of the flattened maps: 1 when they agree up to scale and shift (all a
+    relative depth model promises); NaN if either is constant."""
+    a, b = _valid_pair(a, b)
+    a, b = a - a.mean() if a.size else a, b - b.mean() if b.size else b
+    norm = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(np.dot(a, b) / norm) if norm > 0 else float('nan')
+
+
 def compare_depth(a, b) -> dict:
-    return {'cosine': cosine_similarity(a, b), 'rel_l1': relative_l1(a, b), 'abs_rel': abs_rel(a, b)}
+    return {'cosine': cosine_similarity(a, b), 'rel_l1': relative_l1(a, b), 'abs_rel': abs_rel(a, b),
+            'correlation': correlation(a, b)}
 
 
 # -- monocular depth benchmark metrics (Eigen et al. 2014), prediction vs ground truth in metres --

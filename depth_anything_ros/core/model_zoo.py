@@ -105,19 +105,27 @@ def catalog_entry(model_path: str, entries=None):
     return None
 
 
-def resolve_recipe(model_path: str, overrides: dict | None = None, catalog: str | None = None) -> Recipe:
-    """The model's recipe from models.yaml (`official` if it is not listed), with every
-    field of `overrides` that is not 'auto' (node parameters, tool options) put over it."""
+def resolve_recipe(model_path: str | None, overrides: dict | None = None, catalog: str | None = None) -> Recipe:
+    """The recipe named by `overrides['recipe']`, else the model's from models.yaml (`official`
+    if it is not listed, or there is no model), with every field of `overrides` that is not
+    'auto' (node parameters, tool options) put over it. ValueError names what to fix."""
+    overrides = overrides or {}
     recipes = load_recipes(catalog)
-    entry = catalog_entry(model_path, load_catalog(catalog))
-    if entry is None:
-        recipe = recipes[DEFAULT_RECIPE]
-    elif entry.recipe in recipes:
-        recipe = recipes[entry.recipe]
+    named = overrides.get('recipe')
+    if named not in (None, 'auto'):
+        if named not in recipes:
+            raise ValueError(f"parameter recipe: '{named}' is not one of {sorted(recipes)} (models/models.yaml)")
+        recipe = recipes[named]
     else:
-        raise ValueError(f"models.yaml: recipe '{entry.recipe}' of {entry.name} is not under recipes "
-                         f'(known: {sorted(recipes)})')
-    changes = {k: v for k, v in (overrides or {}).items() if k in RECIPE_FIELDS and v not in (None, 'auto')}
+        entry = catalog_entry(model_path, load_catalog(catalog)) if model_path else None
+        if entry is None:
+            recipe = recipes[DEFAULT_RECIPE]
+        elif entry.recipe in recipes:
+            recipe = recipes[entry.recipe]
+        else:
+            raise ValueError(f"models.yaml: recipe '{entry.recipe}' of {entry.name} is not under recipes "
+                             f'(known: {sorted(recipes)})')
+    changes = {k: v for k, v in overrides.items() if k in RECIPE_FIELDS and v not in (None, 'auto')}
     changes = {k: v for k, v in changes.items() if getattr(recipe, k) != v}
     if changes:
         recipe = dataclasses.replace(recipe, name=f'{recipe.name} with {", ".join(sorted(changes))} set',

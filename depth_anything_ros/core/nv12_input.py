@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..engines import EngineError
-from .image_codec import Frame, resize_nv12_into, rgb_to_nv12, to_rgb
+from .image_codec import NV12_RANGES, Frame, resize_nv12_into, rgb_to_nv12, to_rgb
 from .preprocess import IMAGENET_MEAN, RESIZE_MODES, Placement, Rect, place
 
 # Bilinear for both planes: bicubic on uint8 chroma rings into colour fringes
@@ -45,10 +45,16 @@ def nv12_input_kind(inputs) -> str | None:
     return None
 
 
-def _mean_color_yuv() -> tuple:
-    """The ImageNet mean colour in BT.601 video range (OpenCV's NV12 convention),
-    from the unrounded mean: rounding RGB first lands a level off in U."""
+def _mean_color_yuv(nv12_range: str = 'video') -> tuple:
+    """The ImageNet mean colour as NV12 levels in `nv12_range` (BT.601 video range: OpenCV's
+    convention; full range: JFIF's), from the unrounded mean: rounding RGB first lands a level
+    off in U."""
     r, g, b = (c * 255 for c in IMAGENET_MEAN)
+    if nv12_range == 'full':
+        y = 0.299 * r + 0.587 * g + 0.114 * b
+        u = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+        v = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+        return round(y), (round(u), round(v))
     y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
     u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
     v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
@@ -66,10 +72,13 @@ class Nv12Preprocessor:
     """Frames -> ({input name: uint8 array}, Placement) for an NV12 model.
 
     `normalization` does not apply: the model normalizes inside its graph with
-    the mean/scale it was compiled with.
+    the mean/scale it was compiled with. `nv12_range`: the range of the NV12 frames that
+    come in and that the model was compiled for (hb_compile's input_space_and_range);
+    NV12 frames pass through as they are, other frames are converted in that range.
     """
 
-    def __init__(self, inputs, resize_mode: str = 'letterbox', input_size: int = 518):
+    def __init__(self, inputs, resize_mode: str = 'letterbox', input_size: int = 518,
+                 nv12_range: str = 'video'):
         if resize_mode not in RESIZE_MODES:
             raise ValueError(f"resize_mode '{resize_mode}' is not one of {RESIZE_MODES}")
         self.kind = nv12_input_kind(inputs)
@@ -94,12 +103,15 @@ class Nv12Preprocessor:
         if h % 2 or w % 2:
             raise EngineError(f'NV12 model input {w}x{h} must have even width and height')
         self.canvas_hw = (h, w)
+        if nv12_range not in NV12_RANGES:
+            raise ValueError(f"nv12_range '{nv12_range}' is not one of {NV12_RANGES}")
         self.resize_mode = resize_mode
         self.input_size = input_size
+        self.nv12_range = nv12_range
         # Letterbox pad: the ImageNet mean colour, not black. The RGB path pads
         # with 0 after ImageNet normalization, i.e. with the mean colour; an NV12
         # model normalizes in-graph, so this gives it the same ~0 input there.
-        self.pad_y, self.pad_uv = _mean_color_yuv()
+        self.pad_y, self.pad_uv = _mean_color_yuv(nv12_range)
 
     def placement(self, frame: Frame) -> Placement:
         p = place((frame.height, frame.width), self.canvas_hw, self.resize_mode, self.input_size)
@@ -131,7 +143,7 @@ class Nv12Preprocessor:
             rgb = to_rgb(frame)[src.y:src.y + src.height, src.x:src.x + src.width]
             rgb = cv2.resize(np.ascontiguousarray(rgb), (dst.width, dst.height),
                              interpolation=INTERPOLATION)
-            nv12 = rgb_to_nv12(rgb)
+            nv12 = rgb_to_nv12(rgb, self.nv12_range)
             y_dst[:] = nv12[:dst.height]
             uv_dst[:] = nv12[dst.height:].reshape(dst.height // 2, dst.width // 2, 2)
         return self._feeds(y, uv), p

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from ..engines import ENGINE_CHOICES, model_file_text
+from .image_codec import NV12_RANGES
 from .metric_alignment import REFERENCE_SOURCES
 from .postprocess import COLORMAPS, RANGE_MODES
 from .preprocess import CHANNEL_ORDERS, INTERPOLATIONS, NORMALIZATIONS, RESIZE_MODES, UPSAMPLINGS
@@ -76,6 +77,12 @@ PARAMS = (
     Param('temporal_smoothing', 0.0, 'weight of the past in an average of depth over frames, aligned '
           'per frame and reset on scene cuts; 0 = off', min=0.0, max=0.99),
     Param('scene_cut', 0.5, 'temporal smoothing restarts when frames differ more than this', min=0.01, max=10.0),
+    Param('recipe', 'auto', 'how frames become model input, by name from models/models.yaml (official, '
+          "d_robotics_sample, ...); auto: the model's own entry there, official for a model it does not list; "
+          'the five settings below override single fields'),
+    Param('nv12_range', 'video', 'colour range of NV12 frames (mipi_cam, hobot_codec): video (BT.601 16-235, '
+          "how TROS's own nodes read it) or full (0-255, a JPEG's); NV12 models must be compiled for the "
+          "same range (input_space_and_range 'bt601_video' or 'regular')", NV12_RANGES),
     Param('resize_mode', 'auto', "fixed-shape models: how other aspect ratios fit; auto: the model's "
           'recipe in models/models.yaml (stretch unless it says otherwise)', ('auto',) + RESIZE_MODES),
     Param('input_size', 518, 'dynamic-shape models: shorter side, rounded to a multiple of 14',

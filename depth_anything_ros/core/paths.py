@@ -6,7 +6,8 @@ import sys
 
 PACKAGE = 'depth_anything_ros'
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE_IMAGE = os.path.join(_PACKAGE_DIR, 'samples', 'robot_camera.jpg')
+SAMPLE_DIR = os.path.join(_PACKAGE_DIR, 'samples')  # installed with the package (package_data)
+SAMPLE_IMAGE = os.path.join(SAMPLE_DIR, 'robot_camera.jpg')
 
 
 def share_dir() -> str:

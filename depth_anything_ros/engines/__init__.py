@@ -36,6 +36,11 @@ class EngineError(RuntimeError):
     """A model that cannot be loaded or run; the message says what to fix."""
 
 
+class MissingRuntime(EngineError):
+    """The engine's runtime (onnxruntime, openvino, hbm_runtime) is not installed here; the
+    message (one line) says what to install."""
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Engine, EngineError, TensorSpec, guess_layout
+from . import Engine, EngineError, MissingRuntime, TensorSpec, guess_layout
 
 INSTALL_HINT = ("on the RDK S100 install it: `sudo apt-get install hobot-dnn` (its libraries), then "
                 "`pip install hbm-runtime==0.1.0.post1` (aarch64, Python 3.10); or use an ONNX model "
@@ -30,9 +30,11 @@ class HbmEngine(Engine):
         try:
             import hbm_runtime
         except (ImportError, RuntimeError, OSError) as exc:
-            # The real package raises RuntimeError at import when libdnn/libhbucp are missing.
-            raise EngineError(f"cannot load '{path}': hbm_runtime is unavailable ({exc}); "
-                              f'{INSTALL_HINT}') from exc
+            # The real package raises RuntimeError at import when libdnn/libhbucp are missing,
+            # with a several-line message: its first line is the one that says what.
+            first = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(':')
+            raise MissingRuntime(f"cannot load '{path}': hbm_runtime is unavailable ({first}); "
+                                 f'{INSTALL_HINT}') from exc
         try:
             self.runtime = hbm_runtime.HB_HBMRuntime(path)
             names = list(self.runtime.model_names)

@@ -5,7 +5,7 @@ import threading
 
 import numpy as np
 
-from . import Engine, EngineError, TensorSpec, guess_layout
+from . import Engine, EngineError, MissingRuntime, TensorSpec, guess_layout
 
 PROVIDER_NAMES = {'cpu': 'CPUExecutionProvider', 'cuda': 'CUDAExecutionProvider',
                   'tensorrt': 'TensorrtExecutionProvider'}
@@ -21,8 +21,8 @@ class OnnxRuntimeEngine(Engine):
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise EngineError('onnxruntime is not installed: pip install onnxruntime '
-                              '(or onnxruntime-gpu for CUDA/TensorRT)') from exc
+            raise MissingRuntime("onnxruntime is not installed: pip install onnxruntime (onnxruntime-gpu for "
+                                 "CUDA/TensorRT; on a PC without ROS pip install '.[pc]' brings it)") from exc
         wanted = [_provider_name(p) for p in providers]
         available = ort.get_available_providers()
         missing = [p for p in wanted if p not in available]

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from . import Engine, EngineError, TensorSpec, guess_layout
+from . import Engine, EngineError, MissingRuntime, TensorSpec, guess_layout
 
 
 class OpenVinoEngine(Engine):
@@ -17,8 +17,8 @@ class OpenVinoEngine(Engine):
         try:
             import openvino as ov
         except ImportError as exc:
-            raise EngineError('openvino is not installed: pip install openvino '
-                              '(or use engine: onnxruntime with a .onnx model)') from exc
+            raise MissingRuntime('openvino is not installed: pip install openvino '
+                                 '(or use engine: onnxruntime with a .onnx model)') from exc
         core = ov.Core()
         # f32: on CPUs with AMX/AVX512-BF16 OpenVINO otherwise runs bf16, whose depth
         # differs from the float model by a few % of its range.

@@ -34,7 +34,11 @@ def _node_under_construction(exc: BaseException):
 
 
 def _fail(message: str, node=None) -> int:
-    from rclpy.logging import get_logger
+    try:
+        from rclpy.logging import get_logger
+    except ImportError:  # rclpy itself cannot load (it needs numpy): a plain line then
+        print(f'[ERROR] [depth_anything]: {message}', file=sys.stderr)
+        return 1
     (node.get_logger() if node is not None else get_logger('depth_anything')).error(message)
     return 1
 
@@ -82,6 +86,7 @@ def run_node(make_node, args=None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
+    from ..core.dependencies import MissingDependency
     from ..core.params import ConfigError
     signal.signal(signal.SIGINT, _on_interrupt)
     try:
@@ -102,7 +107,7 @@ def run_node(make_node, args=None) -> int:
     except Exception as exc:  # ConfigError included
         if _interrupted.is_set() or not rclpy.ok():
             pass  # Ctrl-C while the node was being built: what failed after it is no failure of ours
-        elif isinstance(exc, ConfigError):
+        elif isinstance(exc, (ConfigError, MissingDependency)):
             code = _fail(f'cannot start: {exc}', _node_under_construction(exc))
         else:
             raise
@@ -116,16 +121,21 @@ def run_node(make_node, args=None) -> int:
 
 
 def depth_node() -> int:
-    """The `depth_node` executable: Ctrl-C while the node's imports load exits 0 as well."""
+    """The `depth_node` executable: Ctrl-C while the node's imports load exits 0 as well; a
+    missing numpy or OpenCV is one line saying what to install."""
+    from ..core.dependencies import missing_dependency
     signal.signal(signal.SIGINT, _on_interrupt)
     try:
         from .node import DepthNode
     except KeyboardInterrupt:
         return 0
-    except ImportError:
+    except ImportError as exc:
         if _interrupted.is_set():  # Python 3.10: an interrupted extension import reads as this
             return 0
-        raise
+        missing = missing_dependency(exc)
+        if missing is None:
+            raise
+        return _fail(f'cannot start: {missing}')
     return run_node(DepthNode)
 
 

@@ -16,7 +16,8 @@ from .errors import CliError
 
 PARAM = {p.name: p for p in PARAMS}
 ENGINE = ('model_path', 'engine', 'providers', 'intra_op_threads', 'bpu_priority', 'bpu_cores')
-RECIPE = ('input_size', 'resize_mode', 'interpolation', 'normalization', 'channel_order', 'upsampling')
+RECIPE = ('input_size', 'recipe', 'resize_mode', 'interpolation', 'normalization', 'channel_order', 'upsampling',
+          'nv12_range')
 DEPTH = ('depth_type', 'max_depth')
 MODEL = ENGINE + RECIPE + DEPTH
 COLOR = ('colormap', 'color_range', 'color_min', 'color_max', 'color_smoothing')
@@ -84,7 +85,7 @@ def config_from_args(args, suffix: str = '', fallback_suffix: str | None = None)
     try:
         return validate(values, setting=_option_setting)
     except ConfigError as exc:
-        raise CliError(_in_option_words(str(exc), suffix)) from exc
+        raise CliError(in_option_words(str(exc), suffix)) from exc
 
 
 def processor_from_args(args, suffix: str = '', fallback_suffix: str | None = None):
@@ -98,7 +99,7 @@ def processor_from_config(cfg: dict, suffix: str = '', engine=None):
     try:
         processor = FrameProcessor.from_config(cfg, engine)
     except ConfigError as exc:
-        raise CliError(_in_option_words(str(exc), suffix)) from exc
+        raise CliError(in_option_words(str(exc), suffix)) from exc
     print(f"{os.path.basename(cfg['model_path'])}: {processor.estimator.recipe.describe()}")
     return processor
 
@@ -107,7 +108,7 @@ def _option_setting(**values) -> str:
     return ' '.join(f'{option_of(name)} {value}' for name, value in values.items())
 
 
-def _in_option_words(message: str, suffix: str) -> str:
+def in_option_words(message: str, suffix: str = '') -> str:
     """'parameter input_size: ...' -> 'option --input-size: ...' (core messages name parameters)."""
     return re.sub(r'parameters? (\w+)', lambda m: f'option {option_of(m.group(1), suffix)}'
                   if m.group(1) in PARAM else m.group(0), message)

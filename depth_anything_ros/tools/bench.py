@@ -2,12 +2,7 @@
 node under a camera load (published frames/s, latency, drops by reason per worker count)."""
 from __future__ import annotations
 
-import threading
 import time
-
-import numpy as np
-
-from ..engines import Engine
 
 HELP = ('benchmark: CPU time per stage at a camera resolution, engine throughput by threads '
         '(the hrt_model_exec perf table), and end-to-end graph frames/s against the bare engine')
@@ -30,197 +25,10 @@ def add_arguments(parser):
                                                    'random one in 120-200, away from a robot\'s)')
 
 
-def _sample_frame(size: str, encoding: str):
-    import cv2
-
-    from ..core.image_codec import decode_image, encode_bgr
-    from ..core.paths import SAMPLE_IMAGE
-    from ..tool_support.errors import parse_size
-    w, h = parse_size(size, '--size', 'WxH')
-    fields = encode_bgr(cv2.resize(cv2.imread(SAMPLE_IMAGE), (w, h)), encoding)
-    return fields, lambda: decode_image(fields['height'], fields['width'], fields['encoding'],
-                                        fields['is_bigendian'], fields['step'], fields['data'])
-
-
-class ReplayEngine(Engine):
-    """The engine's inputs and outputs, answering every call with one recorded output:
-    the processing around inference, timed without it."""
-    name = 'replay'
-
-    def __init__(self, engine, output):
-        self.path, self.inputs, self.outputs, self.output = engine.path, engine.inputs, engine.outputs, output
-
-    def run(self, feeds):
-        return self.output
-
-
-def stage_times(processor, size: str, encoding: str, frames: int, clock=time.perf_counter) -> dict:
-    """Median milliseconds of each CPU stage of the node's FrameProcessor on one camera frame,
-    inference excluded (`processor` runs a ReplayEngine).
-
-    clock=time.perf_counter gives wall time; time.process_time the CPU time of all
-    threads (OpenCV spreads some stages over cores, so it can exceed wall time)."""
-    from ..core.image_codec import image_buffer
-    _, decode = _sample_frame(size, encoding)
-    processor.estimator.clock = clock
-    samples = {k: [] for k in ('decode', 'preprocess', 'postprocess', 'colorize', 'message fill')}
-    for _ in range(frames):
-        fill = []
-
-        def allocate(height, width, encoding):  # as the node does it: straight into message buffers
-            t = clock()
-            buffer = image_buffer(height, width, encoding)[1]
-            fill.append(clock() - t)
-            return buffer
-        t0 = clock()
-        frame = decode()  # validation and zero-copy views; colour conversion is preprocessing
-        decoded = clock() - t0
-        out = processor.finish(frame, processor.infer(frame), ('depth', 'colorized'), allocate=allocate)
-        for key, dt in (('decode', decoded), ('message fill', sum(fill)),
-                        *((k, out.timings[k]) for k in ('preprocess', 'postprocess', 'colorize'))):
-            samples[key].append(dt * 1e3)
-    processor.estimator.clock = time.perf_counter
-    return {k: float(np.median(v)) for k, v in samples.items()}
-
-
-def engine_throughput(engine, feeds: dict, threads: int, frames: int) -> dict:
-    """`threads` callers sharing `frames` runs, like `hrt_model_exec perf --thread_num`."""
-    counter = iter(range(frames))
-    lock = threading.Lock()
-    latencies = []
-
-    def worker():
-        while True:
-            with lock:
-                if next(counter, None) is None:
-                    return
-            t = time.perf_counter()
-            engine.run(feeds)
-            with lock:
-                latencies.append(time.perf_counter() - t)
-
-    start = time.perf_counter()
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    total = time.perf_counter() - start
-    return {'threads': threads, 'frames': frames, 'total_ms': total * 1e3,
-            'latency_ms': float(np.mean(latencies)) * 1e3, 'fps': frames / total}
-
-
-def fast_options(cfg: dict) -> dict:
-    """The parameters with the faster approximate options (what the package did before it
-    followed the official numerics): 8-bit cubic resize, OpenCV pixel-centre upsampling."""
-    return {**cfg, 'interpolation': 'cubic_uint8', 'upsampling': 'pixel_centres'}
-
-
-def node_arguments(cfg: dict) -> list:
-    """`-p name:=value` for every parameter that is not at its default."""
-    from ..core.params import PARAMS
-    return [arg for p in PARAMS if cfg[p.name] != p.default for arg in ('-p', f'{p.name}:={cfg[p.name]}')]
-
-
-class _LoadClient:
-    """Camera and depth recorder in this process: stamps are publish times, so the
-    latency of a depth frame is its arrival time minus its stamp (one clock)."""
-
-    def __init__(self, domain: int):
-        import os
-
-        import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import QoSProfile, qos_profile_sensor_data
-        from sensor_msgs.msg import Image
-
-        from ..ros.process_graph import ros_env
-        # Large images need the graph's Fast DDS profile here too (read when DDS starts).
-        os.environ.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', ros_env(domain)['FASTRTPS_DEFAULT_PROFILES_FILE'])
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node('bench_load', context=self.context)
-        self.image_type = Image
-        self.pub = self.node.create_publisher(Image, 'image', qos_profile_sensor_data)
-        self.arrivals = []  # (stamp ns, arrival ns)
-        self.diagnostics = {}
-        self.node.create_subscription(Image, 'depth', self._on_depth, QoSProfile(depth=50))
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        try:
-            self.executor.spin()  # returns once the executor is shut down
-        except Exception:  # noqa: BLE001 - the context went first
-            pass
-
-    def _on_depth(self, msg):
-        self.arrivals.append((msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, time.time_ns()))
-
-    def _on_diagnostics(self, msg):
-        self.diagnostics = {kv.key: kv.value for kv in msg.status[0].values}
-
-    def publish(self, fields: dict):
-        msg = self.image_type()
-        now = time.time_ns()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
-        msg.header.frame_id = 'camera'
-        for name, value in fields.items():
-            setattr(msg, name, value)
-        self.pub.publish(msg)
-
-    def drops(self) -> dict:
-        return {k[len('drops_'):]: int(v) for k, v in self.diagnostics.items() if k.startswith('drops_')}
-
-    def close(self):
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        import rclpy
-        rclpy.try_shutdown(context=self.context)
-
-
-def load_run(cfg: dict, seconds: float, size: str, rate: float, domain: int | None = None) -> dict:
-    """The node with parameters `cfg` under a camera publishing `size` bgr8 frames at `rate`/s for
-    `seconds`: published frames/s, latency p50/p95 (ms, publish to depth arrival), drops by reason."""
-    import random
-
-    from ..ros.process_graph import RosGraph
-    fields, _ = _sample_frame(size, 'bgr8')
-    domain = random.randint(120, 200) if domain is None else domain
-    with RosGraph(domain) as graph:
-        graph.start('node', graph.node_command(*node_arguments({**cfg, 'diagnostics_period': 0.5})))
-        client = _LoadClient(domain)
-        try:
-            deadline = time.monotonic() + 120
-            while not client.arrivals and time.monotonic() < deadline:  # discovery and warm-up
-                client.publish(fields)
-                time.sleep(0.2)
-            time.sleep(3.0)
-            before, start = client.drops(), time.time_ns()
-            period, tick = 1.0 / rate, time.monotonic()
-            sent = 0
-            while time.monotonic() - tick < seconds:
-                client.publish(fields)
-                sent += 1
-                time.sleep(max(0.0, tick + sent * period - time.monotonic()))
-            end = time.time_ns()
-            time.sleep(5.0)  # in-flight frames land; two diagnostics periods pass
-            after = client.drops()
-            latencies = [(got - stamp) / 1e6 for stamp, got in client.arrivals if start <= stamp < end]
-        finally:
-            client.close()
-    p50, p95 = np.percentile(latencies, (50, 95)) if latencies else (float('nan'),) * 2
-    drops = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) - before.get(k, 0)}
-    return {'workers': cfg['workers'], 'offered_fps': sent / seconds, 'published_fps': len(latencies) / seconds,
-            'p50_ms': float(p50), 'p95_ms': float(p95), 'drops': drops}
-
-
 def run(args) -> int:
     from ..core.frame_processor import default_intra_op_threads
+    from ..ros.camera_load import load_run
+    from ..tool_support.measure import engine_throughput, sample_frame
     from ..tool_support.options import config_from_args, processor_from_config
     what = set(args.what.split(','))
     cfg = config_from_args(args)
@@ -228,7 +36,7 @@ def run(args) -> int:
     processor = processor_from_config(cfg)
     engine = processor.estimator.engine
     print(f'model: {engine.describe()}')
-    frame = _sample_frame('640x480', 'bgr8')[1]()
+    frame = sample_frame('640x480', 'bgr8')[1]()
     feeds, _ = processor.estimator.preprocess(frame)
     if 'stages' in what:
         _print_stages(cfg, processor, args)
@@ -242,7 +50,8 @@ def run(args) -> int:
     if 'graph' in what:
         bare = engine_throughput(engine, feeds, cfg['workers'], args.frames)['fps']
         engine.close()
-        end_to_end = load_run(cfg, args.seconds, '640x480', args.camera_rate, args.domain)['published_fps']
+        camera = sample_frame('640x480', 'bgr8')[0]
+        end_to_end = load_run(cfg, args.seconds, camera, args.camera_rate, args.domain)['published_fps']
         print(f'\ngraph: {end_to_end:.2f} frames/s end to end vs bare engine {bare:.2f} frames/s '
               f"({cfg['workers']} workers x {threads} threads, camera {args.camera_rate:g}/s): "
               f'ratio {end_to_end / bare:.3f}')
@@ -252,11 +61,9 @@ def run(args) -> int:
 
 
 def _print_stages(cfg, processor, args):
+    from ..tool_support.measure import fast_options, replay_processor, stage_times
     from ..tool_support.options import processor_from_config
-    engine = processor.estimator.engine
-    feeds, _ = processor.estimator.preprocess(_sample_frame(args.size, args.encoding)[1]())
-    replay = ReplayEngine(engine, engine.run(feeds))
-    processor = processor_from_config(cfg, engine=replay)
+    processor = replay_processor(cfg, processor.estimator.engine, args.size, args.encoding)
     wall = stage_times(processor, args.size, args.encoding, args.frames)
     cpu = stage_times(processor, args.size, args.encoding, args.frames, time.process_time)
     print(f'\nper {args.size} {args.encoding} frame, inference excluded (median of {args.frames}, ms):')
@@ -264,7 +71,7 @@ def _print_stages(cfg, processor, args):
     for stage in wall:
         print(f'  {stage:<13} {wall[stage]:8.2f} {cpu[stage]:8.2f}')
     print(f'  {"sum":<13} {sum(wall.values()):8.2f} {sum(cpu.values()):8.2f}')
-    fast = processor_from_config(fast_options(cfg), engine=replay)
+    fast = processor_from_config(fast_options(cfg), engine=processor.estimator.engine)
     if fast.estimator.recipe.settings != processor.estimator.recipe.settings:
         # Same run, same frame: what the exact numerics cost against the fast options.
         fast_wall = stage_times(fast, args.size, args.encoding, args.frames)
@@ -275,11 +82,14 @@ def _print_stages(cfg, processor, args):
 
 
 def _print_load(cfg, args):
+    from ..ros.camera_load import load_run
+    from ..tool_support.measure import sample_frame
     size, rate = args.load.split('@')
     print(f'\nload: camera {size} bgr8 at {rate}/s for {args.seconds:g} s per worker count:')
     print(f'  {"workers":>7} {"offered/s":>9} {"published/s":>11} {"p50 ms":>8} {"p95 ms":>8}  drops by reason')
     for workers in (int(w) for w in args.load_workers.split(',')):
-        r = load_run({**cfg, 'workers': workers}, args.seconds, size, float(rate), args.domain)
+        r = load_run({**cfg, 'workers': workers}, args.seconds, sample_frame(size, 'bgr8')[0], float(rate),
+                     args.domain)
         drops = ', '.join(f'{k} {v}' for k, v in sorted(r['drops'].items())) or 'none'
         print(f'  {workers:>7} {r["offered_fps"]:>9.1f} {r["published_fps"]:>11.2f} {r["p50_ms"]:>8.0f} '
               f'{r["p95_ms"]:>8.0f}  {drops}', flush=True)

@@ -8,8 +8,9 @@ ONNX model and a variant:
 - float_rgb: like depth_any.hbm: model 'depth_any', float32 NCHW RGB input,
   float32 output 1xHxW.
 - nv12: uint8 inputs 'y' 1xHxWx1 and 'uv' 1x(H/2)x(W/2)x2 (NHWC), converted to
-  RGB (OpenCV's BT.601 NV12 conversion) and ImageNet-normalized in the "graph",
-  like a model compiled with input_type_rt nv12.
+  RGB and ImageNet-normalized in the "graph", like a model compiled with
+  input_type_rt nv12: `nv12_range` 'video' (input_space_and_range bt601_video:
+  OpenCV's BT.601 video-range conversion) or 'full' ('regular': the JFIF formulas).
 - int16_out: float RGB input, int16 output with SCALE quantization
   (per-tensor scale fixed when the file is written).
 
@@ -100,7 +101,7 @@ class _Tensor:
 
 
 def write_sim_model(path, onnx_path, variant='float_rgb', output_scale=None, input_quant=None,
-                    output_pad=0, output_form='view'):
+                    output_pad=0, output_form='view', nv12_range='video'):
     """Write the JSON '.hbm' stand-in. int16_out without `output_scale`: twice the
     output's peak on a mid-grey image over 32767, so real images stay unclipped."""
     if variant not in VARIANTS:
@@ -116,7 +117,7 @@ def write_sim_model(path, onnx_path, variant='float_rgb', output_scale=None, inp
         output_scale = output_scale or 1.0 / 32767
     spec = {'onnx': os.path.abspath(str(onnx_path)), 'variant': variant,
             'output_scale': output_scale, 'input_quant': input_quant,
-            'output_pad': int(output_pad), 'output_form': output_form}
+            'output_pad': int(output_pad), 'output_form': output_form, 'nv12_range': nv12_range}
     with open(path, 'w') as f:
         json.dump(spec, f)
     return str(path)
@@ -155,6 +156,7 @@ class HB_HBMRuntime:
         else:
             self._outputs = [_Tensor(onnx_out.name, (1, h, w), hbDNNDataType.F32, row_pad=pad)]
         self._output_form = spec.get('output_form', 'view')
+        self._nv12_range = spec.get('nv12_range', 'video')
         # Output buffers reused call after call, one per calling thread (the runtime
         # allocates per call and may hand the same memory out again).
         self._buffers = threading.local()
@@ -303,8 +305,14 @@ class HB_HBMRuntime:
             y = arrays['y'][0, :, :, 0]
             uv = arrays['uv'][0]
             h, w = y.shape
-            nv12 = np.concatenate([y, uv.reshape(h // 2, w)], axis=0)
-            rgb = cv2.cvtColor(nv12, cv2.COLOR_YUV2RGB_NV12).astype(np.float32)
+            if self._nv12_range == 'full':
+                u, v = (uv[..., i].repeat(2, 0).repeat(2, 1).astype(np.float32) - 128 for i in (0, 1))
+                luma = y.astype(np.float32)
+                rgb = np.stack([luma + 1.402 * v, luma - 0.344136 * u - 0.714136 * v, luma + 1.772 * u], -1)
+                rgb = np.clip(np.rint(rgb), 0, 255)
+            else:
+                nv12 = np.concatenate([y, uv.reshape(h // 2, w)], axis=0)
+                rgb = cv2.cvtColor(nv12, cv2.COLOR_YUV2RGB_NV12).astype(np.float32)
             return np.ascontiguousarray(((rgb - _MEAN) / _STD).transpose(2, 0, 1))[None]
         t = self._inputs[0]
         x = arrays[t.name]

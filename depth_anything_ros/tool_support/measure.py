@@ -1,0 +1,123 @@
+"""Measurements the tools share (bench, board-check): CPU per stage of the node's
+FrameProcessor with inference replayed, engine throughput by caller threads (the
+`hrt_model_exec perf` table), and the agreement of two models on the same images."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from ..engines import Engine
+
+
+def sample_frame(size: str, encoding: str):
+    import cv2
+
+    from ..core.image_codec import decode_image, encode_bgr
+    from ..core.paths import SAMPLE_IMAGE
+    from ..tool_support.errors import parse_size
+    w, h = parse_size(size, '--size', 'WxH')
+    fields = encode_bgr(cv2.resize(cv2.imread(SAMPLE_IMAGE), (w, h)), encoding)
+    return fields, lambda: decode_image(fields['height'], fields['width'], fields['encoding'],
+                                        fields['is_bigendian'], fields['step'], fields['data'])
+
+
+class ReplayEngine(Engine):
+    """The engine's inputs and outputs, answering every call with one recorded output:
+    the processing around inference, timed without it."""
+    name = 'replay'
+
+    def __init__(self, engine, output):
+        self.path, self.inputs, self.outputs, self.output = engine.path, engine.inputs, engine.outputs, output
+
+    def run(self, feeds):
+        return self.output
+
+
+def stage_times(processor, size: str, encoding: str, frames: int, clock=time.perf_counter) -> dict:
+    """Median milliseconds of each CPU stage of the node's FrameProcessor on one camera frame,
+    inference excluded (`processor` runs a ReplayEngine).
+
+    clock=time.perf_counter gives wall time; time.process_time the CPU time of all
+    threads (OpenCV spreads some stages over cores, so it can exceed wall time)."""
+    from ..core.image_codec import image_buffer
+    _, decode = sample_frame(size, encoding)
+    processor.estimator.clock = clock
+    samples = {k: [] for k in ('decode', 'preprocess', 'postprocess', 'colorize', 'message fill')}
+    for _ in range(frames):
+        fill = []
+
+        def allocate(height, width, encoding):  # as the node does it: straight into message buffers
+            t = clock()
+            buffer = image_buffer(height, width, encoding)[1]
+            fill.append(clock() - t)
+            return buffer
+        t0 = clock()
+        frame = decode()  # validation and zero-copy views; colour conversion is preprocessing
+        decoded = clock() - t0
+        out = processor.finish(frame, processor.infer(frame), ('depth', 'colorized'), allocate=allocate)
+        for key, dt in (('decode', decoded), ('message fill', sum(fill)),
+                        *((k, out.timings[k]) for k in ('preprocess', 'postprocess', 'colorize'))):
+            samples[key].append(dt * 1e3)
+    processor.estimator.clock = time.perf_counter
+    return {k: float(np.median(v)) for k, v in samples.items()}
+
+
+def engine_throughput(engine, feeds: dict, threads: int, frames: int) -> dict:
+    """`threads` callers sharing `frames` runs, like `hrt_model_exec perf --thread_num`."""
+    counter = iter(range(frames))
+    lock = threading.Lock()
+    latencies = []
+
+    def worker():
+        while True:
+            with lock:
+                if next(counter, None) is None:
+                    return
+            t = time.perf_counter()
+            engine.run(feeds)
+            with lock:
+                latencies.append(time.perf_counter() - t)
+
+    start = time.perf_counter()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    total = time.perf_counter() - start
+    return {'threads': threads, 'frames': frames, 'total_ms': total * 1e3,
+            'latency_ms': float(np.mean(latencies)) * 1e3, 'fps': frames / total}
+
+
+def fast_options(cfg: dict) -> dict:
+    """The parameters with the faster approximate options (what the package did before it
+    followed the official numerics): 8-bit cubic resize, OpenCV pixel-centre upsampling."""
+    return {**cfg, 'interpolation': 'cubic_uint8', 'upsampling': 'pixel_centres'}
+
+
+def replay_processor(cfg: dict, engine, size: str, encoding: str):
+    """The node's FrameProcessor for `cfg` with `engine` replaced by its recorded answer to a
+    `size` `encoding` frame: what stage_times measures."""
+    from .options import processor_from_config
+    processor = processor_from_config(cfg, engine=engine)
+    feeds, _ = processor.estimator.preprocess(sample_frame(size, encoding)[1]())
+    return processor_from_config(cfg, engine=ReplayEngine(engine, engine.run(feeds)))
+
+
+def compare_on_images(model_a, model_b, images: list) -> list:
+    """compare_depth of two FrameProcessors' depth on each image file, at the image's size (so
+    models with different input sizes compare too); one dict per image, in order."""
+    from ..core.metrics import compare_depth
+    from .files import read_frame
+    rows = []
+    for path in images:
+        frame = read_frame(path)
+        rows.append(compare_depth(model_a.process(frame, ('depth',)).depth, model_b.process(frame, ('depth',)).depth))
+    return rows
+
+
+def mean_metrics(rows: list) -> dict:
+    """The mean of each metric over rows (NaN ones left out)."""
+    return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
