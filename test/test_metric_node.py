@@ -15,13 +15,13 @@ import rclpy
 from conftest import data_file
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header
 from test_metric_alignment import relative_output, sparse_reference
 from test_node_faults import wait_until
 
 from depth_anything_ros.engines import Engine, open_engine
 from depth_anything_ros.core.image_codec import encode_bgr
 from depth_anything_ros.core.metrics import abs_rel
+from depth_anything_ros.ros.messages import header_at, image_message
 from depth_anything_ros.ros.node import DepthNode
 
 pytestmark = pytest.mark.graph
@@ -74,16 +74,11 @@ def metric_node(model, output, **params):
 
 
 def header(stamp_ns):
-    h = Header(frame_id='camera_optical_frame')
-    h.stamp.sec, h.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    return h
+    return header_at(stamp_ns, 'camera_optical_frame')
 
 
 def frame_msg(stamp_ns):
-    msg = Image(header=header(stamp_ns))
-    for name, value in encode_bgr(np.full((H, W, 3), 90, np.uint8), 'bgr8').items():
-        setattr(msg, name, value)
-    return msg
+    return image_message(header(stamp_ns), encode_bgr(np.full((H, W, 3), 90, np.uint8), 'bgr8'))
 
 
 def reference_msg(stamp_ns, metres):

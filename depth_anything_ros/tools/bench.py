@@ -116,109 +116,6 @@ def fast_options(cfg: dict) -> dict:
     return {**cfg, 'interpolation': 'cubic_uint8', 'upsampling': 'pixel_centres'}
 
 
-def node_arguments(cfg: dict) -> list:
-    """`-p name:=value` for every parameter that is not at its default."""
-    from ..core.params import PARAMS
-    return [arg for p in PARAMS if cfg[p.name] != p.default for arg in ('-p', f'{p.name}:={cfg[p.name]}')]
-
-
-class _LoadClient:
-    """Camera and depth recorder in this process: stamps are publish times, so the
-    latency of a depth frame is its arrival time minus its stamp (one clock)."""
-
-    def __init__(self, domain: int):
-        import os
-
-        import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import QoSProfile, qos_profile_sensor_data
-        from sensor_msgs.msg import Image
-
-        from ..ros.process_graph import ros_env
-        # Large images need the graph's Fast DDS profile here too (read when DDS starts).
-        os.environ.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', ros_env(domain)['FASTRTPS_DEFAULT_PROFILES_FILE'])
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node('bench_load', context=self.context)
-        self.image_type = Image
-        self.pub = self.node.create_publisher(Image, 'image', qos_profile_sensor_data)
-        self.arrivals = []  # (stamp ns, arrival ns)
-        self.diagnostics = {}
-        self.node.create_subscription(Image, 'depth', self._on_depth, QoSProfile(depth=50))
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        try:
-            self.executor.spin()  # returns once the executor is shut down
-        except Exception:  # noqa: BLE001 - the context went first
-            pass
-
-    def _on_depth(self, msg):
-        self.arrivals.append((msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, time.time_ns()))
-
-    def _on_diagnostics(self, msg):
-        self.diagnostics = {kv.key: kv.value for kv in msg.status[0].values}
-
-    def publish(self, fields: dict):
-        msg = self.image_type()
-        now = time.time_ns()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
-        msg.header.frame_id = 'camera'
-        for name, value in fields.items():
-            setattr(msg, name, value)
-        self.pub.publish(msg)
-
-    def drops(self) -> dict:
-        return {k[len('drops_'):]: int(v) for k, v in self.diagnostics.items() if k.startswith('drops_')}
-
-    def close(self):
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        import rclpy
-        rclpy.try_shutdown(context=self.context)
-
-
-def load_run(cfg: dict, seconds: float, size: str, rate: float, domain: int | None = None) -> dict:
-    """The node with parameters `cfg` under a camera publishing `size` bgr8 frames at `rate`/s for
-    `seconds`: published frames/s, latency p50/p95 (ms, publish to depth arrival), drops by reason."""
-    import random
-
-    from ..ros.process_graph import RosGraph
-    fields, _ = _sample_frame(size, 'bgr8')
-    domain = random.randint(120, 200) if domain is None else domain
-    with RosGraph(domain) as graph:
-        graph.start('node', graph.node_command(*node_arguments({**cfg, 'diagnostics_period': 0.5})))
-        client = _LoadClient(domain)
-        try:
-            deadline = time.monotonic() + 120
-            while not client.arrivals and time.monotonic() < deadline:  # discovery and warm-up
-                client.publish(fields)
-                time.sleep(0.2)
-            time.sleep(3.0)
-            before, start = client.drops(), time.time_ns()
-            period, tick = 1.0 / rate, time.monotonic()
-            sent = 0
-            while time.monotonic() - tick < seconds:
-                client.publish(fields)
-                sent += 1
-                time.sleep(max(0.0, tick + sent * period - time.monotonic()))
-            end = time.time_ns()
-            time.sleep(5.0)  # in-flight frames land; two diagnostics periods pass
-            after = client.drops()
-            latencies = [(got - stamp) / 1e6 for stamp, got in client.arrivals if start <= stamp < end]
-        finally:
-            client.close()
-    p50, p95 = np.percentile(latencies, (50, 95)) if latencies else (float('nan'),) * 2
-    drops = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) - before.get(k, 0)}
-    return {'workers': cfg['workers'], 'offered_fps': sent / seconds, 'published_fps': len(latencies) / seconds,
-            'p50_ms': float(p50), 'p95_ms': float(p95), 'drops': drops}
-
-
 def run(args) -> int:
     from ..core.frame_processor import default_intra_op_threads
     from ..tool_support.options import config_from_args, processor_from_config
@@ -242,7 +139,9 @@ def run(args) -> int:
     if 'graph' in what:
         bare = engine_throughput(engine, feeds, cfg['workers'], args.frames)['fps']
         engine.close()
-        end_to_end = load_run(cfg, args.seconds, '640x480', args.camera_rate, args.domain)['published_fps']
+        from ..ros.bench_graph import load_run
+        fields = _sample_frame('640x480', 'bgr8')[0]
+        end_to_end = load_run(cfg, args.seconds, fields, args.camera_rate, args.domain)['published_fps']
         print(f'\ngraph: {end_to_end:.2f} frames/s end to end vs bare engine {bare:.2f} frames/s '
               f"({cfg['workers']} workers x {threads} threads, camera {args.camera_rate:g}/s): "
               f'ratio {end_to_end / bare:.3f}')
@@ -275,11 +174,13 @@ def _print_stages(cfg, processor, args):
 
 
 def _print_load(cfg, args):
+    from ..ros.bench_graph import load_run
     size, rate = args.load.split('@')
+    fields = _sample_frame(size, 'bgr8')[0]
     print(f'\nload: camera {size} bgr8 at {rate}/s for {args.seconds:g} s per worker count:')
     print(f'  {"workers":>7} {"offered/s":>9} {"published/s":>11} {"p50 ms":>8} {"p95 ms":>8}  drops by reason')
     for workers in (int(w) for w in args.load_workers.split(',')):
-        r = load_run({**cfg, 'workers': workers}, args.seconds, size, float(rate), args.domain)
+        r = load_run({**cfg, 'workers': workers}, args.seconds, fields, float(rate), args.domain)
         drops = ', '.join(f'{k} {v}' for k, v in sorted(r['drops'].items())) or 'none'
         print(f'  {workers:>7} {r["offered_fps"]:>9.1f} {r["published_fps"]:>11.2f} {r["p50_ms"]:>8.0f} '
               f'{r["p95_ms"]:>8.0f}  {drops}', flush=True)
