@@ -2,9 +2,11 @@
 
 `ros2 launch depth_anything_ros depth.launch.py --show-args` lists the arguments. The depth node is the
 launch: when it exits, everything stops. RViz and the TROS cameras are optional extras that are skipped
-with one line when their packages are missing. Only two values are computed in Python (OpaqueFunction):
-the Fast DDS profile, and the depth node's parameter overrides and input remappings; the rest is
-declared. launch and launch_ros are imported only here: the package works without them.
+with one line when their packages are missing. Arguments, conditions and substitutions are declared;
+Python runs (OpaqueFunction) only where launch cannot say it: the checks that declared choices cannot
+express, the Fast DDS profile (it depends on the environment and on installed packages), and the depth
+node's parameter overrides (only the arguments given) and input remappings (the camera's only when it
+starts). launch and launch_ros are imported only here: the package works without them.
 """
 import os
 
@@ -29,9 +31,11 @@ FLAG = ('true', 'false')
 ARGUMENTS = {  # name: (default, choices or None, description)
     'model_path': ('', None, f'model file: {model_file_text()}; .hbm on the RDK S100 (default: the params '
                              'file\'s)'),
-    'engine': ('', ('', *ENGINE_CHOICES), 'default: the params file\'s, else auto'),
+    'engine': ('', ('', *ENGINE_CHOICES), 'inference engine (default: the params file\'s, else auto)'),
     'params_file': (os.path.join(SHARE, 'config', 'depth.yaml'), None, 'node parameters file'),
-    'input_transport': ('', ('', 'raw', 'compressed', 'hbmem'), 'default: the params file\'s, else raw'),
+    'input_transport': ('', ('', 'raw', 'compressed', 'hbmem'), 'what the node subscribes to: Image, '
+                                                                'CompressedImage or TROS zero-copy (default: '
+                                                                'the params file\'s, else raw)'),
     'image_topic': ('', None, 'topic the node reads images from, whatever input_transport '
                               '(default: image, image/compressed or /hbmem_img)'),
     'camera_info_topic': ('', None, 'camera_info topic (default: camera_info)'),
@@ -160,8 +164,8 @@ def cameras() -> list:
     usb = optional_node(argument_is('camera', 'usb'), skipped('usb', 'hobot_usb_cam'), 'hobot_usb_cam',
                         executable='hobot_usb_cam', name='usb_cam', parameters=[{
                             'image_width': width, 'image_height': height, 'pixel_format': 'mjpeg',
-                            'video_device': ParameterValue(PythonExpression(['"', device, '" or "/dev/video0"']),
-                                                           value_type=str),
+                            'video_device': ParameterValue(  # a device path holds no quotes
+                                PythonExpression(['"', device, '" or "/dev/video0"']), value_type=str),
                             'frame_id': 'camera_optical_frame', 'zero_copy': False}])
     io_method = PythonExpression(["'shared_mem' if '", LaunchConfiguration('zero_copy'), "' == 'true' else 'ros'"])
     mipi = optional_node(argument_is('camera', 'mipi'), skipped('mipi', 'mipi_cam'), 'mipi_cam',
