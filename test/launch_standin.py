@@ -139,16 +139,17 @@ class SetEnvironmentVariable(Action):
         self.name, self.value = name, value
 
     def execute(self, context):
-        context.environment[perform(context, self.name)] = perform(context, self.value)
+        self.target(context)[perform(context, self.name)] = perform(context, self.value)
+
+    @staticmethod
+    def target(context) -> dict:
+        return context.environment
 
 
-class SetLaunchConfiguration(Action):
-    def __init__(self, name, value, **kwargs):
-        super().__init__(**kwargs)
-        self.name, self.value = name, value
-
-    def execute(self, context):
-        context.launch_configurations[perform(context, self.name)] = perform(context, self.value)
+class SetLaunchConfiguration(SetEnvironmentVariable):
+    @staticmethod
+    def target(context) -> dict:
+        return context.launch_configurations
 
 
 class LogInfo(Action):

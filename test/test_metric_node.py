@@ -4,7 +4,6 @@ The engine is a stand-in whose output is an exact affine function of the true in
 real depth map (TUM RGB-D, test/data): a perfect relative model. Whatever the node gets wrong
 (pairing, sampling, the fit, writing metres, routing) shows against that ground truth.
 """
-import array
 import collections
 import contextlib
 
@@ -19,7 +18,7 @@ from test_metric_alignment import relative_output, sparse_reference
 from test_node_faults import wait_until
 
 from depth_anything_ros.engines import Engine, open_engine
-from depth_anything_ros.core.image_codec import encode_bgr
+from depth_anything_ros.core.image_codec import encode_bgr, image_fields
 from depth_anything_ros.core.metrics import abs_rel
 from depth_anything_ros.ros.messages import header_at, image_message
 from depth_anything_ros.ros.node import DepthNode
@@ -83,11 +82,7 @@ def frame_msg(stamp_ns):
 
 def reference_msg(stamp_ns, metres):
     """A 32FC1 depth image (REP 118: 0 = no reading), as a ToF or stereo camera sends it."""
-    values = np.nan_to_num(metres, nan=0.0).astype(np.float32)
-    msg = Image(header=header(stamp_ns), height=values.shape[0], width=values.shape[1], encoding='32FC1',
-                is_bigendian=0, step=values.shape[1] * 4)
-    msg.data = array.array('B', values.tobytes())
-    return msg
+    return image_message(header(stamp_ns), image_fields(np.nan_to_num(metres, nan=0.0).astype(np.float32), '32FC1'))
 
 
 def depth_of(msg):
