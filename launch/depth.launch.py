@@ -21,7 +21,7 @@ from launch_ros.parameter_descriptions import ParameterValue
 from rclpy.validate_topic_name import validate_topic_name
 
 from depth_anything_ros.engines import ENGINE_CHOICES, model_file_text
-from depth_anything_ros.ros.environment import CHECK_FIELDS, PROFILE_VARIABLES
+from depth_anything_ros.ros.environment import CHECK_FIELDS, PROFILE_VARIABLES, local_profile
 
 PACKAGE = 'depth_anything_ros'
 SHARE = get_package_share_directory(PACKAGE)
@@ -123,7 +123,7 @@ def dds_profile(context):
         return []
     if profile == 'auto':
         profile = (os.path.join(get_package_prefix('hobot_shm'), 'lib', 'hobot_shm', 'config', 'shm_fastdds.xml')
-                   if zero_copy else os.path.join(SHARE, 'config', 'fastdds_local.xml'))
+                   if zero_copy else local_profile())
     elif not os.path.isfile(profile):
         raise LaunchArgumentError(f'dds_profile:={profile}: no such file; use auto, none or a Fast DDS XML file')
     return [SetEnvironmentVariable(v, profile) for v in PROFILE_VARIABLES]
