@@ -1,5 +1,6 @@
 """ros/environment.py (the one ROS environment of the package's processes and tests) and ros/messages.py
 (the one way to fill an Image): Humble's field checks are on here, so a wrong field type fails here."""
+import subprocess
 import sys
 
 import numpy as np
@@ -30,9 +31,10 @@ def test_field_checks_and_domain():
 def test_processes_of_a_graph_get_it():
     code = ('import os; print(os.environ["ROS_PYTHON_CHECK_FIELDS"], os.environ["ROS_DOMAIN_ID"], '
             'os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"])')
-    with RosGraph(9) as graph:
-        assert graph.start('env', [sys.executable, '-c', code]).wait(60) == 0
-    check, domain, profile = graph.text('env').split()
+    done = subprocess.run([sys.executable, '-c', code], env=RosGraph(9).env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    check, domain, profile = done.stdout.split()
     assert (check, domain) == ('1', '9') and profile.endswith('.xml')
 
 
