@@ -1,50 +1,62 @@
 """ros2 launch depth_anything_ros depth.launch.py model_path:=/path/model.hbm [camera:=usb|mipi] [rviz:=true]
 
 `ros2 launch depth_anything_ros depth.launch.py --show-args` lists the arguments. The depth node is the
-launch: when it exits, everything stops (with its error when it failed); RViz and the TROS cameras are
-optional extras that are skipped with one line when their packages are missing.
-launch and launch_ros are imported only here: the package works without them.
+launch: when it exits, everything stops. RViz and the TROS cameras are optional extras that are skipped
+with one line when their packages are missing. Arguments, conditions and substitutions are declared;
+Python runs (OpaqueFunction) only where launch cannot say it: the checks that declared choices cannot
+express, the Fast DDS profile (it depends on the environment and on installed packages), and the depth
+node's parameter overrides (only the arguments given) and input remappings (the camera's only when it
+starts). launch and launch_ros are imported only here: the package works without them.
 """
 import os
-import re
-import tempfile
 
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix, get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import (DeclareLaunchArgument, LogInfo, OpaqueFunction, RegisterEventHandler,
-                            SetEnvironmentVariable, Shutdown)
-from launch.event_handlers import OnProcessExit
-from launch.substitutions import LaunchConfiguration
+from launch import Condition, LaunchDescription
+from launch.actions import (DeclareLaunchArgument, GroupAction, LogInfo, OpaqueFunction, SetEnvironmentVariable,
+                            SetLaunchConfiguration, Shutdown)
+from launch.conditions import IfCondition
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from rclpy.validate_topic_name import validate_topic_name
 
 from depth_anything_ros.engines import ENGINE_CHOICES, model_file_text
+from depth_anything_ros.ros.environment import CHECK_FIELDS, PROFILE_VARIABLES, local_profile
 
 PACKAGE = 'depth_anything_ros'
 SHARE = get_package_share_directory(PACKAGE)
 LAUNCHED_ENV = 'DEPTH_ANYTHING_ROS_LAUNCH'  # tells the node to phrase its fixes as launch arguments
-PROFILE_ENVS = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')  # Humble/Jazzy, Kilted
-ARGUMENTS = {
-    'model_path': ('', f'model file: {model_file_text()}; .hbm on the RDK S100 (default: the params file\'s)'),
-    'engine': ('', f'{", ".join(ENGINE_CHOICES)} (default: the params file\'s, else auto)'),
-    'params_file': (os.path.join(SHARE, 'config', 'depth.yaml'), 'node parameters file'),
-    'input_transport': ('', 'raw, compressed or hbmem (default: the params file\'s, else raw)'),
-    'image_topic': ('', 'topic the node reads images from, whatever input_transport '
-                        '(default: image, image/compressed or /hbmem_img)'),
-    'camera_info_topic': ('', 'camera_info topic (default: camera_info)'),
-    'namespace': ('', 'namespace of the node and its output topics'),
-    'rviz': ('false', 'also start RViz showing the input and the depth topics'),
-    'camera': ('none', 'also start a TROS camera on the RDK: usb (hobot_usb_cam >= 2.1.0, MJPEG as '
-                       'CompressedImage) or mipi (mipi_cam, NV12)'),
-    'zero_copy': ('false', 'TROS shared-memory input (hbm_img_msgs on /hbmem_img) with hobot_shm\'s '
-                           'environment; with camera:=mipi or another hbmem publisher'),
-    'video_device': ('', 'camera:=usb: V4L2 device (default /dev/video0); camera:=mipi: sensor name '
-                         '(e.g. F37, IMX219; default "" probes)'),
-    'camera_width': ('640', 'camera image width'),
-    'camera_height': ('480', 'camera image height'),
-    'dds_profile': ('auto', 'Fast DDS profile for every process: auto = yours if '
-                            'FASTRTPS_DEFAULT_PROFILES_FILE is set, else hobot_shm\'s with zero_copy, else '
-                            'config/fastdds_local.xml (this host only: shared memory + loopback); none; or a path'),
+INPUT_IMAGE = 'input_image'  # launch configuration set by the depth node's step: the raw image it reads
+FLAG = ('true', 'false')
+ARGUMENTS = {  # name: (default, choices or None, description)
+    'model_path': ('', None, f'model file: {model_file_text()}; .hbm on the RDK S100 (default: the params '
+                             'file\'s)'),
+    'engine': ('', ('', *ENGINE_CHOICES), 'inference engine (default: the params file\'s, else auto)'),
+    'params_file': (os.path.join(SHARE, 'config', 'depth.yaml'), None, 'node parameters file'),
+    'input_transport': ('', ('', 'raw', 'compressed', 'hbmem'), 'what the node subscribes to: Image, '
+                                                                'CompressedImage or TROS zero-copy (default: '
+                                                                'the params file\'s, else raw)'),
+    'image_topic': ('', None, 'topic the node reads images from, whatever input_transport '
+                              '(default: image, image/compressed or /hbmem_img)'),
+    'camera_info_topic': ('', None, 'camera_info topic (default: camera_info)'),
+    'namespace': ('', None, 'namespace of the node, its output topics and RViz'),
+    'rviz': ('false', FLAG, 'also start RViz showing the input and the depth topics'),
+    'camera': ('none', ('none', 'usb', 'mipi'), 'also start a TROS camera on the RDK: usb (hobot_usb_cam '
+                                                '>= 2.1.0, MJPEG as CompressedImage) or mipi (mipi_cam, NV12)'),
+    'zero_copy': ('false', FLAG, 'TROS shared-memory input (hbm_img_msgs on /hbmem_img) with hobot_shm\'s '
+                                 'environment; with camera:=mipi or another hbmem publisher'),
+    'video_device': ('', None, 'camera:=usb: V4L2 device (default /dev/video0); camera:=mipi: sensor name '
+                               '(e.g. F37, IMX219; default "" probes)'),
+    'camera_width': ('640', None, 'camera image width'),
+    'camera_height': ('480', None, 'camera image height'),
+    'dds_profile': ('auto', None, 'Fast DDS profile for every process: auto = yours if '
+                                  'FASTRTPS_DEFAULT_PROFILES_FILE is set, else hobot_shm\'s with zero_copy, else '
+                                  'config/fastdds_local.xml (this host only: shared memory + loopback); none; or '
+                                  'a path'),
 }
+# camera:=... -> (package, the depth node's input from it: input_transport, (its topic, the camera's topic))
+CAMERAS = {'usb': ('hobot_usb_cam', 'compressed', ('image/compressed', '/image')),
+           'mipi': ('mipi_cam', 'raw', ('image', '/image_raw'))}
 
 
 class LaunchArgumentError(RuntimeError):
@@ -59,145 +71,133 @@ def installed(package: str) -> bool:
         return False
 
 
-def flag(args: dict, name: str) -> bool:
-    value = args[name].strip().lower()
-    if value not in ('true', 'false', '1', '0', 'yes', 'no'):
-        raise LaunchArgumentError(f'{name}:={args[name]}: use true or false')
-    return value in ('true', '1', 'yes')
+def when_installed(package: str, present: bool = True) -> Condition:
+    """True when `package` is in the ament index (present=False: when it is not)."""
+    return Condition(predicate=lambda _context: installed(package) == present)
 
 
-def pixels(args: dict, name: str) -> int:
-    if not args[name].strip().isdigit() or int(args[name]) <= 0:
-        raise LaunchArgumentError(f'{name}:={args[name]}: use a whole number of pixels, e.g. {name}:=640')
-    return int(args[name])
+def argument_is(name: str, value: str) -> IfCondition:
+    """`name:=value`; for arguments whose choices are declared, so the expression only sees those words."""
+    return IfCondition(PythonExpression(["'", LaunchConfiguration(name), f"' == '{value}'"]))
 
 
-def ros_name(args: dict, name: str) -> str:
-    """A topic or namespace: ROS name tokens (letters, digits, _; not starting with a digit) joined by /."""
-    if args[name] and not re.fullmatch(r'~?/?([A-Za-z_]\w*(/[A-Za-z_]\w*)*/?)?', args[name]):
-        raise LaunchArgumentError(f'{name}:={args[name]}: not a ROS name (letters, digits and _ between '
-                                  f'slashes, no token starting with a digit)')
-    return args[name]
+def optional_node(condition: Condition, skipped: str, package: str, **node) -> GroupAction:
+    """A node started when `condition` holds and its package is installed; one line (`skipped`) when missing."""
+    return GroupAction(condition=condition, actions=[
+        Node(package=package, output='screen', condition=when_installed(package), **node),
+        LogInfo(msg=skipped, condition=when_installed(package, False))])
 
 
-def choice(args: dict, name: str, choices: tuple) -> str:
-    if args[name] not in choices:
-        raise LaunchArgumentError(f'{name}:={args[name]}: use one of {", ".join(c or chr(34) * 2 for c in choices)}')
-    return args[name]
+def check_arguments(context):
+    """What the declared choices cannot say: numbers, files, topic names, and combinations of arguments
+    (launch_ros checks the namespace itself)."""
+    def arg(name):
+        return LaunchConfiguration(name).perform(context)
+    for name in ('image_topic', 'camera_info_topic'):
+        try:
+            validate_topic_name(arg(name) or 'unset')
+        except Exception as exc:  # rclpy's InvalidTopicNameException: its first line says what is wrong
+            raise LaunchArgumentError(f'{name}:={arg(name)}: {str(exc).splitlines()[0].rstrip(":")}') from None
+    for name in ('camera_width', 'camera_height'):
+        if not arg(name).isdigit() or int(arg(name)) <= 0:
+            raise LaunchArgumentError(f'{name}:={arg(name)}: use a whole number of pixels, e.g. {name}:=640')
+    if not os.path.isfile(arg('params_file')):
+        raise LaunchArgumentError(f'params_file:={arg("params_file")}: no such file')
+    if arg('camera') == 'usb' and arg('zero_copy') == 'true':
+        raise LaunchArgumentError('zero_copy:=true: hobot_usb_cam shares MJPEG, which the node cannot take from '
+                                  'shared memory; use camera:=mipi, or zero_copy:=false with camera:=usb')
+    if arg('camera') == 'mipi' and arg('video_device').startswith('/dev/'):
+        raise LaunchArgumentError(f'video_device:={arg("video_device")}: mipi_cam takes a sensor name (e.g. F37, '
+                                  'IMX219), or "" to probe, not a device path')
+    if arg('zero_copy') == 'true' and not installed('hobot_shm'):
+        raise LaunchArgumentError('zero_copy:=true needs TROS\'s hobot_shm (its shared-memory profile): '
+                                  'source /opt/tros/humble/setup.bash, or zero_copy:=false')
+    return []
 
 
-def tros_camera(args: dict, zero_copy: bool):
-    """(camera nodes, node overrides, remappings, the one line when skipped) for camera:=none|usb|mipi."""
-    kind = choice(args, 'camera', ('none', 'usb', 'mipi'))
-    if kind == 'none':
-        return [], {}, [], None
-    package = {'usb': 'hobot_usb_cam', 'mipi': 'mipi_cam'}[kind]
-    size = {'image_width': pixels(args, 'camera_width'), 'image_height': pixels(args, 'camera_height')}
-    if kind == 'usb':
-        if zero_copy:
-            raise LaunchArgumentError('zero_copy:=true: hobot_usb_cam shares MJPEG, which the node cannot take '
-                                      'from shared memory; use camera:=mipi, or zero_copy:=false with camera:=usb')
-        # hobot_usb_cam >= 2.1.0 publishes MJPEG as sensor_msgs/CompressedImage on /image; the node decodes it
-        camera = Node(package=package, executable=package, name='usb_cam', output='screen',
-                      parameters=[{**size, 'video_device': args['video_device'] or '/dev/video0',
-                                   'pixel_format': 'mjpeg', 'frame_id': 'camera_optical_frame',
-                                   'zero_copy': False}])
-        overrides, remaps = {'input_transport': 'compressed'}, [('image/compressed', '/image')]
-    else:
-        if args['video_device'].startswith('/dev/'):
-            raise LaunchArgumentError(f'video_device:={args["video_device"]}: mipi_cam takes a sensor name '
-                                      '(e.g. F37, IMX219), or "" to probe, not a device path')
-        camera = Node(package=package, executable=package, name='mipi_cam', output='screen',
-                      parameters=[{**size, 'out_format': 'nv12', 'video_device': args['video_device'],
-                                   'io_method': 'shared_mem' if zero_copy else 'ros'}])
-        overrides, remaps = ({}, []) if zero_copy else ({'input_transport': 'raw'}, [('image', '/image_raw')])
-    if not installed(package):
-        return [], overrides, remaps, (f'camera:={kind}: {package} is not installed; it is a TROS package '
-                                       f'(D-Robotics RDK, source /opt/tros/humble/setup.bash): starting without '
-                                       f'a camera')
-    return [camera], overrides, remaps, None
-
-
-def dds_environment(args: dict, zero_copy: bool) -> list:
-    """Environment for every process: a Fast DDS profile (never over one the user set) and hbmem's."""
-    actions = []
-    profile = args['dds_profile']
-    if zero_copy:
-        if not installed('hobot_shm'):
-            raise LaunchArgumentError('zero_copy:=true needs TROS\'s hobot_shm (its shared-memory profile): '
-                                      'source /opt/tros/humble/setup.bash, or zero_copy:=false')
-        actions += [SetEnvironmentVariable('RMW_FASTRTPS_USE_QOS_FROM_XML', '1'),
-                    SetEnvironmentVariable('RMW_IMPLEMENTATION',
-                                           os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp'))]
-    if profile == 'none' or (profile == 'auto' and any(os.environ.get(e) for e in PROFILE_ENVS)):
-        return actions
+def dds_profile(context):
+    """Computed: the profile file, by dds_profile, zero_copy and the environment (the user's stays)."""
+    profile = LaunchConfiguration('dds_profile').perform(context)
+    zero_copy = LaunchConfiguration('zero_copy').perform(context) == 'true'
+    if profile == 'none' or (profile == 'auto' and any(context.environment.get(v) for v in PROFILE_VARIABLES)):
+        return []
     if profile == 'auto':
         profile = (os.path.join(get_package_prefix('hobot_shm'), 'lib', 'hobot_shm', 'config', 'shm_fastdds.xml')
-                   if zero_copy else os.path.join(SHARE, 'config', 'fastdds_local.xml'))
+                   if zero_copy else local_profile())
     elif not os.path.isfile(profile):
         raise LaunchArgumentError(f'dds_profile:={profile}: no such file; use auto, none or a Fast DDS XML file')
-    return actions + [SetEnvironmentVariable(e, profile) for e in PROFILE_ENVS]
+    return [SetEnvironmentVariable(v, profile) for v in PROFILE_VARIABLES]
 
 
-def rviz_config(namespace: str, topics: dict) -> str:
-    """config/depth.rviz with this launch's topic names (namespace, remaps), written to a temp file."""
-    with open(os.path.join(SHARE, 'config', 'depth.rviz')) as f:
-        text = f.read()
-    ns = '/' + namespace.strip('/') if namespace.strip('/') else ''
-
-    def resolve(match):
-        name = topics.get(match.group(2), match.group(2))
-        return match.group(1) + (name if name.startswith('/') else f'{ns}/{name}')
-    text = re.sub(r'^(\s*Value: )/(image|depth|depth/colorized|depth/points)$', resolve, text, flags=re.M)
-    fd, path = tempfile.mkstemp(prefix='depth_anything_', suffix='.rviz')
-    with os.fdopen(fd, 'w') as f:
-        f.write(text)
-    return path
-
-
-def on_depth_exit(event, context):
-    """The depth node is the launch: end it, as a failure when the node failed (ros2 launch exits 1)."""
-    if event.returncode and not context.is_shutdown:
-        raise RuntimeError(f'depth node exited with code {event.returncode} (its [ERROR] line above says why)')
-    return [Shutdown(reason='depth node exited')]
-
-
-def nodes(context):
-    args = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    params_file = args['params_file']
-    if not os.path.isfile(params_file):
-        raise LaunchArgumentError(f'params_file:={params_file}: no such file')
-    zero_copy = flag(args, 'zero_copy')
-    rviz = flag(args, 'rviz')
-    choice(args, 'input_transport', ('', 'raw', 'compressed', 'hbmem'))
-    for name in ('image_topic', 'camera_info_topic', 'namespace'):
-        ros_name(args, name)
-    camera_nodes, overrides, remaps, skipped = tros_camera(args, zero_copy)
-    actions = dds_environment(args, zero_copy) + camera_nodes + ([LogInfo(msg=skipped)] if skipped else [])
-    # Only what is given here goes over the params file; an argument left empty keeps the file's value.
-    overrides.update({k: args[k] for k in ('model_path', 'engine', 'input_transport') if args[k]})
-    if zero_copy:
+def depth_node(context):
+    """Computed: the parameters given here (an empty argument keeps the params file's value) and the
+    input remappings, which follow the camera only when it starts."""
+    def arg(name):
+        return LaunchConfiguration(name).perform(context)
+    camera = arg('camera')
+    overrides, remaps = {}, []
+    if camera in CAMERAS and installed(CAMERAS[camera][0]) and arg('zero_copy') == 'false':
+        _, transport, remap = CAMERAS[camera]
+        overrides, remaps = {'input_transport': transport}, [remap]
+    overrides.update({k: arg(k) for k in ('model_path', 'engine', 'input_transport') if arg(k)})
+    if arg('zero_copy') == 'true':
         overrides['input_transport'] = 'hbmem'
-    if args['image_topic']:  # the node reads one of these, by input_transport
-        remaps = [(name, args['image_topic']) for name in ('image', 'image/compressed', '/hbmem_img')]
-    if args['camera_info_topic']:
-        remaps.append(('camera_info', args['camera_info_topic']))
-    depth = Node(package=PACKAGE, executable='depth_node', name='depth_anything', namespace=args['namespace'],
-                 output='screen', parameters=[params_file, overrides], remappings=remaps,
-                 additional_env={LAUNCHED_ENV: '1'})
-    actions += [depth, RegisterEventHandler(OnProcessExit(target_action=depth, on_exit=on_depth_exit))]
-    if rviz and not installed('rviz2'):
-        actions.append(LogInfo(msg='rviz:=true: rviz2 is not installed (apt install ros-$ROS_DISTRO-rviz2): '
-                                   'starting without RViz'))
-    elif rviz:
-        # RViz's Image display shows raw images: the input display follows the raw input's topic
-        topics = {'image': dict(remaps).get('image', 'image')}
-        actions.append(Node(package='rviz2', executable='rviz2', output='screen',
-                            arguments=['-d', rviz_config(args['namespace'], topics)]))
-    return actions
+    if arg('image_topic'):  # the node reads one of these, by input_transport
+        remaps = [(name, arg('image_topic')) for name in ('image', 'image/compressed', '/hbmem_img')]
+    if arg('camera_info_topic'):
+        remaps.append(('camera_info', arg('camera_info_topic')))
+    return [Node(package=PACKAGE, executable='depth_node', name='depth_anything', namespace=arg('namespace'),
+                 output='screen', parameters=[arg('params_file'), overrides], remappings=remaps,
+                 additional_env={LAUNCHED_ENV: '1', **CHECK_FIELDS},
+                 on_exit=Shutdown(reason='the depth node exited')),
+            SetLaunchConfiguration(INPUT_IMAGE, dict(remaps).get('image', 'image'))]
+
+
+def cameras() -> list:
+    width, height = LaunchConfiguration('camera_width'), LaunchConfiguration('camera_height')
+    device = LaunchConfiguration('video_device')
+
+    def skipped(kind, package):
+        return (f'camera:={kind}: {package} is not installed; it is a TROS package (D-Robotics RDK, source '
+                '/opt/tros/humble/setup.bash): starting without a camera')
+    # hobot_usb_cam >= 2.1.0 publishes MJPEG as sensor_msgs/CompressedImage on /image; the node decodes it
+    usb = optional_node(argument_is('camera', 'usb'), skipped('usb', 'hobot_usb_cam'), 'hobot_usb_cam',
+                        executable='hobot_usb_cam', name='usb_cam', parameters=[{
+                            'image_width': width, 'image_height': height, 'pixel_format': 'mjpeg',
+                            'video_device': ParameterValue(  # a device path holds no quotes
+                                PythonExpression(['"', device, '" or "/dev/video0"']), value_type=str),
+                            'frame_id': 'camera_optical_frame', 'zero_copy': False}])
+    io_method = PythonExpression(["'shared_mem' if '", LaunchConfiguration('zero_copy'), "' == 'true' else 'ros'"])
+    mipi = optional_node(argument_is('camera', 'mipi'), skipped('mipi', 'mipi_cam'), 'mipi_cam',
+                         executable='mipi_cam', name='mipi_cam', parameters=[{
+                             'image_width': width, 'image_height': height, 'out_format': 'nv12',
+                             'video_device': ParameterValue(device, value_type=str), 'io_method': io_method}])
+    return [usb, mipi]
+
+
+def rviz() -> GroupAction:
+    """RViz in the node's namespace: config/depth.rviz names its topics relatively (depth, image, ...),
+    so they resolve as the node's do, and the input display gets the node's input remapping."""
+    return optional_node(IfCondition(LaunchConfiguration('rviz')), 'rviz:=true: rviz2 is not installed (apt '
+                         'install ros-$ROS_DISTRO-rviz2): starting without RViz', 'rviz2', executable='rviz2',
+                         namespace=LaunchConfiguration('namespace'),
+                         arguments=['-d', os.path.join(SHARE, 'config', 'depth.rviz')],
+                         remappings=[('image', LaunchConfiguration(INPUT_IMAGE))])
 
 
 def generate_launch_description():
-    declared = [DeclareLaunchArgument(name, default_value=default, description=text)
-                for name, (default, text) in ARGUMENTS.items()]
-    return LaunchDescription(declared + [OpaqueFunction(function=nodes)])
+    zero_copy = IfCondition(LaunchConfiguration('zero_copy'))
+    return LaunchDescription([
+        *(DeclareLaunchArgument(name, default_value=default, choices=choices, description=text)
+          for name, (default, choices, text) in ARGUMENTS.items()),
+        OpaqueFunction(function=check_arguments),
+        # zero_copy: the environment TROS's hobot_shm launch sets
+        SetEnvironmentVariable('RMW_FASTRTPS_USE_QOS_FROM_XML', '1', condition=zero_copy),
+        SetEnvironmentVariable('RMW_IMPLEMENTATION', EnvironmentVariable('RMW_IMPLEMENTATION',
+                                                                         default_value='rmw_fastrtps_cpp'),
+                               condition=zero_copy),
+        OpaqueFunction(function=dds_profile),
+        *cameras(),
+        OpaqueFunction(function=depth_node),
+        rviz(),
+    ])

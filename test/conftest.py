@@ -3,10 +3,9 @@ import os
 
 import pytest
 
+from depth_anything_ros.ros.environment import use_ros_environment
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Fast DDS reads its profile once per process, when the first participant starts: set it before
-# any test creates one, or large images between processes get lost (see README, Development).
-os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'] = os.path.join(REPO, 'config', 'fastdds_local.xml')
 DOMAINS_PER_RUN = 16
 
 
@@ -31,7 +30,9 @@ def _claim_domains() -> int:
 
 
 FIRST_DOMAIN = _claim_domains()
-os.environ['ROS_DOMAIN_ID'] = str(FIRST_DOMAIN)
+# The package's ROS environment (Fast DDS profile, Humble's message field checks, this run's domain) for
+# this process and every one a test starts: before any test imports a message or creates a participant.
+use_ros_environment(FIRST_DOMAIN)
 
 
 def domain_for(offset: int) -> int:

@@ -1,6 +1,5 @@
 """A test-side ROS 2 participant: publishes camera frames, records what comes back."""
 import array
-import os
 import threading
 import time
 
@@ -14,15 +13,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from depth_anything_ros.ros.demo_nodes import camera_info
-from depth_anything_ros.ros.process_graph import ros_env
+from depth_anything_ros.ros.messages import header_at, image_message
 from depth_anything_ros.core.image_codec import encode_bgr
-
-
-def use_domain(domain_id: int):
-    """Point this process's rclpy at the graph's domain and Fast DDS profile."""
-    env = ros_env(domain_id)
-    for key in ('ROS_DOMAIN_ID', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
-        os.environ[key] = env[key]
 
 
 class Probe:
@@ -102,18 +94,14 @@ class Probe:
         return False
 
     def publish(self, bgr: np.ndarray, encoding: str, stamp_ns: int, overrides: dict = None) -> Header:
-        header = Header(frame_id='camera_optical_frame')
-        header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-        msg = Image(header=header)
-        for name, value in {**encode_bgr(bgr, encoding), **(overrides or {})}.items():
-            setattr(msg, name, value)
+        header = header_at(stamp_ns, 'camera_optical_frame')
+        msg = image_message(header, {**encode_bgr(bgr, encoding), **(overrides or {})})
         self.pub_info.publish(camera_info(header, bgr.shape[1], bgr.shape[0]))
         self.pub_image.publish(msg)
         return header
 
     def publish_compressed(self, data: bytes, fmt: str, stamp_ns: int) -> Header:
-        header = Header(frame_id='camera_optical_frame')
-        header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        header = header_at(stamp_ns, 'camera_optical_frame')
         msg = CompressedImage(header=header, format=fmt)
         msg.data = array.array('B', data)
         self.pub_image.publish(msg)

@@ -39,4 +39,6 @@ def test_graph_run_measures_a_real_node(tiny_fixed_model, capsys):
                      '--seconds', '4', '--camera-rate', '15', '--domain', str(domain_for(15))]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith('graph:'))
     end_to_end, bare, ratio = _numbers(line)[0], _numbers(line)[1], _numbers(line)[-1]
-    assert end_to_end > 0 and bare > 0 and ratio == pytest.approx(end_to_end / bare, abs=2e-3)
+    assert end_to_end > 0 and bare > 0
+    # the ratio of the unrounded rates: within what rounding both to 2 decimals (and it to 3) allows
+    assert (end_to_end - 0.005) / (bare + 0.005) - 5e-4 <= ratio <= (end_to_end + 0.005) / (bare - 0.005) + 5e-4, line

@@ -4,7 +4,6 @@ The engine is a stand-in whose output is an exact affine function of the true in
 real depth map (TUM RGB-D, test/data): a perfect relative model. Whatever the node gets wrong
 (pairing, sampling, the fit, writing metres, routing) shows against that ground truth.
 """
-import array
 import collections
 import contextlib
 
@@ -15,13 +14,13 @@ import rclpy
 from conftest import data_file
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header
 from test_metric_alignment import relative_output, sparse_reference
 from test_node_faults import wait_until
 
 from depth_anything_ros.engines import Engine, open_engine
-from depth_anything_ros.core.image_codec import encode_bgr
+from depth_anything_ros.core.image_codec import encode_bgr, image_fields
 from depth_anything_ros.core.metrics import abs_rel
+from depth_anything_ros.ros.messages import header_at, image_message
 from depth_anything_ros.ros.node import DepthNode
 
 pytestmark = pytest.mark.graph
@@ -74,25 +73,16 @@ def metric_node(model, output, **params):
 
 
 def header(stamp_ns):
-    h = Header(frame_id='camera_optical_frame')
-    h.stamp.sec, h.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    return h
+    return header_at(stamp_ns, 'camera_optical_frame')
 
 
 def frame_msg(stamp_ns):
-    msg = Image(header=header(stamp_ns))
-    for name, value in encode_bgr(np.full((H, W, 3), 90, np.uint8), 'bgr8').items():
-        setattr(msg, name, value)
-    return msg
+    return image_message(header(stamp_ns), encode_bgr(np.full((H, W, 3), 90, np.uint8), 'bgr8'))
 
 
 def reference_msg(stamp_ns, metres):
     """A 32FC1 depth image (REP 118: 0 = no reading), as a ToF or stereo camera sends it."""
-    values = np.nan_to_num(metres, nan=0.0).astype(np.float32)
-    msg = Image(header=header(stamp_ns), height=values.shape[0], width=values.shape[1], encoding='32FC1',
-                is_bigendian=0, step=values.shape[1] * 4)
-    msg.data = array.array('B', values.tobytes())
-    return msg
+    return image_message(header(stamp_ns), image_fields(np.nan_to_num(metres, nan=0.0).astype(np.float32), '32FC1'))
 
 
 def depth_of(msg):

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.parameter import Parameter
-from std_msgs.msg import Header
 
 from depth_anything_ros.engines import Engine
 from depth_anything_ros.core.image_codec import ImageFormatError, decode_image, encode_bgr
+from depth_anything_ros.ros.messages import header_at, image_message
 from depth_anything_ros.ros.node import DepthNode
 from depth_anything_ros.core.paths import SAMPLE_IMAGE
 from depth_anything_ros.core.temporal import DepthSmoother
@@ -116,13 +116,7 @@ FIELDS = encode_bgr(cv2.resize(cv2.imread(SAMPLE_IMAGE), (320, 240)), 'bgr8')
 
 
 def image_msg(stamp_ns, fields=FIELDS):
-    from sensor_msgs.msg import Image
-    header = Header(frame_id='camera')
-    header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    msg = Image(header=header)
-    for name, value in fields.items():
-        setattr(msg, name, value)
-    return msg
+    return image_message(header_at(stamp_ns, 'camera'), fields)
 
 
 def submit(node, stamp_ns, fields=FIELDS):

@@ -9,11 +9,12 @@ import numpy as np
 import psutil
 import pytest
 
+from depth_anything_ros.ros.environment import use_ros_environment
 from depth_anything_ros.ros.process_graph import RosGraph
 from depth_anything_ros.core.paths import SAMPLE_IMAGE
 
 from conftest import cached_model, domain_for
-from ros_probe import Probe, use_domain
+from ros_probe import Probe
 
 pytestmark = pytest.mark.graph
 
@@ -28,7 +29,7 @@ def sample_bgr(w=W, h=H) -> np.ndarray:
 def node_and_probe(model: str, offset: int, *params, extra_env=None, **probe_args):
     """A depth node in a domain of its own, and a probe beside it; both stopped after."""
     domain = domain_for(offset)
-    use_domain(domain)
+    use_ros_environment(domain)
     graph = RosGraph(domain, extra_env=extra_env)
     start_node(graph, model, *params)
     probe = Probe(**probe_args)
@@ -52,8 +53,9 @@ def start_node(graph: RosGraph, model: str, *params) -> None:
 
 @pytest.fixture(scope='module')
 def live(tiny_fixed_model):
-    """A depth node (Humble-style field checks on) and a probe in one fresh domain."""
-    with node_and_probe(tiny_fixed_model, 1, extra_env={'ROS_PYTHON_CHECK_FIELDS': '1'}) as (graph, probe):
+    """A depth node (Humble-style field checks on, as everywhere: ros_environment) and a probe in one
+    fresh domain."""
+    with node_and_probe(tiny_fixed_model, 1) as (graph, probe):
         assert probe.wait_connected() and probe.warm_up(sample_bgr()), f'node never answered:\n{graph.text("node")}'
         yield graph, probe
 
@@ -355,7 +357,7 @@ def test_hostile_sizes_under_a_6_gb_address_space_cap(tiny_dynamic_model, transp
               'resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30)); '
               'runpy.run_module("depth_anything_ros.ros.ros_main", run_name="__main__")']
     domain = domain_for(13 if transport == 'raw' else 14)
-    use_domain(domain)
+    use_ros_environment(domain)
     graph = RosGraph(domain)
     graph.start('node', [*capped, '--ros-args', '-p', f'model_path:={tiny_dynamic_model}', '-p',
                          f'input_transport:={transport}', '-p', 'diagnostics_period:=0.5'])

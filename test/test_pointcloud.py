@@ -210,15 +210,12 @@ def test_pointcloud2_read_back_with_the_pointcloud2_package():
     np.testing.assert_array_equal(np.stack([packed >> 16, (packed >> 8) & 255, packed & 255], 1), rgb)
 
 
-def test_pointcloud2_fits_a_real_message_with_field_checks(monkeypatch):
+def test_pointcloud2_fits_a_real_message_with_field_checks():
     """The fields assign to sensor_msgs/PointCloud2 and PointField with Humble-style
-    per-field checks on (ROS_PYTHON_CHECK_FIELDS), and read back through the message."""
+    per-field checks on (ROS_PYTHON_CHECK_FIELDS, set for every test), and read back through the message."""
     msgs = pytest.importorskip('sensor_msgs.msg')
     pc2 = pytest.importorskip('pointcloud2')
-    import sensor_msgs.msg._point_cloud2 as cloud_module
-    import sensor_msgs.msg._point_field as field_module
-    monkeypatch.setattr(cloud_module, 'ros_python_check_fields', '1', raising=False)
-    monkeypatch.setattr(field_module, 'ros_python_check_fields', '1', raising=False)
+    assert msgs.PointCloud2()._check_fields and msgs.PointField()._check_fields
     xyz, rgb = depth_to_points(coded_depth(), FX, FY, CX, CY, decimation=4, bgr=coded_bgr())
     fields = pointcloud2_fields(xyz, rgb)
     fields['fields'] = [msgs.PointField(name=n, offset=o, datatype=t, count=c)

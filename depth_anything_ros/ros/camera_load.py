@@ -2,14 +2,19 @@
 and a depth recorder in this process, the node in its own; frames/s, latency, drops by reason."""
 from __future__ import annotations
 
+import random
 import threading
 import time
 
 import numpy as np
 
+from ..core.params import PARAMS
+from .environment import use_ros_environment
+from .process_graph import RosGraph
+
+
 def node_arguments(cfg: dict) -> list:
     """`-p name:=value` for every parameter that is not at its default."""
-    from ..core.params import PARAMS
     return [arg for p in PARAMS if cfg[p.name] != p.default for arg in ('-p', f'{p.name}:={cfg[p.name]}')]
 
 
@@ -18,21 +23,15 @@ class LoadClient:
     latency of a depth frame is its arrival time minus its stamp (one clock)."""
 
     def __init__(self, domain: int):
-        import os
-
+        use_ros_environment(domain)  # the graph's, before this process imports a message
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
         from sensor_msgs.msg import Image
-
-        from .process_graph import ros_env
-        # Large images need the graph's Fast DDS profile here too (read when DDS starts).
-        os.environ.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', ros_env(domain)['FASTRTPS_DEFAULT_PROFILES_FILE'])
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node('bench_load', context=self.context)
-        self.image_type = Image
         self.pub = self.node.create_publisher(Image, 'image', qos_profile_sensor_data)
         self.arrivals = []  # (stamp ns, arrival ns)
         self.diagnostics = {}
@@ -56,13 +55,8 @@ class LoadClient:
         self.diagnostics = {kv.key: kv.value for kv in msg.status[0].values}
 
     def publish(self, fields: dict):
-        msg = self.image_type()
-        now = time.time_ns()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
-        msg.header.frame_id = 'camera'
-        for name, value in fields.items():
-            setattr(msg, name, value)
-        self.pub.publish(msg)
+        from .messages import header_at, image_message
+        self.pub.publish(image_message(header_at(time.time_ns(), 'camera'), fields))
 
     def drops(self) -> dict:
         return {k[len('drops_'):]: int(v) for k, v in self.diagnostics.items() if k.startswith('drops_')}
@@ -75,12 +69,8 @@ class LoadClient:
 
 
 def load_run(cfg: dict, seconds: float, fields: dict, rate: float, domain: int | None = None) -> dict:
-    """The node with parameters `cfg` under a camera publishing the Image `fields` (one frame,
-    any encoding) at `rate`/s for `seconds`: published frames/s, latency p50/p95 (ms, publish to
-    depth arrival), drops by reason."""
-    import random
-
-    from .process_graph import RosGraph
+    """The node with parameters `cfg` under a camera publishing image `fields` at `rate`/s for
+    `seconds`: published frames/s, latency p50/p95 (ms, publish to depth arrival), drops by reason."""
     domain = random.randint(120, 200) if domain is None else domain
     with RosGraph(domain) as graph:
         graph.start('node', graph.node_command(*node_arguments({**cfg, 'diagnostics_period': 0.5})))
@@ -108,5 +98,3 @@ def load_run(cfg: dict, seconds: float, fields: dict, rate: float, domain: int |
     drops = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) - before.get(k, 0)}
     return {'workers': cfg['workers'], 'offered_fps': sent / seconds, 'published_fps': len(latencies) / seconds,
             'p50_ms': float(p50), 'p95_ms': float(p95), 'drops': drops}
-
-

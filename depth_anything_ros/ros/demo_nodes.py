@@ -12,6 +12,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from ..core.image_codec import decode_image, encode_bgr
+from .messages import image_message
 
 
 def camera_info(header, width, height) -> CameraInfo:
@@ -42,10 +43,7 @@ class CameraNode(Node):
             raise SystemExit(0)
         bgr = next(self.frames)
         header = Header(frame_id=self.frame_id, stamp=self.get_clock().now().to_msg())
-        msg = Image(header=header)
-        for name, value in encode_bgr(bgr, self.encoding).items():
-            setattr(msg, name, value)
-        self.pub_image.publish(msg)
+        self.pub_image.publish(image_message(header, encode_bgr(bgr, self.encoding)))
         self.pub_info.publish(camera_info(header, bgr.shape[1], bgr.shape[0]))
         self.sent += 1
 

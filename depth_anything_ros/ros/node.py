@@ -25,6 +25,7 @@ from ..core.params import PARAMS, ConfigError, validate
 from ..core.pointcloud import pointcloud2_fields
 from ..core.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter
 from ..core.worker_pool import ArrivalOrder, WorkerPool
+from .messages import image_message
 
 DROP_REASONS = ('no_subscribers', 'bad_input', 'superseded', 'out_of_order', 'inference_error',
                 'bad_output', 'inference_timeout')
@@ -329,11 +330,11 @@ class DepthNode(Node):
         """(publisher, message) for every output computed. A frame a reference could not align
         goes to depth/relative instead of depth (a topic never mixes units)."""
         depth_out = self.pub_depth if out.metres or self.pub_relative is None else self.pub_relative
-        messages = [(depth_out, _image_msg(header, fields['32FC1']))] if depth_out.get_subscription_count() else []
+        messages = [(depth_out, image_message(header, fields['32FC1']))] if depth_out.get_subscription_count() else []
         if out.colorized is not None:
-            messages.append((self.pub_color, _image_msg(header, fields['bgr8'])))
+            messages.append((self.pub_color, image_message(header, fields['bgr8'])))
         if out.depth_mm is not None:
-            messages.append((self.pub_mm, _image_msg(header, image_fields(out.depth_mm, '16UC1'))))
+            messages.append((self.pub_mm, image_message(header, image_fields(out.depth_mm, '16UC1'))))
         if out.points is not None:
             messages.append((self.pub_points, _points_msg(header, *out.points)))
         return messages
@@ -415,14 +416,6 @@ class DepthNode(Node):
             return False
         self.processor.estimator.engine.close()
         return True
-
-
-def _image_msg(header, fields: dict) -> Image:
-    msg = Image()
-    msg.header = header
-    for name, value in fields.items():
-        setattr(msg, name, value)
-    return msg
 
 
 def _points_msg(header, xyz, colors) -> PointCloud2:

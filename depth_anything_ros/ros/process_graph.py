@@ -1,33 +1,19 @@
 """Start ROS 2 processes side by side without `ros2 launch` (not on PyPI): demo and tests."""
 from __future__ import annotations
 
-import os
-import random
 import signal
 import subprocess
 import sys
 import threading
 
-from ..core.paths import share_path
-
-
-def ros_env(domain_id: int | None = None) -> dict:
-    """The environment for a local graph: our Fast DDS profile, a domain of its own."""
-    env = dict(os.environ)
-    env.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', share_path('config', 'fastdds_local.xml'))
-    if domain_id is not None:
-        env['ROS_DOMAIN_ID'] = str(domain_id)
-    else:
-        env.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 101)))
-    env['PYTHONUNBUFFERED'] = '1'
-    return env
+from .environment import ros_environment
 
 
 class RosGraph:
-    """Processes sharing one ROS domain; stopped with SIGINT, like Ctrl-C, on exit."""
+    """Processes sharing one ROS domain (ros_environment's); stopped with SIGINT, like Ctrl-C, on exit."""
 
     def __init__(self, domain_id: int | None = None, extra_env: dict | None = None):
-        self.env = {**ros_env(domain_id), **(extra_env or {})}
+        self.env = {**ros_environment(domain_id), **(extra_env or {})}
         self.procs = {}
         self.output = {}
 
