@@ -160,12 +160,13 @@ def align_from_sparse(pred_disparity: np.ndarray, gt: np.ndarray, mask: np.ndarr
     """What a robot with a sparse depth sensor gets: scale and shift fitted (robustly, as the node's
     reference alignment does) to a random `fraction` of the valid ground truth, applied to every
     pixel. Returns (depth float64 HxW or None if the fit failed, fit, samples used)."""
-    from .metric_alignment import fit_inverse_depth
+    from .metric_fit import Unaligned, fit_inverse_depth
     pixels = np.flatnonzero(mask)
     count = min(pixels.size, max(2, int(round(fraction * pixels.size))))
     picked = np.random.default_rng(seed).choice(pixels, count, replace=False)
-    fit = fit_inverse_depth(pred_disparity.flat[picked], gt.flat[picked], min_support=2)
-    if fit is None:
+    try:
+        fit = fit_inverse_depth(pred_disparity.flat[picked], gt.flat[picked], min_support=2)
+    except Unaligned:
         return None, None, count
     with np.errstate(invalid='ignore'):
         disparity = fit.inverse_depth(pred_disparity.astype(np.float64))
