@@ -447,3 +447,20 @@ def test_a_relative_model_whose_name_contains_metric_stays_relative(tiny_fixed_m
     with metric_node(model, relative_output(truth), metric_reference='none') as node:
         assert node.processor.depth_type == 'relative' and not node.processor.metric
         assert 'relative inverse depth' in node.processor.meaning()
+
+
+def test_the_finish_step_waits_briefly_for_a_reference_still_to_come(tiny_fixed_model, truth):
+    """The frame reaches its finish step before its reference (a fast engine, a LiDAR publishing
+    after its scan): with references arriving and none yet past the frame's stamp, alignment
+    waits for it, up to reference_wait after the frame arrived."""
+    with metric_node(tiny_fixed_model, relative_output(truth), reference_wait=1.0) as node:
+        node._on_reference(reference_msg(44 * SECOND, scaled(truth, 3.0)))      # the stream is live
+        store = node.processor.aligner.references
+        asked = threading.Event()
+        pair = store.pair
+        store.pair = lambda stamp, deadline=None: (asked.set(), pair(stamp, deadline))[1]
+        node._on_image(frame_msg(45 * SECOND))
+        assert asked.wait(20)                                # finishing, and nothing within 10 ms of 45 s
+        node._on_reference(reference_msg(45 * SECOND, scaled(truth, 1.5)))
+        assert wait_until(lambda: node.sent['/depth'] or node.sent['/depth/relative'])
+        assert node.sent['/depth'] and factor_of(node.sent['/depth'][0], truth) == 1.5

@@ -26,7 +26,7 @@ import time
 from .image_codec import ImageFormatError
 
 RESTART_S = 1.0
-LIVE_S = 1.0
+LIVE_S = 2.0
 CAPACITY = 64
 
 
@@ -111,7 +111,7 @@ class StampedReferences:
         return best
 
     def _may_still_come(self, stamp_ns: int) -> bool:
-        live = self._last_arrival is not None and self._clock() - self._last_arrival < LIVE_S
+        live = bool(self._stamps) and self._last_arrival is not None and self._clock() - self._last_arrival < LIVE_S
         return live and self._stamps[-1] < stamp_ns + self._tolerance
 
     def _paired_indices(self) -> set:
