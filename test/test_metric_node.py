@@ -464,3 +464,16 @@ def test_the_finish_step_waits_briefly_for_a_reference_still_to_come(tiny_fixed_
         node._on_reference(reference_msg(45 * SECOND, scaled(truth, 1.5)))
         assert wait_until(lambda: node.sent['/depth'] or node.sent['/depth/relative'])
         assert node.sent['/depth'] and factor_of(node.sent['/depth'][0], truth) == 1.5
+
+
+def test_a_camera_info_that_does_not_describe_the_frames_is_rejected_when_they_come(tiny_fixed_model):
+    """A camera_info of a plausible camera, received before any frame, for frames a quarter as wide:
+    refused at the first frame, counted like one refused on arrival."""
+    with metric_node(tiny_fixed_model, np.ones((H, W), np.float32), metric_reference='ground_plane',
+                     camera_height=0.6, camera_pitch=0.4) as node:
+        node._on_camera_info(camera_info(width=W // 4, height=H))
+        assert node.skips.snapshot()['camera_info_rejected'] == 0          # no frame yet to compare with
+        node._on_image(frame_msg(80 * SECOND))
+        assert wait_until(lambda: node.sent['/depth/relative'])
+        assert node.skips.snapshot()['camera_info_rejected'] == 1 and node._camera_info is None
+        assert node.alignment.snapshot()['no_camera_info'] == 1 and warned(node, 'does not describe')

@@ -193,16 +193,35 @@ class DepthNode(Node):
                                            'reset, or stamps far ahead before): the reference store restarted')
 
     def _on_camera_info(self, msg: CameraInfo):
-        """Keep the last usable camera_info; a bad one is counted and logged, never used."""
+        """Keep the last usable camera_info; a bad one is counted and logged, never used. Checked
+        against the frames' size once one is known (and again when it changes: `_check_frame_size`)."""
         try:
             check_camera_info(msg, self._frame_wh)
         except ValueError as exc:
-            self.skips.add('camera_info_rejected')
-            self.warn('camera_info', f'camera_info ignored ({exc}); '
-                                     + ('keeping the last good one' if self._camera_info else
-                                        'depth/camera_info and depth/points wait for a usable one'))
+            self._reject_camera_info(exc)
             return
         self._camera_info = msg
+
+    def _reject_camera_info(self, exc: ValueError):
+        self.skips.add('camera_info_rejected')
+        self.warn('camera_info', f'camera_info ignored ({exc}); '
+                                 + ('keeping the last good one' if self._camera_info else
+                                    'depth/camera_info, depth/points and metres that need it wait for a usable one'))
+
+    def _check_frame_size(self, frame):
+        """A new frame size (the first frame, a resolution change): the camera_info kept must
+        describe it, or it is rejected like a bad one on arrival."""
+        size = (frame.width, frame.height)
+        if size == self._frame_wh:
+            return
+        self._frame_wh, info = size, self._camera_info
+        if info is None:
+            return
+        try:
+            check_camera_info(info, size)
+        except ValueError as exc:
+            self._camera_info = None
+            self._reject_camera_info(exc)
 
     def _on_image(self, msg: Image):
         if is_compressed_encoding(msg.encoding):  # MJPEG in an Image (TROS hobot_usb_cam)
@@ -302,7 +321,7 @@ class DepthNode(Node):
             return buffer
         wanted = [name for name, publishers in self._output_publishers.items()
                   if any(p.get_subscription_count() for p in publishers)]
-        self._frame_wh = (frame.width, frame.height)
+        self._check_frame_size(frame)
         out = self.processor.finish(frame, model, wanted, stamp_ns(job.header), self._camera_info, allocate,
                                     job.restart, job.arrival + self.config['reference_wait'])
         self._count_outputs(out)
