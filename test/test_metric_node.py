@@ -203,6 +203,7 @@ def test_in_a_graph_frames_with_a_reference_come_out_in_metres_the_others_relati
         diag = probe.latest_diagnostics()
         assert int(diag['unaligned_no_reference']) >= 4      # the 4 odd frames, plus the warm-up's
         assert float(diag['alignment_residual']) < 1e-3 and int(diag['alignment_support']) > 1000
+        assert 'Warning' not in graph.text('node')          # no numpy RuntimeWarning in the node's log
 
 
 # ---------------------------------------------------------------- issue 18: hostile references, in the node
