@@ -123,6 +123,7 @@ def test_alignment_from_a_sparse_subsample(fraction):
     valid = result['valid_px']
     sparse = result['sparse']
     assert sparse['samples'] == round(fraction * valid) and sparse['support'] == sparse['samples']
+    assert sparse['refused'] == ''
     assert sparse['abs_rel'] < 1e-6 and sparse['scale'] == pytest.approx(1 / 3.7)
     noisy = exact * np.random.default_rng(0).uniform(0.8, 1.25, gt.shape)
     worse = evaluate(noisy, gt, 'relative', sparse_fraction=fraction)
@@ -219,11 +220,21 @@ def test_eval_reports_sparse_alignment_beside_the_full_one(capsys, tmp_path, tin
                      '--align-from-sparse', '0.01', '--json', str(out)]) == 0
     report = json.loads(out.read_text())
     assert report['settings']['align_from_sparse'] == 0.01
+    # Random weights: the depth is unrelated to the truth, so the robust fit may refuse (as the
+    # node's alignment would): then it says why and has no metrics, never made-up ones.
     for r in report['images']:
-        assert r['sparse']['samples'] == round(0.01 * r['valid_px'])
-        assert all(math.isfinite(r['sparse'][k]) for k in DEPTH_METRICS)
-    assert math.isfinite(report['mean']['sparse']['abs_rel'])
-    assert 'aligned to 0.01 of the ground truth' in capsys.readouterr().out
+        sparse = r['sparse']
+        assert sparse['samples'] == round(0.01 * r['valid_px'])
+        if sparse['refused']:
+            assert sparse['refused'].startswith(('fit_refused: ', 'low_support: '))
+            assert all(sparse[k] is None for k in DEPTH_METRICS)     # NaN in the JSON
+        else:
+            assert all(math.isfinite(sparse[k]) for k in DEPTH_METRICS)
+    refused = sum(1 for r in report['images'] if r['sparse']['refused'])
+    assert report['mean']['sparse']['images'] == len(report['images']) - refused
+    text = capsys.readouterr().out
+    assert 'aligned to 0.01 of the ground truth' in text
+    assert (f'fit refused for {refused} of' in text) == bool(refused)
     assert cli.main(['eval', '--model', tiny_fixed_model, '--index', data_file('index.csv'),
                      '--align-from-sparse', '2']) == 2
 

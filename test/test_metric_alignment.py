@@ -1,19 +1,25 @@
-"""Metres from relative depth: the robust scale-and-shift fit and where its pairs come from.
+"""Metres from relative depth: the robust scale-and-shift fit, when it is refused, where its pairs
+come from, and the aligner that ties them to frames.
 
 The "model output" here is an exact affine function of the true inverse depth of a real depth
 map (TUM RGB-D, test/data): what a perfect relative model would give. Whatever the fit does
 wrong shows as depth error against that ground truth.
 """
 import math
+import threading
+import time
 
 import cv2
 import numpy as np
 import pytest
 from conftest import data_file
 
-from depth_anything_ros.core.metric_alignment import (InverseDepthFit, ScaleTracker, fit_inverse_depth, floor_depth,
-                                                 sample_points, sample_registered, transform_points)
+from depth_anything_ros.core.metric_alignment import ReferenceAligner
+from depth_anything_ros.core.metric_fit import (InverseDepthFit, ScaleTracker, Unaligned, fit_inverse_depth,
+                                                relative_range)
 from depth_anything_ros.core.metrics import abs_rel
+from depth_anything_ros.core.reference_samples import (RigidTransform, floor_depth, image_samples,
+                                                       ray_samples)
 
 SCALE, SHIFT = 0.37, 0.05          # 1/Z = SCALE * output + SHIFT
 K = (525.0, 525.0, 319.5, 239.5)   # the TUM frame's intrinsics (index.csv)
@@ -31,6 +37,19 @@ def relative_output(z):
     """A perfect relative model: affine in inverse depth, no unit; filled where the sensor had a hole."""
     out = (1.0 / z - SHIFT) / SCALE
     return np.where(np.isfinite(out), out, np.nanmedian(out)).astype(np.float32)
+
+
+def sample_registered(output, reference_m):
+    """(model output, metres) of a depth image registered to the camera, as the node pairs them."""
+    return image_samples(reference_m).pairs(output)
+
+
+def sample_points(output, xyz, intrinsics):
+    return ray_samples(xyz).pairs(output, intrinsics)
+
+
+def transform_points(xyz, pose):
+    return RigidTransform.from_pose(pose).apply(xyz)
 
 
 def sparse_reference(z, fraction, outliers, seed=0):
@@ -70,9 +89,13 @@ def test_least_squares_alone_would_be_bent_by_the_outliers(truth):
 def test_too_little_support_gives_no_fit(truth):
     output = relative_output(truth)
     ref = sparse_reference(truth, 20 / truth.size, 0.0)
-    assert fit_inverse_depth(*sample_registered(output, ref), min_support=50) is None
+    with pytest.raises(Unaligned, match='fewer than alignment_min_support') as refused:
+        fit_inverse_depth(*sample_registered(output, ref), min_support=50)
+    assert refused.value.reason == 'low_support'
     noise = np.random.default_rng(1).uniform(0.3, 20.0, 500)   # references that agree with nothing
-    assert fit_inverse_depth(np.linspace(0, 1, 500), noise, min_support=100) is None
+    with pytest.raises(Unaligned) as refused:
+        fit_inverse_depth(np.linspace(0, 1, 500), noise, min_support=100)
+    assert refused.value.reason in ('low_support', 'fit_refused')
 
 
 def test_a_reference_at_another_resolution(truth):
@@ -108,9 +131,10 @@ def test_points_in_another_frame_through_a_static_transform(truth):
     assert abs_rel(metres[valid], truth[valid]) < 1e-3
 
 
-def test_points_behind_or_outside_are_skipped():
+def test_points_behind_or_outside_or_not_sane_are_skipped():
     depth = np.arange(12, dtype=np.float32).reshape(3, 4)
-    d, z = sample_points(depth, [[0, 0, 1.0], [0, 0, -1.0], [100, 0, 1.0], [np.nan, 0, 1]], (1.0, 1.0, 1.0, 1.0))
+    points = [[0, 0, 1.0], [0, 0, -1.0], [100, 0, 1.0], [np.nan, 0, 1], [0, 0, 1e-44], [0, 0, 5000.0]]
+    d, z = sample_points(depth, points, (1.0, 1.0, 1.0, 1.0))
     assert d.tolist() == [depth[1, 1]] and z.tolist() == [1.0]
 
 
@@ -138,11 +162,12 @@ def test_ground_plane_gives_metres_for_a_floor_scene():
     assert abs_rel(metres[valid], z[valid]) < 1e-4
 
 
-def test_to_metres_masks_beyond_infinity_and_max_depth():
+def test_to_metres_masks_beyond_infinity_max_depth_and_what_no_sensor_reports():
     fit = InverseDepthFit(1.0, -0.5, 10, 0.0)
-    out = fit.to_metres(np.array([0.25, 0.5, 0.75, 1.0, np.nan], np.float32), max_depth=3.0)
+    out = fit.to_metres(np.array([0.25, 0.5, 0.75, 1.0, np.nan, 0.5001, 1e4], np.float32), max_depth=3.0)
     assert np.isnan(out[:2]).all() and np.isnan(out[4])      # 1/Z <= 0 (beyond infinity), NaN input
     assert np.isnan(out[2]) and out[3] == pytest.approx(2.0)  # 4 m is past max_depth; 2 m is not
+    assert np.isnan(out[5]) and np.isnan(out[6])              # ~10 km and 0.1 mm: not metres a sensor gives
     assert fit.to_metres(np.array([0.75], np.float32))[0] == pytest.approx(4.0)
 
 
@@ -157,75 +182,170 @@ def test_tracker_smooths_and_restarts_on_a_scene_cut(truth):
     assert drift.scale == pytest.approx(0.5 * SCALE + 0.5 * SCALE / 1.02, rel=1e-6)
     cut = tracker.update(d, z * 3.0)                # another scene: start over, no blending
     assert tracker.resets == 2 and cut.scale == pytest.approx(SCALE / 3.0, rel=1e-6)
-    assert tracker.update(d[:5], z[:5]) is None and tracker.current is cut
+    with pytest.raises(Unaligned):
+        tracker.update(d[:5], z[:5])
+    assert tracker.current is cut
 
 
-def test_depth_images_decode_to_metres_with_nan_for_no_reading():
-    from depth_anything_ros.core.metric_alignment import decode_depth_image
-    mm = np.array([[0, 1500, 65535], [250, 0, 1]], np.uint16)
-    padded = np.zeros((2, 7), np.uint8)                       # 6 bytes of pixels + 1 pad byte a row
-    padded[:, :6] = mm.view(np.uint8).reshape(2, 6)
-    metres = decode_depth_image(2, 3, '16UC1', 0, 7, padded.tobytes())
-    np.testing.assert_allclose(metres, [[np.nan, 1.5, 65.535], [0.25, np.nan, 0.001]], rtol=1e-6)
-    big = decode_depth_image(2, 3, '16UC1', 1, 6, mm.astype('>u2').tobytes())
-    np.testing.assert_array_equal(np.isnan(big), np.isnan(metres))
-    floats = np.array([[np.nan, 2.0, 0.0, np.inf]], np.float32)
-    np.testing.assert_array_equal(np.isnan(decode_depth_image(1, 4, '32FC1', 0, 16, floats.tobytes())),
-                                  [[True, False, True, True]])
-    from depth_anything_ros.core.image_codec import ImageFormatError
-    for args in ((1, 4, 'rgb8', 0, 12, bytes(12)), (2, 3, '16UC1', 0, 6, bytes(7)), (0, 3, '32FC1', 0, 12, b'')):
-        with pytest.raises(ImageFormatError):
-            decode_depth_image(*args)
+
+# ---------------------------------------------------------------- refused fits (issue 18.5)
+
+def patch_reference(truth, metres, noise_m=0.0, size=40):
+    """A ToF seeing a flat wall in a narrow view: `metres` over a size x size patch, NaN elsewhere."""
+    ref = np.full(truth.shape, np.nan)
+    top, left = truth.shape[0] // 2, truth.shape[1] // 2
+    rng = np.random.default_rng(3)
+    ref[top:top + size, left:left + size] = metres + rng.uniform(-noise_m, noise_m, (size, size))
+    return ref
 
 
-def test_point_cloud_fields_to_xyz():
-    from depth_anything_ros.core.image_codec import ImageFormatError
-    from depth_anything_ros.core.metric_alignment import pointcloud_xyz
-    points = np.zeros(3, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('intensity', '<f4'), ('pad', 'V4')])
-    points['x'], points['y'], points['z'] = [1, 2, 3], [4, 5, 6], [7, 8, 9]
-    fields = [('x', 0, 7), ('y', 4, 7), ('z', 8, 7), ('intensity', 12, 7)]
-    xyz = pointcloud_xyz(fields, 20, points.tobytes())
-    np.testing.assert_array_equal(xyz, [[1, 4, 7], [2, 5, 8], [3, 6, 9]])
-    with pytest.raises(ImageFormatError, match='no float x, y, z'):
-        pointcloud_xyz(fields[:2], 20, points.tobytes())
-    with pytest.raises(ImageFormatError, match='does not fit'):
-        pointcloud_xyz([('x', 0, 7), ('y', 4, 7), ('z', 18, 7)], 20, points.tobytes())
+@pytest.mark.parametrize('reference', [
+    lambda truth: patch_reference(truth, 2.0),                   # a flat wall in a narrow view
+    lambda truth: patch_reference(truth, 2.0, noise_m=0.002),    # ... with +-2 mm of noise
+    lambda truth: np.full(truth.shape, 2.0),                     # 2.0 m everywhere
+    lambda truth: np.random.default_rng(4).uniform(1.9, 2.1, truth.shape),   # noise around 2 m, +-5 %
+])
+def test_a_reference_that_cannot_fix_the_scale_is_refused(truth, reference):
+    """Each of these gave scale ~1e-16..1e-5 and the whole frame at exactly 2.0 m, counted as aligned."""
+    output = relative_output(truth)
+    with pytest.raises(Unaligned, match='cannot fix the scale') as refused:
+        fit_inverse_depth(*sample_registered(output, reference(truth)), min_support=50,
+                          frame_range=relative_range(output))
+    assert refused.value.reason == 'fit_refused'
 
 
-def test_references_pair_by_the_closest_stamp_within_the_tolerance():
-    from depth_anything_ros.core.metric_alignment import StampedReferences
-    refs = StampedReferences(tolerance_s=0.02, keep=3)
-    for stamp in (100, 200, 300, 400):                       # milliseconds
-        refs.add(stamp * 1_000_000, stamp)
-    assert refs.closest(310 * 1_000_000) == 300 and refs.closest(395 * 1_000_000) == 400
-    assert refs.closest(250 * 1_000_000) is None              # 50 ms from both neighbours
-    assert refs.closest(100 * 1_000_000) is None              # dropped: only the last 3 are kept
+def test_a_reference_covering_a_sliver_of_the_frame_is_refused_but_fits_alone():
+    """Readings over 4 % of the frame's relative range (5th-95th percentiles) with plenty of depth
+    contrast: the line fits them, but the rest of the frame would be extrapolated from them."""
+    d = np.linspace(0.0, 10.0, 100_000)
+    z = 1.0 / (SCALE * d + SHIFT)
+    band = (d > 0.2) & (d < 0.6)
+    fit = fit_inverse_depth(d[band], z[band], min_support=50)
+    assert fit.scale == pytest.approx(SCALE, rel=1e-6)
+    with pytest.raises(Unaligned, match='covers 4') as refused:
+        fit_inverse_depth(d[band], z[band], min_support=50, frame_range=relative_range(d.reshape(100, 1000)))
+    assert refused.value.reason == 'fit_refused'
+
+
+def test_readings_that_are_not_metres_a_sensor_gives_never_fit():
+    """Issue 18.5: positive denormals (1e-44) gave 0 m everywhere, counted as aligned."""
+    d = np.linspace(0.0, 1.0, 1000)
+    for z in (np.full(1000, 1e-44), np.full(1000, 1e-4), np.full(1000, 5e3), np.full(1000, np.inf)):
+        with pytest.raises(Unaligned) as refused:
+            fit_inverse_depth(d, z, min_support=20)
+        assert refused.value.reason == 'low_support' and str(refused.value).startswith('0 reference readings')
+
+
+def test_relative_range_reads_a_grid_of_any_frame():
+    frame = np.tile(np.linspace(0.0, 1.0, 2000, dtype=np.float32), (1500, 1))
+    frame[:, :100] = np.nan
+    lo, hi = relative_range(frame)
+    assert lo == pytest.approx(0.05 + 0.9 * 0.05, abs=0.01) and hi == pytest.approx(0.95 + 0.05 * 0.05, abs=0.01)
+    assert relative_range(np.full((4, 4), np.nan, np.float32)) is None
+
+
+# ---------------------------------------------------------------- the aligner
+
+def frame_reference(truth, stamp, aligner):
+    """A sparse registered reference for `stamp`, as the node hands it over (32FC1 fields)."""
+    values = np.nan_to_num(sparse_reference(truth, 0.001, 0.10), nan=0.0).astype(np.float32)
+    return aligner.add_depth_image(stamp, values.shape[0], values.shape[1], '32FC1', 0, values.shape[1] * 4,
+                                   values.tobytes())
 
 
 def test_aligner_writes_metres_for_frames_with_a_reference_and_says_why_not(truth):
-    from depth_anything_ros.core.metric_alignment import ReferenceAligner
     aligner = ReferenceAligner('depth_image', tolerance_s=0.01, min_support=50)
-    aligner.add_depth_image(1_000_000_000, sparse_reference(truth, 0.001, 0.10))
+    frame_reference(truth, 1_000_000_000, aligner)
     depth = relative_output(truth)
-    fit, reason = aligner.align(1_005_000_000, depth, None)           # 5 ms apart: paired
-    assert reason is None and fit.support > 200
+    fit = aligner.align(1_005_000_000, depth, None)                    # 5 ms apart: paired
+    assert fit.support > 200
     valid = np.isfinite(truth)
     assert abs_rel(depth[valid], truth[valid]) <= 1e-3                 # metres, in place
     unpaired = relative_output(truth)
-    assert aligner.align(1_100_000_000, unpaired, None) == (None, 'no_reference')
+    with pytest.raises(Unaligned) as refused:
+        aligner.align(1_100_000_000, unpaired, None)
+    assert refused.value.reason == 'no_reference'
     np.testing.assert_array_equal(unpaired, relative_output(truth))    # left relative
-    aligner.add_depth_image(2_000_000_000, sparse_reference(truth, 20 / truth.size, 0.0))
-    assert aligner.align(2_000_000_000, relative_output(truth), None) == (None, 'low_support')
+    few = np.nan_to_num(sparse_reference(truth, 20 / truth.size, 0.0), nan=0.0).astype(np.float32)
+    aligner.add_depth_image(2_000_000_000, *few.shape, '32FC1', 0, few.shape[1] * 4, few.tobytes())
+    with pytest.raises(Unaligned) as refused:
+        aligner.align(2_000_000_000, relative_output(truth), None)
+    assert refused.value.reason == 'low_support'
+
+
+@pytest.mark.parametrize('stamps', [(0,), (3_000_000_000, 3_000_000_000)])
+def test_frames_with_unusable_stamps_are_never_paired(truth, stamps):
+    """Issue 18.4: a zero stamp, or the previous frame's again, cannot say which reference is its own."""
+    aligner = ReferenceAligner('depth_image', tolerance_s=0.05, min_support=50)
+    frame_reference(truth, 3_000_000_000, aligner)
+    for stamp in stamps[:-1]:
+        aligner.align(stamp, relative_output(truth), None)
+    with pytest.raises(Unaligned) as refused:
+        aligner.align(stamps[-1], relative_output(truth), None)
+    assert refused.value.reason == 'unusable_stamp'
 
 
 def test_aligner_with_points_and_with_the_floor_needs_intrinsics(truth):
-    from depth_anything_ros.core.metric_alignment import ReferenceAligner
     points = ReferenceAligner('points', min_support=20)
-    points.add_points(0, [[0.0, 0.0, 2.0]] * 30)
-    assert points.align(0, relative_output(truth), None) == (None, 'no_camera_info')
+    xyz = np.tile(np.array([[0.0, 0.0, 2.0]], np.float32), (30, 1))
+    points.add_points(1, [('x', 0, 7), ('y', 4, 7), ('z', 8, 7)], 1, 30, 12, 360, xyz.tobytes(), 0)
+    with pytest.raises(Unaligned, match='camera_info') as refused:
+        points.align(1, relative_output(truth), None)
+    assert refused.value.reason == 'no_camera_info'
     floor = ReferenceAligner('ground_plane', camera_height=0.5, camera_pitch=0.3)
-    assert floor.align(0, relative_output(truth), None) == (None, 'no_camera_info')
+    with pytest.raises(Unaligned, match='camera_info'):
+        floor.align(1, relative_output(truth), None)
     with pytest.raises(ValueError, match='camera_height'):
         ReferenceAligner('ground_plane')
     with pytest.raises(ValueError, match='not one of'):
         ReferenceAligner('sonar')
+
+
+@pytest.mark.parametrize('pose, match', [
+    ([0, 0, 0, 0, 0, 0, 0], 'no rotation to normalise'),
+    ([float('nan'), 0, 0, 0, 0, 0, 1], 'finite'),
+    ([0, 0, 0, 0, 0, 0, float('inf')], 'finite'),
+    ([0, 1], '7'),
+])
+def test_a_transform_that_cannot_be_a_rotation_is_refused(pose, match):
+    with pytest.raises(ValueError, match=match):
+        RigidTransform.from_pose(pose)
+
+
+def test_registered_samples_pair_with_the_pixel_under_their_centre_at_any_resolution():
+    """Readings of a 2x3 image on a 6x9 output: reference pixel (r, c) covers output pixels 3r..3r+2,
+    3c..3c+2, and its centre is over the middle one."""
+    samples = image_samples(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]], np.float32))
+    output = np.arange(54, dtype=np.float32).reshape(6, 9)
+    d, z = samples.pairs(output)
+    assert sorted(zip(z.tolist(), d.tolist())) == [(1.0, output[1, 1]), (2.0, output[1, 7]), (3.0, output[4, 4])]
+
+
+def test_alignment_never_lets_a_numpy_warning_out(truth, recwarn):
+    """Extreme model outputs and references at the edges of float32: no RuntimeWarning."""
+    output = relative_output(truth)
+    output[::7, ::5] = 3e38
+    output[::11, ::3] = -3e38
+    for reference in (sparse_reference(truth, 0.01, 0.2), patch_reference(truth, 2.0)):
+        try:
+            fit = fit_inverse_depth(*sample_registered(output, reference), min_support=20,
+                                    frame_range=relative_range(output))
+            fit.to_metres(output, max_depth=10.0)
+        except Unaligned:
+            pass
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in recwarn]
+
+
+def test_a_late_reference_reaches_a_frame_waiting_in_align(truth):
+    aligner = ReferenceAligner('depth_image', tolerance_s=0.01, min_support=50)
+    frame_reference(truth, 1_000_000_000, aligner)                    # the stream is live
+    depth = relative_output(truth)
+    result = []
+    waiting = threading.Thread(target=lambda: result.append(aligner.align(2_000_000_000, depth, None,
+                                                                          time.monotonic() + 60)))
+    waiting.start()
+    waiting.join(0.2)
+    assert waiting.is_alive()
+    frame_reference(truth, 2_000_000_000, aligner)
+    waiting.join(10)
+    assert result and result[0].support > 200

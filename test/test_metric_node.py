@@ -4,18 +4,22 @@ The engine is a stand-in whose output is an exact affine function of the true in
 real depth map (TUM RGB-D, test/data): a perfect relative model. Whatever the node gets wrong
 (pairing, sampling, the fit, writing metres, routing) shows against that ground truth.
 """
+import array
 import collections
 import contextlib
+import shutil
+import threading
 
 import cv2
 import numpy as np
 import pytest
 import rclpy
 from conftest import data_file
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image
-from test_metric_alignment import relative_output, sparse_reference
-from test_node_faults import wait_until
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from test_metric_alignment import patch_reference, relative_output, sparse_reference
+from test_node_faults import published_diagnostics, wait_until
 
 from depth_anything_ros.engines import Engine, open_engine
 from depth_anything_ros.core.image_codec import encode_bgr, image_fields
@@ -28,14 +32,21 @@ H, W = 518, 686   # the fixed test model's input: frames of that size map 1:1 on
 
 
 class AffineEngine(Engine):
-    """Answers every frame with the same map: the model output of a perfect relative model."""
+    """Answers every frame with the same map: the model output of a perfect relative model.
+    Calls wait for `gate` (open unless a test closes it: frames held in flight); `entered`
+    counts the calls that started."""
     name = 'affine'
 
     def __init__(self, real, output):
         self.inputs, self.outputs = real.inputs, real.outputs
         self.output = output
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = 0
 
     def run(self, feeds):
+        self.entered += 1
+        assert self.gate.wait(60), 'the test never opened the gate'
         return self.output[None].copy()
 
 
@@ -61,12 +72,16 @@ def metric_node(model, output, **params):
         raise
     node.processor.estimator.engine = AffineEngine(open_engine(model), output)
     node.sent = collections.defaultdict(list)
+    node.logged = []
+    node.warn._log = lambda msg: node.logged.append(('WARN', msg))
+    node.note._log = lambda msg: node.logged.append(('INFO', msg))
     for publisher in node.outputs:
         publisher.get_subscription_count = lambda: 1
         publisher.publish = lambda msg, topic=publisher.topic_name: node.sent[topic].append(msg)
     try:
         yield node
     finally:
+        node.processor.estimator.engine.gate.set()
         node.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=context)
@@ -124,6 +139,9 @@ def test_frames_without_a_reference_go_out_relative_and_are_counted(tiny_fixed_m
 @pytest.mark.parametrize('params, expected', [
     ({'metric_reference': 'ground_plane'}, 'camera_height'),
     ({'metric_reference': 'points', 'reference_transform': [0.0, 1.0]}, 'reference_transform'),
+    ({'metric_reference': 'points', 'reference_transform': [0.0] * 7}, 'reference_transform.*normalise'),  # 18.7
+    ({'metric_reference': 'points', 'reference_transform': [float('nan')] + [0.0] * 5 + [1.0]},
+     'reference_transform.*finite'),
     ({'metric_reference': 'none', 'publish_points': True}, 'metric_reference'),
 ])
 def test_bad_alignment_settings_fail_start_up_naming_the_parameter(tiny_fixed_model, truth, params, expected):
@@ -176,3 +194,278 @@ def test_in_a_graph_frames_with_a_reference_come_out_in_metres_the_others_relati
         diag = probe.latest_diagnostics()
         assert int(diag['unaligned_no_reference']) >= 4      # the 4 odd frames, plus the warm-up's
         assert float(diag['alignment_residual']) < 1e-3 and int(diag['alignment_support']) > 1000
+        assert 'Warning' not in graph.text('node')          # no numpy RuntimeWarning in the node's log
+
+
+# ---------------------------------------------------------------- issue 18: hostile references, in the node
+# Each test sends what the attack sent, through the node's own callbacks. A frame's own reference
+# is the truth times a factor of its own (another exact affine scene): the metres it comes out
+# with say which reference it paired with. No numpy warning may reach the log (autouse fixture).
+
+SECOND = 1_000_000_000
+K = (500.0, 500.0, (W - 1) / 2, (H - 1) / 2)
+
+
+@pytest.fixture(autouse=True)
+def no_numpy_warnings(recwarn):
+    yield
+    numeric = [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert not numeric, numeric
+
+
+def scaled(truth, factor):
+    return sparse_reference(truth, 0.001, 0.10) * factor
+
+
+def published(node, topic):
+    return {stamp_of(msg): msg for msg in node.sent[topic]}
+
+
+def stamp_of(msg):
+    return msg.header.stamp.sec * SECOND + msg.header.stamp.nanosec
+
+
+def factor_of(msg, truth):
+    """Which scene a published frame's metres belong to: metres / truth, one number if exact."""
+    ratio = depth_of(msg) / truth
+    ratio = ratio[np.isfinite(ratio)]
+    assert ratio.size and np.ptp(ratio) < 1e-3 * ratio.mean(), 'not one exact scene'
+    return round(float(ratio.mean()), 3)
+
+
+def send_and_wait(node, stamp, reference=None):
+    """Optionally a reference, then the frame; wait until that frame is out (either topic)."""
+    before = len(node.sent['/depth']) + len(node.sent['/depth/relative'])
+    if reference is not None:
+        node._on_reference(reference_msg(stamp, reference))
+    node._on_image(frame_msg(stamp))
+    assert wait_until(lambda: len(node.sent['/depth']) + len(node.sent['/depth/relative']) > before), \
+        node.alignment.snapshot()
+
+
+def warned(node, text):
+    return [msg for level, msg in node.logged if level == 'WARN' and text in msg]
+
+
+def cloud_msg(stamp_ns, xyz, width=None, data=None):
+    """A PointCloud2 of float32 x, y, z at offsets 0, 4, 8 and a 16-byte point (a LiDAR's layout)."""
+    points = np.zeros((len(xyz), 4), '<f4')
+    points[:, :3] = xyz
+    msg = PointCloud2(header=header(stamp_ns), height=1, width=len(xyz) if width is None else width,
+                      fields=[PointField(name=n, offset=o, datatype=7, count=1) for n, o in (('x', 0), ('y', 4),
+                                                                                              ('z', 8))],
+                      is_bigendian=False, point_step=16, row_step=16 * len(xyz), is_dense=True)
+    msg.data = array.array('B', points.tobytes() if data is None else data)
+    return msg
+
+
+def camera_info(k=K, width=W, height=H):
+    fx, fy, cx, cy = k
+    return CameraInfo(width=width, height=height, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
+
+
+def back_projected(truth, count=2000, seed=5):
+    """`count` points of the truth seen by a camera of intrinsics K: a LiDAR registered to it."""
+    v, u = np.nonzero(np.isfinite(truth))
+    keep = np.random.default_rng(seed).choice(v.size, count, replace=False)
+    v, u, z = v[keep], u[keep], truth[v[keep], u[keep]]
+    fx, fy, cx, cy = K
+    return np.stack([(u - cx) * z / fx, (v - cy) * z / fy, z], axis=1)
+
+
+def test_an_empty_cloud_is_rejected_and_counted_and_the_next_one_aligns(tiny_fixed_model, truth):
+    """Issue 18.1: one cloud with no points (a LiDAR with no returns) ended the node."""
+    with metric_node(tiny_fixed_model, relative_output(truth), metric_reference='points') as node:
+        node._on_camera_info(camera_info())
+        node._on_reference(cloud_msg(5 * SECOND, np.zeros((0, 3)), width=0))
+        node._on_reference(cloud_msg(6 * SECOND, np.zeros((0, 3)), width=100))      # says 100, carries none
+        assert node.alignment.snapshot()['bad_reference'] == 2
+        assert warned(node, 'reference ignored: point cloud')
+        node._on_reference(cloud_msg(7 * SECOND, back_projected(truth)))
+        node._on_image(frame_msg(7 * SECOND))
+        assert wait_until(lambda: node.sent['/depth']), node.alignment.snapshot()
+        assert factor_of(node.sent['/depth'][0], truth) == 1.0
+        assert node._alignment_values()['references_rejected'] == '2'
+
+
+def test_frames_in_flight_pair_with_their_own_reference_whatever_the_reference_rate(tiny_fixed_model, truth):
+    """Issue 18.3: references at 10 Hz, inference far longer than the store's reach: 0 of 15 frames
+    aligned although each frame's own reference was sent before it. Here three frames are held in
+    flight (two workers and the waiting slot) while 100 more references arrive."""
+    with metric_node(tiny_fixed_model, relative_output(truth), workers=2) as node:
+        engine = node.processor.estimator.engine
+        engine.gate.clear()
+        frames = {10 * SECOND: 1.5, 11 * SECOND: 2.0, 12 * SECOND: 2.5}
+        for taken, (stamp, factor) in enumerate(frames.items()):
+            for tick in range(9, 0, -1):                              # 10 Hz before it, another scene
+                node._on_reference(reference_msg(stamp - tick * SECOND // 10, scaled(truth, 3.0)))
+            node._on_reference(reference_msg(stamp, scaled(truth, factor)))
+            node._on_image(frame_msg(stamp))
+            if taken < 2:
+                assert wait_until(lambda: engine.entered == taken + 1)   # on a worker: the slot is free again
+        for tick in range(1, 101):
+            node._on_reference(reference_msg(12 * SECOND + tick * SECOND // 10, scaled(truth, 3.0)))
+        engine.gate.set()
+        assert wait_until(lambda: len(node.sent['/depth']) == 3), node.alignment.snapshot()
+        assert {s: factor_of(m, truth) for s, m in published(node, '/depth').items()} == frames
+        assert node.alignment.snapshot()['references'] == 3 * 10 + 100
+
+
+def test_stamps_far_ahead_restart_the_store_and_later_pairs_align(tiny_fixed_model, truth):
+    """Issue 18.3: 8 references stamped 1e6 s ahead, then normal pairs: every later frame was relative."""
+    with metric_node(tiny_fixed_model, relative_output(truth)) as node:
+        for i in range(8):
+            node._on_reference(reference_msg((1_000_000 + i) * SECOND, scaled(truth, 3.0)))
+        for i in range(5):
+            send_and_wait(node, (20 + i) * SECOND, scaled(truth, 1.0 + i / 10))
+        assert [round(factor_of(m, truth), 1) for m in node.sent['/depth']] == [1.0, 1.1, 1.2, 1.3, 1.4]
+        values = node._alignment_values()
+        assert values['reference_restarts'] == '1' and values['frames_aligned'] == '5'
+        assert warned(node, 'reference store restarted')
+
+
+def test_a_looping_bag_aligns_its_second_loop(tiny_fixed_model, truth):
+    """Issue 18.3: the same 20 stamps again: 12 of 20 went out relative on the second loop."""
+    with metric_node(tiny_fixed_model, relative_output(truth)) as node:
+        stamps = [30 * SECOND + i * SECOND // 10 for i in range(20)]
+        for loop in range(2):
+            for i, stamp in enumerate(stamps):
+                send_and_wait(node, stamp, scaled(truth, 1.0 + i / 20))
+        assert len(node.sent['/depth']) == 40 and not node.sent['/depth/relative']
+        second = [factor_of(m, truth) for m in node.sent['/depth'][20:]]
+        assert second == [round(1.0 + i / 20, 3) for i in range(20)]
+        assert node._alignment_values()['reference_restarts'] == '1'
+
+
+def test_a_reference_arriving_after_its_frame_is_used_while_the_frame_is_in_flight(tiny_fixed_model, truth):
+    """Issue 18.3: a reference 50-500 ms after its frame (same stamp) was never used."""
+    with metric_node(tiny_fixed_model, relative_output(truth)) as node:
+        engine = node.processor.estimator.engine
+        engine.gate.clear()
+        node._on_image(frame_msg(40 * SECOND))
+        assert wait_until(lambda: engine.entered == 1)
+        node._on_reference(reference_msg(40 * SECOND, scaled(truth, 1.25)))     # late, same stamp
+        engine.gate.set()
+        assert wait_until(lambda: node.sent['/depth']), node.alignment.snapshot()
+        assert factor_of(node.sent['/depth'][0], truth) == 1.25
+
+
+@pytest.mark.parametrize('stamps', [
+    [0] * 8 + [1 * SECOND, 2 * SECOND, 3 * SECOND, 4 * SECOND],     # the attack's zero stamps, then real ones
+    [5 * SECOND] * 6,                                                # a constant stamp
+])
+def test_unusable_stamps_never_pair_with_a_stale_reference(tiny_fixed_model, truth, stamps):
+    """Issue 18.4: frame k was aligned to the reference seven before its own, counted as aligned.
+    Each frame is sent with a reference of its own scene: any frame out in metres must carry its
+    own reference's factor."""
+    with metric_node(tiny_fixed_model, relative_output(truth), reference_tolerance=0.05) as node:
+        for k, stamp in enumerate(stamps):
+            send_and_wait(node, stamp, scaled(truth, 1.0 + k / 10))
+        metres = [factor_of(m, truth) for m in node.sent['/depth']]
+        usable = [k for k, s in enumerate(stamps) if s and s not in stamps[:k]]      # first of each stamp
+        assert metres == [round(1.0 + k / 10, 3) for k in usable]
+        counts = node.alignment.snapshot()
+        assert counts['unusable_stamp'] == len(stamps) - len(usable) == len(node.sent['/depth/relative'])
+        assert counts['bad_reference'] == len(stamps) - len(usable)                 # zero or repeated
+        assert warned(node, 'reference ignored: its stamp is')
+
+
+@pytest.mark.parametrize('reference', [
+    lambda truth: patch_reference(truth, 2.0),                    # a flat wall in a narrow ToF view
+    lambda truth: np.full(truth.shape, 2.0),                      # 2.0 m everywhere
+    lambda truth: patch_reference(truth, 2.0, noise_m=0.002),     # +-2 mm of noise
+])
+def test_a_reference_that_cannot_fix_the_scale_leaves_the_frame_relative_and_warns(tiny_fixed_model, truth,
+                                                                                   reference):
+    """Issue 18.5: the whole frame went out as exactly 2.0 m, counted as aligned, diagnostics ok."""
+    output = relative_output(truth)
+    with metric_node(tiny_fixed_model, output) as node:
+        send_and_wait(node, 50 * SECOND, reference(truth))
+        assert node.sent['/depth'] == []
+        np.testing.assert_allclose(depth_of(node.sent['/depth/relative'][0]), output, rtol=1e-6)
+        counts = node.alignment.snapshot()
+        assert counts['fit_refused'] == 1 and counts['aligned'] == 0
+        assert warned(node, 'fit_refused: the reference cannot fix the scale')
+        diag = published_diagnostics(node)
+        assert diag.level == DiagnosticStatus.WARN and 'fit_refused 1' in diag.message
+        values = {kv.key: kv.value for kv in diag.values}
+        assert values['unaligned_fit_refused'] == '1' and 'cannot fix the scale' in values['alignment_last_refusal']
+
+
+def test_a_reference_of_denormals_is_rejected_and_the_frame_goes_out_relative(tiny_fixed_model, truth):
+    """Issue 18.5: a reference of positive denormal floats (1e-44) gave 0 m everywhere, counted aligned."""
+    with metric_node(tiny_fixed_model, relative_output(truth)) as node:
+        send_and_wait(node, 60 * SECOND, np.full(truth.shape, 1e-44))
+        assert node.sent['/depth'] == [] and len(node.sent['/depth/relative']) == 1
+        counts = node.alignment.snapshot()
+        assert counts['bad_reference'] == 1 and counts['no_reference'] == 1 and counts['aligned'] == 0
+        assert warned(node, 'no reading between 1 mm and 1000 m')
+        diag = published_diagnostics(node)
+        assert diag.level == DiagnosticStatus.WARN and 'no_reference 1' in diag.message
+        assert '1 references rejected' in diag.message
+
+
+@pytest.mark.parametrize('bad', [dict(k=(1e-9, 1e-9, K[2], K[3])), dict(width=2**31 - 1, height=2**31 - 1),
+                                 dict(width=W // 4, height=H)])
+def test_the_floor_needs_a_camera_info_that_belongs_to_the_frames(tiny_fixed_model, bad):
+    """Issue 18.7: fx = fy = 1e-9 gave 'aligned' metres of 1e-11 m; a 2^31-1 size 3e-7 m. A camera
+    0.6 m above a floor it sees whole: a good camera_info then gives the floor's metres exactly."""
+    from test_metric_alignment import floor_depth
+    pitch = np.radians(25)
+    scene = floor_depth((H, W), K, 0.6, pitch, floor_rows=1.0).astype(np.float64)
+    with metric_node(tiny_fixed_model, relative_output(scene), metric_reference='ground_plane', camera_height=0.6,
+                     camera_pitch=float(pitch)) as node:
+        node._on_image(frame_msg(70 * SECOND))                       # a frame first: its size is known
+        assert wait_until(lambda: node.sent['/depth/relative'])
+        node._on_camera_info(camera_info(**bad))
+        node._on_image(frame_msg(71 * SECOND))
+        assert wait_until(lambda: len(node.sent['/depth/relative']) == 2)
+        assert node.skips.snapshot()['camera_info_rejected'] == 1 and node.sent['/depth'] == []
+        assert node.alignment.snapshot()['no_camera_info'] == 2
+        assert warned(node, 'camera_info ignored')
+        node._on_camera_info(camera_info())
+        node._on_image(frame_msg(72 * SECOND))
+        assert wait_until(lambda: node.sent['/depth']), node.alignment.snapshot()
+        metres = depth_of(node.sent['/depth'][0])
+        valid = np.isfinite(scene)
+        assert abs_rel(metres[valid], scene[valid]) < 1e-3
+
+
+@pytest.mark.parametrize('name', ['depth_anything_v2_vits_nonmetric.onnx', 'asymmetric_pad_dav2.onnx'])
+def test_a_relative_model_whose_name_contains_metric_stays_relative(tiny_fixed_model, truth, tmp_path, name):
+    """Issue 18.6: the node published the relative values (0..2.32) on `depth` as metres."""
+    model = str(tmp_path / name)
+    shutil.copy(tiny_fixed_model, model)
+    with metric_node(model, relative_output(truth), metric_reference='none') as node:
+        assert node.processor.depth_type == 'relative' and not node.processor.metric
+        assert 'relative inverse depth' in node.processor.meaning()
+
+
+def test_the_finish_step_waits_briefly_for_a_reference_still_to_come(tiny_fixed_model, truth):
+    """The frame reaches its finish step before its reference (a fast engine, a LiDAR publishing
+    after its scan): with references arriving and none yet past the frame's stamp, alignment
+    waits for it, up to reference_wait after the frame arrived."""
+    with metric_node(tiny_fixed_model, relative_output(truth), reference_wait=1.0) as node:
+        node._on_reference(reference_msg(44 * SECOND, scaled(truth, 3.0)))      # the stream is live
+        store = node.processor.aligner.references
+        asked = threading.Event()
+        pair = store.pair
+        store.pair = lambda stamp, deadline=None: (asked.set(), pair(stamp, deadline))[1]
+        node._on_image(frame_msg(45 * SECOND))
+        assert asked.wait(20)                                # finishing, and nothing within 10 ms of 45 s
+        node._on_reference(reference_msg(45 * SECOND, scaled(truth, 1.5)))
+        assert wait_until(lambda: node.sent['/depth'] or node.sent['/depth/relative'])
+        assert node.sent['/depth'] and factor_of(node.sent['/depth'][0], truth) == 1.5
+
+
+def test_a_camera_info_that_does_not_describe_the_frames_is_rejected_when_they_come(tiny_fixed_model):
+    """A camera_info of a plausible camera, received before any frame, for frames a quarter as wide:
+    refused at the first frame, counted like one refused on arrival."""
+    with metric_node(tiny_fixed_model, np.ones((H, W), np.float32), metric_reference='ground_plane',
+                     camera_height=0.6, camera_pitch=0.4) as node:
+        node._on_camera_info(camera_info(width=W // 4, height=H))
+        assert node.skips.snapshot()['camera_info_rejected'] == 0          # no frame yet to compare with
+        node._on_image(frame_msg(80 * SECOND))
+        assert wait_until(lambda: node.sent['/depth/relative'])
+        assert node.skips.snapshot()['camera_info_rejected'] == 1 and node._camera_info is None
+        assert node.alignment.snapshot()['no_camera_info'] == 1 and warned(node, 'does not describe')

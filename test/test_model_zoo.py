@@ -222,3 +222,27 @@ def test_bad_recipe_in_the_catalogue_names_it(tmp_path):
     catalog.write_text(yaml.safe_dump({'models': [{'name': 'm', 'file': 'a.onnx', 'url': 'u', 'recipe': 'gone'}]}))
     with pytest.raises(ValueError, match="recipe 'gone' of m"):
         resolve_recipe('a.onnx', catalog=str(catalog))
+
+
+@pytest.mark.parametrize('path, expected', [
+    ('/m/depth_anything_v2_metric_hypersim_vits.onnx', ('metric', 20.0)),
+    ('/m/depth_anything_v2_metric_vkitti_vitl.onnx', ('metric', 80.0)),
+    ('/m/Depth-Anything-V2-Metric-Indoor-Small.onnx', ('metric', 20.0)),
+    ('/m/depth_anything_v2_metric_outdoor_vits_518x686.hbm', ('metric', 80.0)),
+    ('/m/depth_anything_v2_vits_nonmetric.onnx', ('relative', None)),    # issue 18.6: 'metric' inside a word
+    ('/m/asymmetric_pad_dav2.onnx', ('relative', None)),
+    ('/m/hypersim_metricless.onnx', ('relative', None)),
+    ('/m/my_metric.onnx', ('relative', None)),                           # no training set: say depth_type
+    ('/metric_hypersim/depth_anything_v2_vits.onnx', ('relative', None)),   # the folder is not the name
+    ('/m/depth_anything_v2_vits.onnx', ('relative', None)),              # models.yaml: relative
+])
+def test_depth_type_from_whole_tokens_of_the_file_name(path, expected):
+    from depth_anything_ros.core.model_zoo import guess_depth_type
+    assert guess_depth_type(path) == expected
+
+
+def test_the_catalogue_says_the_depth_type_of_its_files():
+    from depth_anything_ros.core.model_zoo import guess_depth_type, load_catalog
+    catalog = load_catalog()
+    assert guess_depth_type('/m/depth_anything_v2_metric_hypersim_vits.pth', catalog) == ('metric', 20)
+    assert guess_depth_type('/m/DEPTH_ANY.hbm', catalog) == ('relative', None)

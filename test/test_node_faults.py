@@ -375,7 +375,9 @@ GOOD_K = [300, 0, 160, 0, 300, 120, 0, 0, 1]
 
 
 @pytest.mark.parametrize('bad', [dict(k=[0] * 9), dict(k=[float('nan')] + GOOD_K[1:]),
-                                 dict(k=[-300] + GOOD_K[1:]), dict(k=GOOD_K, width=0, height=0)])
+                                 dict(k=[-300] + GOOD_K[1:]), dict(k=GOOD_K, width=0, height=0),
+                                 dict(k=[1e-9, 0, 160, 0, 1e-9, 120, 0, 0, 1]),        # issue 18.7
+                                 dict(k=GOOD_K, width=2**31 - 1, height=2**31 - 1)])
 def test_a_bad_camera_info_never_stops_the_other_outputs(tiny_metric_model, bad):
     """Issue 11 B1: K all zeros (an uncalibrated camera) stopped depth, colorized, mm and
     camera_info alike, logged as an inference error."""

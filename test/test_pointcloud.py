@@ -137,12 +137,17 @@ def test_scaled_intrinsics_any_ratio():
         assert (v - cy) / fy == pytest.approx((v_full - k[5]) / k[4], abs=1e-9)
 
 
-@pytest.mark.parametrize('args', [
-    (K, (0, 0), (W, H)), (K, (W, H), (0, H)), (K[:8], (W, H), (W, H)),
-    ([0.0, 0, 1, 0, 1, 1, 0, 0, 1], (W, H), (W, H)),
+@pytest.mark.parametrize('args, match', [
+    ((K, (0, 0), (W, H)), 'positive'), ((K, (W, H), (0, H)), 'positive'), ((K[:8], (W, H), (W, H)), '9'),
+    (([0.0, 0, 1, 0, 1, 1, 0, 0, 1], (W, H), (W, H)), 'focal'),
+    (([1e-9, 0, 1, 0, 1e-9, 1, 0, 0, 1], (W, H), (W, H)), 'not those of'),       # issue 18.7: 1e-11 m "metres"
+    (([1e7, 0, 1, 0, 1e7, 1, 0, 0, 1], (W, H), (W, H)), 'not those of'),
+    ((K, (2**31 - 1, 2**31 - 1), (W, H)), 'pixels a side'),                       # issue 18.7: 3e-7 m
+    ((K, (W, H), (W // 20, H // 20)), 'does not describe'),                       # 20x smaller
+    ((K, (W, H), (W, H // 3)), 'does not describe'),                              # rows squeezed 3x
 ])
-def test_scaled_intrinsics_bad_arguments(args):
-    with pytest.raises(ValueError):
+def test_scaled_intrinsics_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
         scaled_intrinsics(*args)
 
 

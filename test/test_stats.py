@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from depth_anything_ros.core import stats
-from depth_anything_ros.core.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter
+from depth_anything_ros.core.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter, RecentGrowth
 
 from test_worker_pool import WAIT
 
@@ -32,6 +32,20 @@ def test_counters():
     snap = c.snapshot()
     snap['errors'] = -1                    # a copy, not the live counts
     assert c.snapshot()['errors'] == 40001
+
+
+def test_recent_growth_covers_the_last_window_only():
+    counts = Counters('a', 'b')
+    recent = RecentGrowth(counts, window_s=10.0)
+    start = recent._history[0][0]
+    counts.add('a', 3)
+    assert recent.grown(start + 1) == {'a': 3}           # since start-up, within the first window
+    counts.add('b')
+    assert recent.grown(start + 5) == {'a': 3, 'b': 1}
+    assert recent.grown(start + 12) == {'b': 1}          # a's growth is older than 10 s; b's is not
+    assert recent.grown(start + 16) == {}                # nothing grew in the last 10 s: no problem left
+    counts.add('a')
+    assert recent.grown(start + 17) == {'a': 1}
 
 
 def test_rate_meter():

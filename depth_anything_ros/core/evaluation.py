@@ -158,19 +158,23 @@ def align_disparity(pred_disparity: np.ndarray, gt: np.ndarray, mask: np.ndarray
 def align_from_sparse(pred_disparity: np.ndarray, gt: np.ndarray, mask: np.ndarray, fraction: float,
                       min_depth: float, max_depth: float, seed: int = 0) -> tuple:
     """What a robot with a sparse depth sensor gets: scale and shift fitted (robustly, as the node's
-    reference alignment does) to a random `fraction` of the valid ground truth, applied to every
-    pixel. Returns (depth float64 HxW or None if the fit failed, fit, samples used)."""
-    from .metric_alignment import fit_inverse_depth
+    reference alignment does, refusals included) to a random `fraction` of the valid ground truth,
+    applied to every pixel. Returns (depth float64 HxW or None if the fit was refused, fit, samples
+    used, why it was refused or '')."""
+    from .metric_fit import Unaligned, fit_inverse_depth, relative_range
     pixels = np.flatnonzero(mask)
     count = min(pixels.size, max(2, int(round(fraction * pixels.size))))
     picked = np.random.default_rng(seed).choice(pixels, count, replace=False)
-    fit = fit_inverse_depth(pred_disparity.flat[picked], gt.flat[picked], min_support=2)
-    if fit is None:
-        return None, None, count
+    try:
+        fit = fit_inverse_depth(pred_disparity.flat[picked], gt.flat[picked], min_support=2,
+                                frame_range=relative_range(pred_disparity))
+    except Unaligned as exc:
+        return None, None, count, f'{exc.reason}: {exc}'
+
     with np.errstate(invalid='ignore'):
         disparity = fit.inverse_depth(pred_disparity.astype(np.float64))
         depth = 1.0 / np.clip(disparity, 1.0 / max_depth, 1.0 / min_depth)
-    return depth, fit, count
+    return depth, fit, count, ''
 
 
 def evaluate(pred: np.ndarray, gt: np.ndarray, depth_type: str = 'relative',
@@ -200,11 +204,11 @@ def evaluate(pred: np.ndarray, gt: np.ndarray, depth_type: str = 'relative',
         depth, s, t = align_disparity(pred, gt, mask, min_depth, max_depth)
         extra.update(scale=s, shift=t)
         if sparse_fraction:
-            sparse, fit, count = align_from_sparse(pred, gt, mask, sparse_fraction, min_depth, max_depth)
+            sparse, fit, count, refused = align_from_sparse(pred, gt, mask, sparse_fraction, min_depth, max_depth)
             metrics = depth_metrics(sparse[mask], gt[mask]) if sparse is not None else depth_metrics([], [])
             extra['sparse'] = {**metrics, 'samples': count, 'support': fit.support if fit else 0,
                                'scale': fit.scale if fit else float('nan'),
-                               'shift': fit.shift if fit else float('nan')}
+                               'shift': fit.shift if fit else float('nan'), 'refused': refused}
     else:
         depth = np.clip(pred.astype(np.float64), min_depth, max_depth)
     return {**depth_metrics(depth[mask], gt[mask]), **extra}

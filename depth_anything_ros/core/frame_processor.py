@@ -25,11 +25,13 @@ import numpy as np
 from ..engines import EngineError, MissingRuntime, open_engine
 from .dependencies import MissingDependency
 from .estimator import DepthEstimator
-from .image_codec import Frame, ImageFormatError, empty_image, to_rgb
-from .metric_alignment import ReferenceAligner, decode_depth_image, pointcloud_xyz
+from .image_codec import Frame, ImageFormatError, any_error_is_bad_input, empty_image, to_rgb
+from .metric_alignment import ReferenceAligner
+from .metric_fit import Unaligned
 from .model_zoo import guess_depth_type, resolve_recipe
 from .params import ConfigError
 from .pointcloud import depth_to_points, invalid_to_nan, scaled_intrinsics, to_millimetres
+from .reference_samples import RigidTransform
 from .postprocess import Colorizer
 from .preprocess import MAX_DYNAMIC_ASPECT, Placement, dynamic_input_limit
 from .temporal import DepthSmoother
@@ -54,7 +56,8 @@ class FrameOutputs:
     colorized: np.ndarray | None = None   # HxWx3 bgr8
     depth_mm: np.ndarray | None = None    # HxW uint16 millimetres, 0 = invalid (REP 118)
     points: tuple | None = None           # (xyz float32 Nx3, rgb uint8 Nx3 or None), optical frame
-    unaligned: str | None = None    # metric_reference: why this frame stayed relative
+    unaligned: str | None = None    # metric_reference: why this frame stayed relative (a counter's name)
+    unaligned_detail: str = ''      # ... and in words, with numbers
     fit: object = None              # metric_reference: the InverseDepthFit that made the metres
     points_skipped: str | None = None     # 'no_camera_info' or the reason the camera_info failed
     timings: dict = field(default_factory=dict)
@@ -133,12 +136,13 @@ class FrameProcessor:
         return ModelDepth(depth, placement, timings)
 
     def finish(self, frame: Frame, model: ModelDepth, wanted=OUTPUTS, stamp_ns: int = 0, camera=None,
-               allocate=None, restart: bool = False) -> FrameOutputs:
+               allocate=None, restart: bool = False, reference_deadline: float | None = None) -> FrameOutputs:
         """The outputs in `wanted` (depth always); call it one frame at a time, in frame order.
         `camera`: the last usable camera_info (anything with k, width, height), for points and
         references that need intrinsics. `allocate(h, w, encoding)`: where depth ('32FC1') and
         colorized ('bgr8') are written (a message buffer). `restart`: this frame does not follow
-        the previous one (stamps went back): temporal smoothing starts over from it."""
+        the previous one (stamps went back): temporal smoothing starts over from it.
+        `reference_deadline` (time.monotonic()): until when alignment may wait for a late reference."""
         allocate = allocate or empty_image
         clock = self.estimator.clock
         depth = allocate(frame.height, frame.width, '32FC1')
@@ -147,11 +151,15 @@ class FrameProcessor:
         model_depth = self._smoothed(model, restart)
         self.estimator.restore(model_depth, model.placement, depth)
         out = FrameOutputs(depth, self.depth_type == 'metric', timings=dict(model.timings))
+        intrinsics, camera_problem = frame_intrinsics(camera, depth.shape)
         if out.metres and self.max_depth:
             depth[...] = invalid_to_nan(depth, self.max_depth)
         elif self.aligner is not None:
-            out.fit, out.unaligned = self.aligner.align(stamp_ns, depth, _intrinsics(camera, depth.shape))
-            out.metres = out.fit is not None
+            try:
+                out.fit = self.aligner.align(stamp_ns, depth, intrinsics, reference_deadline)
+                out.metres = True
+            except Unaligned as exc:
+                out.unaligned, out.unaligned_detail = exc.reason, str(exc)
         t1 = clock()
         if color is not None:
             out.colorized = self.colorizer(model_depth, model.placement, color)
@@ -159,7 +167,7 @@ class FrameProcessor:
         if out.metres and 'depth_mm' in wanted:
             out.depth_mm = to_millimetres(depth)
         if out.metres and 'points' in wanted:
-            out.points, out.points_skipped = self._points(frame, depth, camera)
+            out.points, out.points_skipped = self._points(frame, depth, intrinsics, camera_problem)
         out.timings.update(postprocess=t1 - t0, colorize=t2 - t1, metric_outputs=clock() - t2)
         return out
 
@@ -176,23 +184,35 @@ class FrameProcessor:
             smoother.reset()
         return smoother(model.depth, model.placement)
 
-    def add_reference(self, stamp_ns: int, msg) -> None:
+    @any_error_is_bad_input
+    def add_reference(self, stamp_ns: int, msg) -> bool:
         """A metric_reference message (fields of a sensor_msgs Image for 'depth_image', of a
-        PointCloud2 for 'points'); ImageFormatError if it cannot be used."""
+        PointCloud2 for 'points'); True if its stamp restarted the reference store;
+        ImageFormatError, whatever went wrong, if it cannot be used."""
         if self.aligner.source == 'depth_image':
-            self.aligner.add_depth_image(stamp_ns, decode_depth_image(
-                msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step, msg.data))
-        else:
-            fields = [(f.name, f.offset, f.datatype) for f in msg.fields]
-            self.aligner.add_points(stamp_ns, pointcloud_xyz(fields, msg.point_step, msg.data, msg.is_bigendian))
+            return self.aligner.add_depth_image(stamp_ns, msg.height, msg.width, msg.encoding, msg.is_bigendian,
+                                                msg.step, msg.data)
+        fields = [(f.name, f.offset, f.datatype) for f in msg.fields]
+        return self.aligner.add_points(stamp_ns, fields, msg.height, msg.width, msg.point_step, msg.row_step,
+                                       msg.data, msg.is_bigendian)
 
-    def _points(self, frame: Frame, depth: np.ndarray, camera) -> tuple:
-        if camera is None:
-            return None, 'no_camera_info'
+    def expect_frame(self, stamp_ns: int) -> None:
+        """A frame stamped `stamp_ns` arrived and will be finished (or forgotten) later: the
+        reference it pairs with is kept for it meanwhile."""
+        if self.aligner is not None:
+            self.aligner.expect(stamp_ns)
+
+    def forget_frame(self, stamp_ns: int) -> None:
+        """That frame is finished, superseded or failed."""
+        if self.aligner is not None:
+            self.aligner.forget(stamp_ns)
+
+    def _points(self, frame: Frame, depth: np.ndarray, intrinsics, camera_problem) -> tuple:
+        if intrinsics is None:
+            return None, camera_problem
         try:
-            fx, fy, cx, cy = _intrinsics(camera, depth.shape)
             bgr = to_rgb(frame, self.nv12_range)[:, :, ::-1] if self.points_rgb else None
-            return depth_to_points(depth, fx, fy, cx, cy, self.points_decimation, bgr), None
+            return depth_to_points(depth, *intrinsics, self.points_decimation, bgr), None
         except (ValueError, ImageFormatError) as exc:
             return None, str(exc)
 
@@ -202,15 +222,22 @@ def stamp_ns(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
-def check_camera_info(camera) -> None:
-    """ValueError saying why a camera_info cannot give intrinsics."""
-    scaled_intrinsics(camera.k, (camera.width, camera.height), (camera.width, camera.height))
+def check_camera_info(camera, frame_wh: tuple | None = None) -> None:
+    """ValueError saying why a camera_info cannot give intrinsics (for frames of `frame_wh`,
+    width and height, when known)."""
+    info_wh = (camera.width, camera.height)
+    scaled_intrinsics(camera.k, info_wh, frame_wh or info_wh)
 
 
-def _intrinsics(camera, depth_hw: tuple):
+def frame_intrinsics(camera, depth_hw: tuple) -> tuple:
+    """((fx, fy, cx, cy) for a frame of `depth_hw`, None) from a camera_info, or (None, why not):
+    'no_camera_info', or the reason this one does not fit the frame."""
     if camera is None:
-        return None
-    return scaled_intrinsics(camera.k, (camera.width, camera.height), (depth_hw[1], depth_hw[0]))
+        return None, 'no_camera_info'
+    try:
+        return scaled_intrinsics(camera.k, (camera.width, camera.height), (depth_hw[1], depth_hw[0])), None
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def _bpu_cores(cores) -> list | None:
@@ -266,14 +293,17 @@ def resolve_depth_type(cfg: dict) -> tuple:
 def make_aligner(cfg: dict) -> ReferenceAligner | None:
     if cfg['metric_reference'] == 'none':
         return None
-    if len(cfg['reference_transform']) != 7:
-        raise ConfigError(f"parameter reference_transform: {list(cfg['reference_transform'])} needs 7 numbers, "
-                          'x y z qx qy qz qw (from the cloud\'s frame to the camera\'s optical frame)')
+    pose = list(cfg['reference_transform'])
     try:
-        return ReferenceAligner(cfg['metric_reference'], cfg['reference_tolerance'],
-                                [float(v) for v in cfg['reference_transform']], cfg['camera_height'],
+        RigidTransform.from_pose(pose)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f'parameter reference_transform: {exc} (x y z qx qy qz qw from the cloud\'s frame to '
+                          'the camera\'s optical frame, as tf2_echo prints it)') from exc
+    try:
+        return ReferenceAligner(cfg['metric_reference'], cfg['reference_tolerance'], pose, cfg['camera_height'],
                                 cfg['camera_pitch'], cfg['floor_rows'], cfg['alignment_min_support'],
-                                cfg['alignment_smoothing'], cfg['alignment_scene_cut'], cfg['max_depth'])
+                                cfg['alignment_smoothing'], cfg['alignment_scene_cut'], cfg['max_depth'],
+                                cfg['max_input_pixels'])
     except ValueError as exc:
         raise ConfigError(f'parameter metric_reference: {exc}') from exc
 

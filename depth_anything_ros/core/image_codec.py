@@ -17,7 +17,8 @@ import numpy as np
 
 
 class ImageFormatError(ValueError):
-    """A message whose fields do not describe a decodable image."""
+    """A message whose fields do not describe a decodable image (a camera frame, or a
+    metric_reference depth image or point cloud)."""
 
 
 # encoding -> (channels per pixel in the packed layout, bytes per channel)
@@ -82,10 +83,11 @@ def is_compressed_encoding(encoding: str) -> bool:
     return canonical_encoding(encoding) in _COMPRESSED_IN_IMAGE
 
 
-def _any_error_is_bad_input(decode):
+def any_error_is_bad_input(decode):
     """A decoder raises ImageFormatError only: whatever else goes wrong inside (a numpy or
-    OpenCV version difference, a malformed buffer object) is still one bad frame, never an
-    exception that escapes the node's callback and ends the node."""
+    OpenCV version difference, a malformed buffer object, a stride numpy refuses) is still one
+    bad message, never an exception that escapes the node's callback and ends the node. Every
+    decoder of camera frames and of metric references is wrapped by this one guard."""
     @functools.wraps(decode)
     def guarded(*args, **kwargs):
         try:
@@ -93,11 +95,11 @@ def _any_error_is_bad_input(decode):
         except ImageFormatError:
             raise
         except Exception as exc:  # noqa: BLE001 - see the docstring
-            raise ImageFormatError(f'cannot decode the image: {type(exc).__name__}: {exc}') from exc
+            raise ImageFormatError(f'cannot decode the message: {type(exc).__name__}: {exc}') from exc
     return guarded
 
 
-@_any_error_is_bad_input
+@any_error_is_bad_input
 def decode_image(height: int, width: int, encoding: str, is_bigendian: int,
                  step: int, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> Frame:
     """Validate message fields and view `data` as a numpy image."""
@@ -177,7 +179,7 @@ def _jpeg_size(data) -> tuple:
     raise ImageFormatError('jpeg has no frame header (SOF) before its data')
 
 
-@_any_error_is_bad_input
+@any_error_is_bad_input
 def check_compressed(fmt: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple:
     """(width, height) of a jpeg/png whose header fits `max_pixels`, else ImageFormatError.
     Cheap (header bytes only): run it before paying for a decode."""
@@ -192,7 +194,7 @@ def check_compressed(fmt: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> tu
     return width, height
 
 
-@_any_error_is_bad_input
+@any_error_is_bad_input
 def decode_compressed(fmt: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> Frame:
     """A sensor_msgs/CompressedImage (jpeg or png; `fmt` as image_transport writes it,
     e.g. 'jpeg', 'bgr8; jpeg compressed bgr8', 'png') to a Frame; the header is checked

@@ -60,8 +60,11 @@ PARAMS = (
           "'ground_plane' (camera_height, camera_pitch); 'none': relative output", REFERENCE_SOURCES),
     Param('reference_tolerance', 0.05, 'metric_reference: seconds between a frame and its reference for them '
           'to pair', min=0.0, max=10.0),
+    Param('reference_wait', 0.1, 'metric_reference: seconds after a frame arrived that its alignment may wait '
+          'for a reference not yet received (only while references are arriving and none has passed '
+          "the frame's stamp); 0: never wait", min=0.0, max=1.0),
     Param('reference_transform', [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], "metric_reference 'points': x y z qx qy qz "
-          "qw from the cloud's frame to the camera's optical frame"),
+          "qw from the cloud's frame to the camera's optical frame (finite; the quaternion is normalised)"),
     Param('camera_height', 0.0, "metric_reference 'ground_plane': metres from the floor to the camera",
           min=0.0, max=100.0),
     Param('camera_pitch', 0.0, "metric_reference 'ground_plane': radians the camera looks down from "

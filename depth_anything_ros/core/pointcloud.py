@@ -16,9 +16,19 @@ import numpy as np
 FLOAT32 = 7   # sensor_msgs/PointField datatype
 
 
+# What a camera_info must look like to belong to a camera and to the frames it describes.
+MAX_SIDE = 65535                 # pixels a side: no camera has more (CameraInfo sizes are uint32)
+FOCAL_RANGE = (1 / 40, 1000)     # focal length over the longer side: fields of view 174 to 0.06 degrees
+MAX_SCALE = 16                   # frames at most 16x larger or smaller than the calibration
+MAX_STRETCH = 2                  # ... and one axis scaled at most twice as much as the other
+
+
 def scaled_intrinsics(k, info_wh: tuple, depth_wh: tuple) -> tuple:
     """(fx, fy, cx, cy) of the 3x3 camera matrix `k` (CameraInfo.k: 9 numbers, row-major, or
     3x3) for a depth image of `depth_wh` = (width, height) when CameraInfo says `info_wh`.
+    ValueError for a camera_info that cannot belong to a camera (no size, a size over MAX_SIDE,
+    focal lengths outside FOCAL_RANGE of the longer side) or to these frames (a scale beyond
+    MAX_SCALE, or one axis stretched beyond MAX_STRETCH times the other).
 
     Scales about pixel centres, as cv2.resize maps pixels: cx' = (cx + 0.5) * sx - 0.5.
     """
@@ -30,10 +40,20 @@ def scaled_intrinsics(k, info_wh: tuple, depth_wh: tuple) -> tuple:
     if min(info_w, info_h, depth_w, depth_h) <= 0:
         raise ValueError(f'image sizes must be positive: camera_info {info_w}x{info_h}, '
                          f'depth {depth_w}x{depth_h} (a CameraInfo without width/height?)')
+    if max(info_w, info_h) > MAX_SIDE:
+        raise ValueError(f'camera_info size {info_w}x{info_h} is over {MAX_SIDE} pixels a side')
     fx, fy, cx, cy = k[0], k[4], k[2], k[5]
     if not (np.isfinite([fx, fy, cx, cy]).all() and fx > 0 and fy > 0):
         raise ValueError(f'camera matrix has no usable focal lengths: fx={fx} fy={fy}')
+    low, high = (bound * max(info_w, info_h) for bound in FOCAL_RANGE)
+    if not (low <= fx <= high and low <= fy <= high):
+        raise ValueError(f'focal lengths fx={fx:.6g} fy={fy:.6g} are not those of a {info_w}x{info_h} camera '
+                         f'({low:.6g} to {high:.6g} pixels: fields of view of 174 to 0.06 degrees)')
     sx, sy = depth_w / info_w, depth_h / info_h
+    if not (1 / MAX_SCALE <= sx <= MAX_SCALE and 1 / MAX_SCALE <= sy <= MAX_SCALE
+            and 1 / MAX_STRETCH <= sx / sy <= MAX_STRETCH):
+        raise ValueError(f'camera_info of {info_w}x{info_h} does not describe {depth_w}x{depth_h} frames '
+                         f'(scale {sx:.3g} x {sy:.3g})')
     return (float(fx * sx), float(fy * sy),
             float((cx + 0.5) * sx - 0.5), float((cy + 0.5) * sy - 0.5))
 

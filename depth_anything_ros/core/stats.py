@@ -24,6 +24,26 @@ class Counters:
             return dict(self._counts)
 
 
+class RecentGrowth:
+    """How much each of some Counters grew over about the last `window_s` seconds: `grown()`
+    compares the counts now with the newest ones it was asked about at least `window_s` ago
+    (at start: zero). Meant to be asked periodically (diagnostics)."""
+
+    def __init__(self, counters: Counters, window_s: float):
+        self._counters = counters
+        self._window = window_s
+        self._history = collections.deque([(time.monotonic(), {})])   # (time, counts), oldest first
+
+    def grown(self, now: float | None = None) -> dict:
+        now = time.monotonic() if now is None else now
+        counts = self._counters.snapshot()
+        self._history.append((now, counts))
+        while len(self._history) > 1 and now - self._history[1][0] >= self._window:
+            self._history.popleft()
+        base = self._history[0][1]
+        return {k: n - base.get(k, 0) for k, n in counts.items() if n - base.get(k, 0)}
+
+
 class RateMeter:
     """Events per second over a sliding window."""
 

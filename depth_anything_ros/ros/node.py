@@ -23,7 +23,7 @@ from ..core.image_codec import (ImageFormatError, canonical_encoding, check_comp
 from ..core.estimator import BadOutputError
 from ..core.params import PARAMS, ConfigError, validate
 from ..core.pointcloud import pointcloud2_fields
-from ..core.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter
+from ..core.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter, RecentGrowth
 from ..core.worker_pool import ArrivalOrder, WorkerPool
 from .messages import image_message
 
@@ -36,7 +36,11 @@ STAMP_FAULTS = {'zero': 'input stamps are zero (a driver that never sets header.
 # Outputs skipped while the others go out; camera_info refused on arrival.
 SKIPS = ('points_no_camera_info', 'points_failed', 'camera_info_rejected')
 # metric_reference: why a frame went out relative (on depth/relative) instead of in metres.
-UNALIGNED = ('no_reference', 'no_camera_info', 'low_support')
+UNALIGNED = ('no_reference', 'unusable_stamp', 'no_camera_info', 'low_support', 'fit_refused')
+# ... of which these are warned about with their numbers (the others are reported on /diagnostics).
+UNALIGNED_WARNED = ('low_support', 'fit_refused')
+# /diagnostics is WARN while frames went out relative, or references were refused, this recently.
+ALIGNMENT_WINDOW_S = 10.0
 RUNTIME_PARAMS = ('colormap', 'color_range', 'color_min', 'color_max', 'color_smoothing',
                   'temporal_smoothing', 'scene_cut')
 
@@ -47,6 +51,7 @@ class Job:
     frame: object     # a Frame, or a callable that decodes one (compressed input: on the worker)
     seq: int          # arrival order
     restart: bool     # its stamp went back: temporal smoothing starts over from this frame
+    arrival: float    # time.monotonic() when it arrived
 
 
 class DepthNode(Node):
@@ -62,8 +67,10 @@ class DepthNode(Node):
         self.config = validate(self._declare_parameters())
         cfg = self.config
         self.processor = FrameProcessor.from_config(cfg)
-        self.alignment = Counters('aligned', 'references', 'bad_reference', *UNALIGNED)
+        self.alignment = Counters('aligned', 'references', 'bad_reference', 'reference_restarts', *UNALIGNED)
+        self.recent_alignment = RecentGrowth(self.alignment, ALIGNMENT_WINDOW_S)
         self._fit = None
+        self._refusal = ''        # why the last frame stayed relative, in words
         self.drops = Counters(*DROP_REASONS)
         self.frames = Counters('received', 'published')  # received = published + drops + in flight
         self.stamp_faults = Counters(*STAMP_FAULTS)
@@ -78,6 +85,7 @@ class DepthNode(Node):
         self._last_stamp = None
         self._publish_lock = threading.Lock()
         self._camera_info = None
+        self._frame_wh = None     # the last finished frame's size, to check camera_info against
         self._closing = False
 
         out_qos = QoSProfile(depth=2)
@@ -171,25 +179,50 @@ class DepthNode(Node):
             self.create_subscription(PointCloud2, 'reference/points', self._on_reference, sensor)
 
     def _on_reference(self, msg):
+        """Decoded down to the few readings the fit uses, stored by stamp; one that cannot be used
+        (any decoding error, an unusable stamp) is counted and warned about, never fatal."""
         try:
-            self.processor.add_reference(stamp_ns(msg.header), msg)
+            restarted = self.processor.add_reference(stamp_ns(msg.header), msg)
         except ImageFormatError as exc:
             self.alignment.add('bad_reference')
             self.warn('bad_reference', f'reference ignored: {exc}')
             return
         self.alignment.add('references')
+        if restarted:
+            self.alignment.add('reference_restarts')
+            self.warn('reference_restart', 'reference stamps went back more than a second (a looping bag, a clock '
+                                           'reset, or stamps far ahead before): the reference store restarted')
 
     def _on_camera_info(self, msg: CameraInfo):
-        """Keep the last usable camera_info; a bad one is counted and logged, never used."""
+        """Keep the last usable camera_info; a bad one is counted and logged, never used. Checked
+        against the frames' size once one is known (and again when it changes: `_check_frame_size`)."""
         try:
-            check_camera_info(msg)
+            check_camera_info(msg, self._frame_wh)
         except ValueError as exc:
-            self.skips.add('camera_info_rejected')
-            self.warn('camera_info', f'camera_info ignored ({exc}); '
-                                     + ('keeping the last good one' if self._camera_info else
-                                        'depth/camera_info and depth/points wait for a usable one'))
+            self._reject_camera_info(exc)
             return
         self._camera_info = msg
+
+    def _reject_camera_info(self, exc: ValueError):
+        self.skips.add('camera_info_rejected')
+        self.warn('camera_info', f'camera_info ignored ({exc}); '
+                                 + ('keeping the last good one' if self._camera_info else
+                                    'depth/camera_info, depth/points and metres that need it wait for a usable one'))
+
+    def _check_frame_size(self, frame):
+        """A new frame size (the first frame, a resolution change): the camera_info kept must
+        describe it, or it is rejected like a bad one on arrival."""
+        size = (frame.width, frame.height)
+        if size == self._frame_wh:
+            return
+        self._frame_wh, info = size, self._camera_info
+        if info is None:
+            return
+        try:
+            check_camera_info(info, size)
+        except ValueError as exc:
+            self._camera_info = None
+            self._reject_camera_info(exc)
 
     def _on_image(self, msg: Image):
         if is_compressed_encoding(msg.encoding):  # MJPEG in an Image (TROS hobot_usb_cam)
@@ -236,8 +269,12 @@ class DepthNode(Node):
         except ImageFormatError as exc:
             self._bad_input(exc)
             return
-        restart = self._check_stamp(stamp_ns(header)) == 'backward'
-        if self.pool.submit(Job(header, frame, next(self._arrivals), restart)) is not None:
+        stamp = stamp_ns(header)
+        restart = self._check_stamp(stamp) == 'backward'
+        self.processor.expect_frame(stamp)
+        displaced = self.pool.submit(Job(header, frame, next(self._arrivals), restart, now))
+        if displaced is not None:
+            self.processor.forget_frame(stamp_ns(displaced.header))
             self.drops.add('superseded')
             self.note('superseded', 'frames dropped (superseded): the camera is faster than inference, '
                                     'a frame waiting for a worker was replaced by a newer one')
@@ -263,6 +300,7 @@ class DepthNode(Node):
             self._infer_and_publish(job)
         finally:
             self._order.forget(job.seq)  # failed or not: later frames stop waiting for it
+            self.processor.forget_frame(stamp_ns(job.header))
 
     def _infer_and_publish(self, job: Job):
         frame = job.frame() if callable(job.frame) else job.frame  # compressed: decoded here
@@ -284,8 +322,9 @@ class DepthNode(Node):
             return buffer
         wanted = [name for name, publishers in self._output_publishers.items()
                   if any(p.get_subscription_count() for p in publishers)]
+        self._check_frame_size(frame)
         out = self.processor.finish(frame, model, wanted, stamp_ns(job.header), self._camera_info, allocate,
-                                    job.restart)
+                                    job.restart, job.arrival + self.config['reference_wait'])
         self._count_outputs(out)
         self._publish(job.header, self._messages(job.header, out, fields))
 
@@ -315,7 +354,9 @@ class DepthNode(Node):
         """Alignment and skipped outputs: counted, and logged at a limited rate."""
         if out.unaligned:
             self.alignment.add(out.unaligned)
-            self.note(f'unaligned_{out.unaligned}', f'a frame went out relative on depth/relative ({out.unaligned})')
+            self._refusal = f'{out.unaligned}: {out.unaligned_detail}'
+            log = self.warn if out.unaligned in UNALIGNED_WARNED else self.note
+            log(f'unaligned_{out.unaligned}', f'a frame went out relative on depth/relative ({self._refusal})')
         elif out.fit is not None:
             self.alignment.add('aligned')
             self._fit = out.fit
@@ -393,15 +434,35 @@ class DepthNode(Node):
         counts = self.alignment.snapshot()
         return {'frames_aligned': str(counts['aligned']), 'references_received': str(counts['references']),
                 'references_rejected': str(counts['bad_reference']),
-                **{f'unaligned_{k}': str(counts[k]) for k in UNALIGNED}, **latest}
+                'reference_restarts': str(counts['reference_restarts']),
+                **{f'unaligned_{k}': str(counts[k]) for k in UNALIGNED},
+                **({'alignment_last_refusal': self._refusal} if self._refusal else {}), **latest}
 
     def _problems(self, drops: dict) -> list:
-        """Why diagnostics say WARN: counts since start-up."""
+        """Why diagnostics say WARN: counts since start-up; for metric_reference, what went wrong
+        in the last ALIGNMENT_WINDOW_S (at start-up frames and references race, so a permanent
+        WARN for the first frames would hide every later one)."""
         problems = [f'{drops[k]} frames dropped ({k})' for k in ('inference_error', 'bad_output',
                                                                  'inference_timeout', 'bad_input') if drops[k]]
         problems += [f'{n} input stamps {k} (output in arrival order)'
                      for k, n in self.stamp_faults.snapshot().items() if n]
         problems += [f'{n} x {k}' for k, n in self.skips.snapshot().items() if n]
+        if self.processor.aligner is not None:
+            problems += self._alignment_problems(self.recent_alignment.grown())
+        return problems
+
+    @staticmethod
+    def _alignment_problems(recent: dict) -> list:
+        window = f'in the last {ALIGNMENT_WINDOW_S:g} s'
+        relative = {k: recent[k] for k in UNALIGNED if recent.get(k)}
+        problems = []
+        if relative:
+            reasons = ', '.join(f'{k} {n}' for k, n in relative.items())
+            problems.append(f'{sum(relative.values())} frames out relative on depth/relative {window} ({reasons})')
+        if recent.get('bad_reference'):
+            problems.append(f"{recent['bad_reference']} references rejected {window}")
+        if recent.get('reference_restarts'):
+            problems.append(f"reference store restarted {recent['reference_restarts']} times {window}")
         return problems
 
     def shutdown(self) -> bool:

@@ -128,6 +128,10 @@ def run(args) -> int:
                              for d in by_dataset}
         print(f'\naligned to {args.align_from_sparse:g} of the ground truth (robust fit; valid_px: pixels used)')
         _print_table(sparse_rows, sparse_mean, sparse_by_dataset, DEPTH_METRICS)
+        refused = [r for r in sparse_rows if r['refused']]
+        if refused:   # as the node would: no metres rather than wrong ones
+            print(f'fit refused for {len(refused)} of {len(rows)} images (not in the means), e.g. '
+                  f"{refused[0]['name']}: {refused[0]['refused']}")
         mean['sparse'], by_dataset = sparse_mean, {d: {**v, 'sparse': sparse_by_dataset[d]}
                                                    for d, v in by_dataset.items()}
     if args.json:

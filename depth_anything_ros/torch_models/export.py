@@ -11,6 +11,7 @@ import math
 import os
 import re
 
+from ..core.model_zoo import metric_name
 from .build import INPUT_NAME, OUTPUT_NAME, export_onnx, use_official_pos_embedding
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -19,8 +20,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DYNAMIC_CHECK_HW = (364, 490)
 # Original DA-V2 `intermediate_layer_idx` + 1 (transformers counts the embeddings as stage 0).
 OUT_INDICES_BY_DEPTH = {12: [3, 6, 9, 12], 24: [5, 12, 18, 24], 40: [10, 20, 30, 40]}
-# Metric checkpoints do not say their range; the published ones say it in their names.
-METRIC_MAX_DEPTH_BY_NAME = {'hypersim': 20.0, 'vkitti': 80.0}
 
 
 class ExportError(ValueError):
@@ -77,13 +76,10 @@ def load_original_pth(path: str, metric_max_depth: float | None = None, num_head
         raise ExportError(f"'{path}' is not an original Depth Anything V2 state dict "
                           "(no 'pretrained.cls_token'); for Hugging Face checkpoints pass the directory")
     if metric_max_depth is None:
-        name = os.path.basename(path).lower()
-        if 'metric' in name:
-            found = [v for k, v in METRIC_MAX_DEPTH_BY_NAME.items() if k in name]
-            if not found:
-                raise ExportError(f"'{path}' looks like a metric model: give its range "
-                                  '(--metric-max-depth 20 for Hypersim, 80 for Virtual KITTI)')
-            metric_max_depth = found[0]
+        metric, metric_max_depth = metric_name(path)
+        if metric and metric_max_depth is None:
+            raise ExportError(f"'{path}' looks like a metric model: give its range "
+                              '(--metric-max-depth 20 for Hypersim, 80 for Virtual KITTI)')
     config = config_from_original(state, metric_max_depth, num_heads)
     model = DepthAnythingForDepthEstimation(config).eval()
     if metric_max_depth:
