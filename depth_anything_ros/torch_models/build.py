@@ -110,7 +110,7 @@ def _spread_weights(model, seed: int):
         for name, param in model.named_parameters():
             if name.endswith('bias'):
                 param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
-            elif name.endswith('position_embeddings'):
+            elif name.endswith(('position_embeddings', 'pos_embed')):  # transformers' DA-V2, DA3
                 # As large as the patch embeddings they are added to, as in trained
                 # weights: where they are sampled then shows in the depth.
                 param.copy_(torch.randn(param.shape, generator=gen))
