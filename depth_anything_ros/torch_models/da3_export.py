@@ -137,14 +137,22 @@ def load_da3_checkpoint(path: str):
     net = build_network(load_official_config(arch))
     unused = [k for k in state if k.startswith(UNUSED_PREFIXES)]
     result = net.load_state_dict({k: v for k, v in state.items() if k not in unused}, strict=False)
-    # A partly loaded network would export silently with random layers.
-    if result.missing_keys:
-        raise ExportError(f"'{path}' lacks {len(result.missing_keys)} weights of {arch}, "
-                          f'e.g. {sorted(result.missing_keys)[:3]}')
+    # A partly loaded network would export silently with random layers. Tied weights (DualDPT's
+    # aux heads share one LayerNorm) are saved once by safetensors' save_model: one name loads all.
+    missing = _untied(net, set(result.missing_keys), set(state))
+    if missing:
+        raise ExportError(f"'{path}' lacks {len(missing)} weights of {arch}, e.g. {sorted(missing)[:3]}")
     if result.unexpected_keys:
         raise ExportError(f"'{path}' has {len(result.unexpected_keys)} weights {arch} has no place for, "
                           f'e.g. {sorted(result.unexpected_keys)[:3]}')
     return net.eval(), model_name(path, arch)
+
+
+def _untied(net, missing: set, present: set) -> set:
+    """The missing names that share no tensor with a name the checkpoint has."""
+    storage = {name: t.untyped_storage().data_ptr() for name, t in net.state_dict().items()}
+    loaded = {storage[name] for name in present if name in storage}
+    return {name for name in missing if storage[name] not in loaded}
 
 
 def describe(net, name: str) -> str:
