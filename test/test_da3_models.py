@@ -171,8 +171,8 @@ def test_training_layouts_load_into_the_same_network(small_net, tmp_path):
     torch.save(_training_layout(small_net.state_dict()), path)
     loaded, name = load_da3_checkpoint(str(path))
     assert name == 'da3-small'
-    want = small_net.state_dict()
-    assert all(torch.equal(v, want[k]) for k, v in loaded.state_dict().items()) and len(want) == len(loaded.state_dict())
+    want, got = small_net.state_dict(), loaded.state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
 
     # Mono/Metric: metric checkpoints carry no `module.` (convert_metric_state_dict adds it).
     mono = build_da3_model('da3metric-large', tiny=True).state_dict()

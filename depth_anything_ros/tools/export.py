@@ -53,14 +53,14 @@ def run(args) -> int:
         raise CliError(f"--out '{args.out}' must end in .onnx")
     if not os.path.exists(args.checkpoint):
         raise CliError(f"checkpoint '{args.checkpoint}' does not exist")
-    try:
-        from ..torch_models import export as core
-    except ImportError as exc:
-        raise CliError(f"{exc}: exporting needs torch, transformers and onnx (pip install '.[test-models]')") from exc
+    from ..torch_models import export as core
     try:
         loaded = _load_da3(args, size) if _is_da3(args.checkpoint) else _load_da_v2(args, core)
     except core.ExportError as exc:
         raise CliError(str(exc)) from exc
+    except ImportError as exc:
+        raise CliError(f"{exc}: exporting needs torch, transformers and onnx (pip install '.[test-models]'), "
+                       'and for DA3 the official code: pip install --no-deps depth-anything-3==0.1.1') from exc
     print(f'loaded {args.checkpoint}: {loaded.description}')
 
     loaded.export(args.out, size)
@@ -79,10 +79,7 @@ def run(args) -> int:
 
 
 def _is_da3(path: str) -> bool:
-    try:
-        from ..torch_models.da3_export import is_da3_checkpoint
-    except ImportError:
-        return False     # without depth-anything-3 the DA-V2 loader says what the file is not
+    from ..torch_models.da3_export import is_da3_checkpoint
     return is_da3_checkpoint(path)
 
 
