@@ -8,7 +8,7 @@ camera token, global attention, DualDPT or DPT + sky head) with fewer layers and
 Only monocular use is exported: one image in, the depth head's maps out. The official forward also
 fills sky pixels with a percentile of the rest (`DepthAnything3Net._process_mono_sky_estimation`):
 data-dependent, so it stays out of the graph and belongs to post-processing. Needs torch and
-`depth-anything-3` (installed with --no-deps, see requirements/dev.txt); the node never imports this.
+`depth-anything-3` (installed with --no-deps: requirements/dev-no-deps.txt); the node never imports this.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import contextlib
 import os
 import warnings
 
-from .build import _spread_weights
+from .build import spread_weights
 
 # The Apache-2.0 models the node targets; the other registry entries (Large, Giant: CC BY-NC,
 # Nested: two networks) build the same way but are not offered as test architectures.
@@ -98,7 +98,7 @@ def build_da3_model(name: str = 'da3-small', tiny: bool = False, seed: int = 0):
     import torch
     torch.manual_seed(seed)
     net = build_network(load_official_config(name, tiny), tiny)
-    _spread_weights(net, seed)
+    spread_weights(net, seed)
     return net
 
 
