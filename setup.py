@@ -33,7 +33,11 @@ setup(
     install_requires=['setuptools', 'pyyaml'],
     extras_require={
         'pc': ['numpy', 'opencv-python-headless', 'onnxruntime'],
-        'test-models': ['torch==2.13.0', 'transformers', 'onnx'],
+        # DA3 test models and export also need the official code, installed without its declared
+        # dependencies (numpy<2, xformers, open3d, ...): pip install --no-deps depth-anything-3==0.1.1
+        # (requirements/dev-no-deps.txt); what its model code imports is listed here.
+        'test-models': ['torch==2.13.0', 'transformers', 'onnx', 'omegaconf==2.3.0',
+                        'antlr4-python3-runtime==4.9.3', 'einops', 'addict'],
     },
     zip_safe=True,
     maintainer='depth_anything_ros developers',

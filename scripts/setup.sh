@@ -17,6 +17,7 @@ echo "setup: creating $VENV and installing (a few minutes the first time)..."
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q -r requirements/ros-jazzy.txt
 "$VENV/bin/pip" install -q -r requirements/dev.txt
+"$VENV/bin/pip" install -q --no-deps -r requirements/dev-no-deps.txt
 "$VENV/bin/pip" install -q --no-deps --force-reinstall .
 echo "$want" > "$stamp"
 echo "setup: done"

@@ -19,6 +19,10 @@ ROS_FREE = ('core', 'engines', 'tool_support', 'torch_models', 'tools', 'cli')
 ROS_PACKAGES = {'rclpy', 'launch', 'launch_ros', 'launch_testing', 'launch_testing_ros', 'cv_bridge',
                 'rosbag2_py', 'rosidl_runtime_py', 'tf2_ros', 'message_filters', 'image_transport'}
 ROS_SUFFIXES = ('_msgs', '_srvs', '_interfaces')  # sensor_msgs, rcl_interfaces, hbm_img_msgs...
+# PyTorch and the official model code (transformers for DA-V2, depth-anything-3 for DA3): dev/test
+# extras that build test models and export; no node, engine or tool imports them but torch_models/.
+DEV_ONLY = {'torch', 'torchvision', 'transformers', 'depth_anything_3', 'omegaconf', 'onnx', 'safetensors'}
+DEV_ONLY_LAYERS = {'torch_models'}
 # layer -> the layers of the package it may import (itself included); layers not listed are free.
 MAY_IMPORT = {
     'engines': {'engines'},
@@ -95,6 +99,12 @@ def ros_violations(imports: tuple) -> list:
             problems.append(f'{imp}: {layer(imp.source)}/ never imports ROS; only ros/ imports rclpy and '
                             'ROS messages (move the ROS part to ros/, pass plain values in)')
     return problems
+
+
+def dev_only_violations(imports: tuple) -> list:
+    return [f'{imp}: {imp.target.split(".")[0]} is a dev/test dependency (building and exporting '
+            'models): only torch_models/ imports it' for imp in imports
+            if imp.target.split('.')[0] in DEV_ONLY and layer(imp.source) not in DEV_ONLY_LAYERS]
 
 
 def layer_violations(imports: tuple, package: str) -> list:
@@ -187,6 +197,15 @@ def test_ros_free_layers_never_import_ros():
     assert not problems, '\n'.join(problems)
 
 
+def test_only_torch_models_imports_pytorch_and_the_official_model_code():
+    imports = imports_of(REPO, PACKAGE)
+    problems = dev_only_violations(imports)
+    assert not problems, '\n'.join(problems)
+    # what the rule is about is there to be seen: the DA-V2 and DA3 builders
+    found = {i.target.split('.')[0] for i in imports if layer(i.source) == 'torch_models'}
+    assert {'torch', 'transformers', 'depth_anything_3'} <= found, found
+
+
 def test_layers_import_only_the_layers_below():
     problems = layer_violations(imports_of(REPO, PACKAGE), PACKAGE)
     assert not problems, '\n'.join(problems)
@@ -212,6 +231,9 @@ FAKE = {  # a package breaking each rule once, beside allowed imports that must 
     'tools/a.py': 'from ..ros import node\n',
     'tools/b.py': 'def run():\n    import rclpy\n    from ..ros.node import x\n    from .a import y\n',
     'tools/c.py': 'def run():\n    from ..ros import process_graph\n    from sensor_msgs.msg import Image\n',
+    'tools/d.py': 'def run():\n    import torch\n',
+    'torch_models/__init__.py': '',
+    'torch_models/net.py': 'from depth_anything_3.cfg import create_object\nimport torch\n',
 }
 
 
@@ -234,6 +256,8 @@ def test_the_checker_reports_each_kind_of_violation(tmp_path):
         os.path.join('fake', 'tools', 'b.py') + ':3 imports fake.ros.node',
         os.path.join('fake', 'tools', 'b.py') + ':4 imports fake.tools.a',
     ], layers
+    dev = dev_only_violations(imports)
+    assert [p.split(': ')[0] for p in dev] == [os.path.join('fake', 'tools', 'd.py') + ':2 imports torch'], dev
     cycles = import_cycles(imports, root, 'fake')
     assert len(cycles) == 1, cycles
     assert cycles[0].startswith(f"import cycle: {os.path.join('fake', 'core', 'one.py')}:1 imports fake.core.two -> "

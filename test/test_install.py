@@ -47,6 +47,16 @@ def test_dependencies_never_replace_the_boards_numpy_or_opencv(wheel):
         assert any(r.startswith(name) and 'extra == "pc"' in r for r in required), (name, required)
 
 
+def test_model_building_dependencies_only_in_the_test_models_extra(wheel):
+    """PyTorch and the official model code never come with the node; depth-anything-3 not even with
+    the extra: its declared dependencies (numpy<2, xformers, open3d...) go with --no-deps."""
+    required = requirements(wheel)
+    names = {r.split(';')[0].split('=')[0].split('<')[0].split('>')[0].strip(): r for r in required}
+    assert 'depth-anything-3' not in names and 'depth_anything_3' not in names, required
+    for name in ('torch', 'transformers', 'onnx', 'omegaconf', 'einops', 'addict'):
+        assert name in names and 'extra == "test-models"' in names[name], (name, required)
+
+
 def test_installed_layout_is_what_ros2_run_and_launch_look_for(prefix, monkeypatch):
     launcher = os.path.join(prefix, 'lib', PACKAGE, 'depth_node')
     assert os.listdir(os.path.dirname(launcher)) == ['depth_node'], 'one executable, no duplicate'

@@ -41,7 +41,7 @@ def build_torch_model(tiny: bool = False, seed: int = 0, metric_max_depth: float
         max_depth=int(metric_max_depth) if metric_max_depth else 1)  # transformers types it int
     torch.manual_seed(seed)
     model = DepthAnythingForDepthEstimation(config).eval()
-    _spread_weights(model, seed)
+    spread_weights(model, seed)
     return use_official_pos_embedding(model)
 
 
@@ -98,11 +98,12 @@ def _cubic_weights(n_out, n_in: int, offset):
     return weights
 
 
-def _spread_weights(model, seed: int):
+def spread_weights(model, seed: int):
     """Re-draw weights so that random-weight depth varies across the image.
 
-    With the default init the head's ReLU often outputs a constant 0, which
-    would make every parity test pass trivially.
+    With the default init DA-V2's head ReLU often outputs a constant 0 and DA3's depth stays
+    within a few percent of 1 (its position embeddings start at zero): either would make a
+    parity test pass trivially.
     """
     import torch
     gen = torch.Generator().manual_seed(seed)
@@ -110,7 +111,7 @@ def _spread_weights(model, seed: int):
         for name, param in model.named_parameters():
             if name.endswith('bias'):
                 param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
-            elif name.endswith('position_embeddings'):
+            elif name.endswith(('position_embeddings', 'pos_embed')):  # transformers' DA-V2, DA3
                 # As large as the patch embeddings they are added to, as in trained
                 # weights: where they are sampled then shows in the depth.
                 param.copy_(torch.randn(param.shape, generator=gen))

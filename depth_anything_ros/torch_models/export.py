@@ -219,16 +219,29 @@ def onnx_depth(path: str, pixel_values):
     return engine.run({engine.inputs[0].name: pixel_values})
 
 
-def parity(model, onnx_path: str, size_hw: tuple | None, seed: int = 0) -> dict:
-    """PyTorch vs ONNX Runtime on one random input: max abs error and the depth's peak."""
+def onnx_outputs(path: str, pixel_values) -> dict:
+    """Every output of an ONNX model, by name, as the package's ONNX Runtime engine loads it."""
+    from ..engines.onnxruntime_engine import OnnxRuntimeEngine
+    engine = OnnxRuntimeEngine(path)
+    names = [o.name for o in engine.outputs]
+    return dict(zip(names, engine.session.run(names, {engine.inputs[0].name: pixel_values})))
+
+
+def parity(reference, onnx_path: str, size_hw: tuple | None, seed: int = 0) -> dict:
+    """PyTorch vs ONNX Runtime on one random input. reference(pixels) -> {output name: array};
+    per output: max abs error and the peak |value|."""
     import numpy as np
     pixels = random_input(size_hw or DYNAMIC_CHECK_HW, seed)
-    ref = torch_depth(model, pixels)
-    got = onnx_depth(onnx_path, pixels)
-    if got.shape != ref.shape:
-        raise ExportError(f'ONNX output shape {got.shape} differs from PyTorch {ref.shape}')
-    return {'max_abs': float(np.max(np.abs(got - ref))), 'peak': float(np.max(np.abs(ref))),
-            'input_hw': tuple(pixels.shape[2:]), 'pixels': pixels, 'torch': ref, 'onnx': got}
+    ref = reference(pixels)
+    got = onnx_outputs(onnx_path, pixels)
+    errors = {}
+    for name, expected in ref.items():
+        if name not in got or got[name].shape != expected.shape:
+            found = got[name].shape if name in got else 'missing'
+            raise ExportError(f'ONNX output {name}: {found}, PyTorch gives {expected.shape}')
+        errors[name] = {'max_abs': float(np.max(np.abs(got[name] - expected))),
+                        'peak': float(np.max(np.abs(expected)))}
+    return {'errors': errors, 'input_hw': tuple(pixels.shape[2:]), 'pixels': pixels, 'torch': ref, 'onnx': got}
 
 
 def int8_path(onnx_path: str) -> str:
