@@ -22,7 +22,16 @@ def test_every_option_defaults_to_the_node_parameter(tmp_path):
     model = tmp_path / 'm.onnx'
     model.write_bytes(b'')
     cfg = config_from_args(parser_with().parse_args(['--model', str(model)]))
-    assert cfg == {p.name: str(model) if p.name == 'model_path' else p.default for p in PARAMS}
+    # a tool without --workers runs one frame at a time: one worker (every core for its inferences)
+    assert cfg == {p.name: str(model) if p.name == 'model_path' else 1 if p.name == 'workers' else p.default
+                   for p in PARAMS}
+
+
+def test_a_tool_with_workers_keeps_the_node_default(tmp_path):
+    model = tmp_path / 'm.onnx'
+    model.write_bytes(b'')
+    cfg = config_from_args(parser_with(MODEL + ('workers',)).parse_args(['--model', str(model)]))
+    assert cfg['workers'] == next(p.default for p in PARAMS if p.name == 'workers') == 2
 
 
 def test_options_take_the_parameters_types_and_choices(tmp_path):

@@ -54,33 +54,46 @@ class ReplayEngine(Engine):
         return self.output
 
 
-def stage_times(processor, size: str, encoding: str, frames: int, clock=time.perf_counter) -> dict:
-    """Median milliseconds of each CPU stage of the node's FrameProcessor on one camera frame,
-    inference excluded (`processor` runs a ReplayEngine).
+STAGES = ('decode', 'preprocess', 'postprocess', 'colorize', 'message fill')
+
+
+def stage_samples(processors: list, size: str, encoding: str, frames: int, clock=time.perf_counter) -> list:
+    """Milliseconds of each CPU stage of the node's FrameProcessor on one camera frame, inference
+    excluded (the processors run a ReplayEngine): per processor {stage: [one value per frame]}.
+    The processors take the frames in turn, so a change in the machine's load reaches each alike.
 
     clock=time.perf_counter gives wall time; time.process_time the CPU time of all
     threads (OpenCV spreads some stages over cores, so it can exceed wall time)."""
     from ..core.image_codec import image_buffer
     _, decode = _sample_frame(size, encoding)
-    processor.estimator.clock = clock
-    samples = {k: [] for k in ('decode', 'preprocess', 'postprocess', 'colorize', 'message fill')}
+    samples = [{k: [] for k in STAGES} for _ in processors]
+    for processor in processors:
+        processor.estimator.clock = clock
     for _ in range(frames):
-        fill = []
+        for processor, times in zip(processors, samples):
+            fill = []
 
-        def allocate(height, width, encoding):  # as the node does it: straight into message buffers
-            t = clock()
-            buffer = image_buffer(height, width, encoding)[1]
-            fill.append(clock() - t)
-            return buffer
-        t0 = clock()
-        frame = decode()  # validation and zero-copy views; colour conversion is preprocessing
-        decoded = clock() - t0
-        out = processor.finish(frame, processor.infer(frame), ('depth', 'colorized'), allocate=allocate)
-        for key, dt in (('decode', decoded), ('message fill', sum(fill)),
-                        *((k, out.timings[k]) for k in ('preprocess', 'postprocess', 'colorize'))):
-            samples[key].append(dt * 1e3)
-    processor.estimator.clock = time.perf_counter
-    return {k: float(np.median(v)) for k, v in samples.items()}
+            def allocate(height, width, encoding):  # as the node does it: straight into message buffers
+                t = clock()
+                buffer = image_buffer(height, width, encoding)[1]
+                fill.append(clock() - t)
+                return buffer
+            t0 = clock()
+            frame = decode()  # validation and zero-copy views; colour conversion is preprocessing
+            decoded = clock() - t0
+            out = processor.finish(frame, processor.infer(frame), ('depth', 'colorized'), allocate=allocate)
+            for key, dt in (('decode', decoded), ('message fill', sum(fill)),
+                            *((k, out.timings[k]) for k in ('preprocess', 'postprocess', 'colorize'))):
+                times[key].append(dt * 1e3)
+    for processor in processors:
+        processor.estimator.clock = time.perf_counter
+    return samples
+
+
+def stage_times(processor, size: str, encoding: str, frames: int, clock=time.perf_counter) -> dict:
+    """Median milliseconds of each stage (see stage_samples)."""
+    times = stage_samples([processor], size, encoding, frames, clock)[0]
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def engine_throughput(engine, feeds: dict, threads: int, frames: int) -> dict:
@@ -252,26 +265,36 @@ def run(args) -> int:
 
 
 def _print_stages(cfg, processor, args):
+    """The stage table of the configured recipe and, measured in the same run frame by frame in
+    turn, of the fast options: the baseline the exact numerics are held against."""
     from ..tool_support.options import processor_from_config
     engine = processor.estimator.engine
     feeds, _ = processor.estimator.preprocess(_sample_frame(args.size, args.encoding)[1]())
     replay = ReplayEngine(engine, engine.run(feeds))
-    processor = processor_from_config(cfg, engine=replay)
-    wall = stage_times(processor, args.size, args.encoding, args.frames)
-    cpu = stage_times(processor, args.size, args.encoding, args.frames, time.process_time)
-    print(f'\nper {args.size} {args.encoding} frame, inference excluded (median of {args.frames}, ms):')
-    print(f'  {"stage":<13} {"wall":>8} {"CPU":>8}')
-    for stage in wall:
-        print(f'  {stage:<13} {wall[stage]:8.2f} {cpu[stage]:8.2f}')
-    print(f'  {"sum":<13} {sum(wall.values()):8.2f} {sum(cpu.values()):8.2f}')
+    runs = [processor_from_config(cfg, engine=replay)]
     fast = processor_from_config(fast_options(cfg), engine=replay)
-    if fast.estimator.recipe.settings != processor.estimator.recipe.settings:
-        # Same run, same frame: what the exact numerics cost against the fast options.
-        fast_wall = stage_times(fast, args.size, args.encoding, args.frames)
-        print(f'\npre/postprocessing wall ms, {processor.estimator.recipe.name} vs fast options '
-              f'(interpolation {fast.estimator.recipe.interpolation}, upsampling {fast.estimator.recipe.upsampling}):')
-        for stage in ('preprocess', 'postprocess'):
-            print(f'  {stage:<13} {wall[stage]:8.2f} {fast_wall[stage]:8.2f}')
+    if fast.estimator.recipe.settings != runs[0].estimator.recipe.settings:
+        runs.append(fast)
+    names = [runs[0].estimator.recipe.name, 'fast options'][:len(runs)]
+    wall = stage_samples(runs, args.size, args.encoding, args.frames)
+    cpu = stage_samples(runs, args.size, args.encoding, args.frames, time.process_time)
+    print(f'\nper {args.size} {args.encoding} frame, inference excluded (ms, median of {args.frames} '
+          'frames; CPU: process time, all threads):')
+    print(f'  {"":<13}' + ''.join(f' {name[:17]:>17}' for name in names))
+    print(f'  {"stage":<13}' + f' {"wall":>8} {"CPU":>8}' * len(runs))
+    medians = [[{k: float(np.median(v)) for k, v in run.items()} for run in clock] for clock in (wall, cpu)]
+    for stage in STAGES:
+        print(f'  {stage:<13}' + ''.join(f' {medians[0][i][stage]:8.2f} {medians[1][i][stage]:8.2f}'
+                                          for i in range(len(runs))))
+    totals = [[np.sum([run[k] for k in STAGES], axis=0) for run in clock] for clock in (wall, cpu)]
+    print(f'  {"sum":<13}' + ''.join(f' {np.median(totals[0][i]):8.2f} {np.median(totals[1][i]):8.2f}'
+                                      for i in range(len(runs))))
+    print('  CPU sum, frames p25-p75: ' + ', '.join(
+        f'{np.percentile(totals[1][i], 25):.2f}-{np.percentile(totals[1][i], 75):.2f} ({names[i]})'
+        for i in range(len(runs))))
+    if len(runs) > 1:
+        print(f'fast options: interpolation {fast.estimator.recipe.interpolation}, upsampling '
+              f'{fast.estimator.recipe.upsampling} (approximate numerics, see the README\'s Recipes)')
 
 
 def _print_load(cfg, args):
