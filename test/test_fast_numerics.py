@@ -1,6 +1,6 @@
 """The fast implementations of the official numerics, each against the official formula itself.
 
-- `cubic`: the 8-bit frame resized as int16 (64 per grey level) by OpenCV's 16-bit cubic,
+- `cubic`: the 8-bit frame resized as int16 (128 per grey level) by OpenCV's 16-bit cubic,
   against the official call, cv2.resize on the float64 image;
 - align_corners upsampling, both implementations (block products with the interpolation
   matrix where numpy has an optimized BLAS, numpy gathers elsewhere), against
@@ -44,7 +44,7 @@ def _hard_images():
 @pytest.mark.parametrize('canvas', [None, (518, 686), (64, 80)])   # dynamic (up), fixed, down
 def test_int16_cubic_is_the_float_resize(name, canvas):
     """The model input before normalization, in grey levels, against cv2.resize(float64): OpenCV's
-    16-bit cubic rounds to 1/64 of a grey level and computes in float32 (measured max 0.0135
+    16-bit cubic rounds to 1/128 of a grey level and computes in float32 (measured max 0.0100
     grey levels on these images). A wrapped int16 or a clipped overshoot would be off by
     tens of grey levels: upsampled, every image here overshoots [0, 255] by 28-63 levels."""
     image = _hard_images()[name]

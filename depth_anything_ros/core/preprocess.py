@@ -184,31 +184,32 @@ class RgbPreprocessor:
         # Model channel c holds RGB channel order[c].
         order = (0, 1, 2) if self.channel_order == 'rgb' else (2, 1, 0)
         planes = cv2.split(small) if small.ndim == 3 else [small]
-        unit = np.float32(1 / _SCALE[small.dtype.type])  # stored value -> 8-bit grey levels
+        unit, zero = _GREY_LEVEL[small.dtype.type]  # grey level = stored value * unit + zero
         if self.normalization == 'pixel_zscore':
-            values = _pixel_zscore([np.multiply(planes[channels[rgb]], unit, dtype=np.float32) for rgb in range(3)])
+            values = _pixel_zscore([planes[channels[rgb]] * np.float32(unit) + np.float32(zero) for rgb in range(3)])
             for c, rgb in enumerate(order):
                 tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)] = values[rgb]
             return tensor, placement
         for c, rgb in enumerate(order):
             gain, bias = self._gain_bias[rgb]
             _scaled_into(tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)],
-                         planes[channels[rgb]], gain * unit, bias)
+                         planes[channels[rgb]], gain * unit, gain * zero + bias)
         return tensor, placement
 
 
 _CV2_INTERPOLATION = {'cubic': cv2.INTER_CUBIC, 'cubic_uint8': cv2.INTER_CUBIC, 'nearest': cv2.INTER_NEAREST}
-# `cubic` resizes int16 values of 64 per grey level: OpenCV's 16-bit cubic computes in float
-# (the coefficients and sums of its float path) and rounds to 1/64 of a grey level, where a float
-# image would be converted in full first (1080p: 25 MB of float32 written, then read back).
-# 255 * 64 times the largest 2-D cubic overshoot (1.45x) stays inside int16.
-_CUBIC_SHIFT = 6
-_SCALE = {np.uint8: 1, np.int16: 1 << _CUBIC_SHIFT}
+# `cubic` resizes int16 values of 128 per grey level, 0 at grey 128: OpenCV's 16-bit cubic
+# computes in float (the coefficients and sums of its float path) and rounds to 1/128 of a grey
+# level, where a float image would be converted in full first (1080p: 25 MB of float32 written,
+# then read back). The cubic overshoots [0, 255] by at most 0.45 x 255 either way (2-D, a = -0.75):
+# -128 - 115 .. 127 + 115 grey levels, x 128, stays inside int16.
+_CUBIC_SHIFT = 7
+_GREY_LEVEL = {np.uint8: (1.0, 0.0), np.int16: (1.0 / (1 << _CUBIC_SHIFT), 128.0)}
 
 
 def _resized(frame: Frame, src: Rect, dst: Rect, interpolation: str) -> tuple:
-    """The source rectangle at the target size (uint8, or int16 of _SCALE per grey level for
-    `cubic`), and where R, G, B are in its channels."""
+    """The source rectangle at the target size (uint8, or for `cubic` int16 as _GREY_LEVEL
+    says), and where R, G, B are in its channels."""
     flag = _CV2_INTERPOLATION[interpolation]
     if frame.encoding in _RGB_CHANNELS:
         image, channels = frame.pixels, _RGB_CHANNELS[frame.encoding]
@@ -225,6 +226,7 @@ def _resized(frame: Frame, src: Rect, dst: Rect, interpolation: str) -> tuple:
     if interpolation == 'cubic':
         crop = crop.astype(np.int16)
         crop <<= _CUBIC_SHIFT
+        crop -= 128 << _CUBIC_SHIFT
     return cv2.resize(crop, (dst.width, dst.height), interpolation=flag), channels
 
 
