@@ -40,7 +40,7 @@ def to_image(model_image: np.ndarray, placement: Placement, fill, out: np.ndarra
     `align_corners` is the official upsampling (F.interpolate(..., align_corners=True):
     the corner pixels of the model's content land on the corner pixels of the image);
     `pixel_centres` is OpenCV's resize, the exact inverse of the forward resize, up to
-    half a model pixel apart from the official one at the borders and ~8x cheaper.
+    half a model pixel apart from the official one at the borders, in one OpenCV pass.
     """
     src, dst = placement.source, placement.target
     content = model_image[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width]
@@ -135,7 +135,7 @@ def _gathers(image: np.ndarray, out: np.ndarray) -> np.ndarray:
     step = np.take(_steps(image, axis=1), x0, axis=1)
     step *= xf
     rows += step
-    down = _steps(rows, axis=0, out=step)        # row i + 1 - row i
+    down = _steps(rows, axis=0)                  # row i + 1 - row i
     for start in range(0, out.shape[0], _GATHER_ROWS):
         block = slice(start, start + _GATHER_ROWS)
         np.take(rows, y0[block], axis=0, out=out[block], mode='clip')
@@ -148,14 +148,9 @@ def _gathers(image: np.ndarray, out: np.ndarray) -> np.ndarray:
 _GATHER_ROWS = 64
 
 
-def _steps(image: np.ndarray, axis: int, out: np.ndarray | None = None) -> np.ndarray:
+def _steps(image: np.ndarray, axis: int) -> np.ndarray:
     """The difference to the next sample along `axis`, 0 after the last (weight 0 there)."""
-    out = np.empty_like(image) if out is None else out
-    n = image.shape[axis]
-    along = (lambda a, s: a[:, s]) if axis == 1 else (lambda a, s: a[s])
-    np.subtract(along(image, slice(1, n)), along(image, slice(0, n - 1)), out=along(out, slice(0, n - 1)))
-    along(out, slice(n - 1, n))[...] = 0
-    return out
+    return np.diff(image, axis=axis, append=np.take(image, [-1], axis=axis))
 
 
 @functools.lru_cache(maxsize=None)
