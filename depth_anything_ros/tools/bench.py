@@ -60,7 +60,9 @@ STAGES = ('decode', 'preprocess', 'postprocess', 'colorize', 'message fill')
 def stage_samples(processors: list, size: str, encoding: str, frames: int, clock=time.perf_counter) -> list:
     """Milliseconds of each CPU stage of the node's FrameProcessor on one camera frame, inference
     excluded (the processors run a ReplayEngine): per processor {stage: [one value per frame]}.
-    The processors take the frames in turn, so a change in the machine's load reaches each alike.
+    The processors take turns, half of the frames each time (A B A B), so a change in the
+    machine's load reaches each alike; not frame by frame, where each pipeline's allocations
+    would land on memory the other one just returned to the system (page faults, ms per frame).
 
     clock=time.perf_counter gives wall time; time.process_time the CPU time of all
     threads (OpenCV spreads some stages over cores, so it can exceed wall time)."""
@@ -69,8 +71,9 @@ def stage_samples(processors: list, size: str, encoding: str, frames: int, clock
     samples = [{k: [] for k in STAGES} for _ in processors]
     for processor in processors:
         processor.estimator.clock = clock
-    for _ in range(frames):
-        for processor, times in zip(processors, samples):
+    halves = (frames - frames // 2, frames // 2)
+    for processor, times, count in ((p, t, n) for n in halves for p, t in zip(processors, samples)):
+        for _ in range(count):
             fill = []
 
             def allocate(height, width, encoding):  # as the node does it: straight into message buffers
@@ -279,7 +282,7 @@ def _print_stages(cfg, processor, args):
     wall = stage_samples(runs, args.size, args.encoding, args.frames)
     cpu = stage_samples(runs, args.size, args.encoding, args.frames, time.process_time)
     print(f'\nper {args.size} {args.encoding} frame, inference excluded (ms, median of {args.frames} '
-          'frames; CPU: process time, all threads):')
+          'frames; CPU: process time, all threads; the recipes take turns, half of the frames each):')
     print(f'  {"":<13}' + ''.join(f' {name[:17]:>17}' for name in names))
     print(f'  {"stage":<13}' + f' {"wall":>8} {"CPU":>8}' * len(runs))
     medians = [[{k: float(np.median(v)) for k, v in run.items()} for run in clock] for clock in (wall, cpu)]
