@@ -70,7 +70,8 @@ def keep_freed_memory() -> bool:
     frame's multi-MB arrays can come back as new pages the kernel faults in and zeroes one by one
     (measured up to 2300 faults and 6.6 ms of system time per 1080p frame, in the main thread, with
     a 518x686 model). Blocks up to 32 MiB (glibc's limit) from the heap, trimmed past 256 MiB: the
-    resident size stays at the largest frame's working set. False where the C library is not glibc."""
+    resident size stays at the largest frame's working set. Process-wide; False where the C
+    library is not glibc."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
@@ -108,7 +109,8 @@ class FrameProcessor:
     @classmethod
     def from_config(cls, cfg: dict, engine=None) -> 'FrameProcessor':
         """From validated node parameters (core/params.py); ConfigError says what to set.
-        `engine`: an open engine to use instead of opening cfg['model_path']."""
+        `engine`: an open engine to use instead of opening cfg['model_path']. Sets the process's
+        malloc to reuse freed frame buffers (keep_freed_memory)."""
         depth_type, max_depth = resolve_depth_type(cfg)
         keep_freed_memory()
         try:

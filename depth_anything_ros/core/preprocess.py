@@ -201,8 +201,8 @@ _CV2_INTERPOLATION = {'cubic': cv2.INTER_CUBIC, 'cubic_uint8': cv2.INTER_CUBIC, 
 # `cubic` resizes int16 values of 128 per grey level, 0 at grey 128: OpenCV's 16-bit cubic
 # computes in float (the coefficients and sums of its float path) and rounds to 1/128 of a grey
 # level, where a float image would be converted in full first (1080p: 25 MB of float32 written,
-# then read back). The cubic overshoots [0, 255] by at most 0.45 x 255 either way (2-D, a = -0.75):
-# -128 - 115 .. 127 + 115 grey levels, x 128, stays inside int16.
+# then read back). The 2-D cubic (a = -0.75) overshoots [0, 255] by at most 0.445 x 255 = 114 grey
+# levels either way: (-128 - 114) x 128 and (127 + 114) x 128 stay inside int16.
 _CUBIC_SHIFT = 7
 _GREY_LEVEL = {np.uint8: (1.0, 0.0), np.int16: (1.0 / (1 << _CUBIC_SHIFT), 128.0)}
 
