@@ -89,12 +89,15 @@ def _resize_align_corners(image: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def _banded_products(image: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Each pass as a product with its two-taps-per-row weight matrix, cut into the small
-    dense blocks along its diagonal: one write of every output sample, in the BLAS's own loops."""
+    dense blocks along its diagonal: one write of every output sample, in the BLAS's own loops.
+    A non-finite sample (the engines' output never has one: checked_depth) makes its whole
+    block NaN (0 x inf), not only its two neighbours."""
     rows = np.empty((image.shape[0], out.shape[1]), np.float32)
-    for cols, taps, weights in _weight_blocks(image.shape[1], out.shape[1], image.shape[0]):
-        np.matmul(image[:, taps], weights.T, out=rows[:, cols])
-    for block, taps, weights in _weight_blocks(image.shape[0], out.shape[0], out.shape[1]):
-        np.matmul(weights, rows[taps], out=out[block])
+    with np.errstate(invalid='ignore', over='ignore'):
+        for cols, taps, weights in _weight_blocks(image.shape[1], out.shape[1], image.shape[0]):
+            np.matmul(image[:, taps], weights.T, out=rows[:, cols])
+        for block, taps, weights in _weight_blocks(image.shape[0], out.shape[0], out.shape[1]):
+            np.matmul(weights, rows[taps], out=out[block])
     return out
 
 
