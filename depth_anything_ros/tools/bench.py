@@ -268,8 +268,9 @@ def run(args) -> int:
 
 
 def _print_stages(cfg, processor, args):
-    """The stage table of the configured recipe and, measured in the same run frame by frame in
-    turn, of the fast options: the baseline the exact numerics are held against."""
+    """The stage table of the configured recipe and, measured in the same run, taking turns, of
+    the fast options: the baseline the exact numerics are held against. The sum row is the
+    median of each frame's sum."""
     from ..tool_support.options import processor_from_config
     engine = processor.estimator.engine
     feeds, _ = processor.estimator.preprocess(_sample_frame(args.size, args.encoding)[1]())
