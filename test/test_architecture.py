@@ -1,4 +1,4 @@
-"""The package's dependency rule (README, Architecture), checked on the source with `ast`.
+"""The package's dependency rule (docs/architecture.md), checked on the source with `ast`.
 
 Every import counts wherever it is written (lazy imports inside functions too); relative imports are
 resolved, and `from pkg import name` counts as importing pkg.name when that is a submodule. Imports

@@ -26,7 +26,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_MODES = ('stretch', 'letterbox', 'crop')
 NORMALIZATIONS = ('imagenet', 'pixel_zscore', 'none')
 # cubic: the float image (official); cubic_uint8: the 8-bit image, faster, rounds to a grey
-# level and clips the cubic overshoot (see README, Recipes); nearest: the D-Robotics sample.
+# level and clips the cubic overshoot (see docs/recipes.md); nearest: the D-Robotics sample.
 INTERPOLATIONS = ('cubic', 'cubic_uint8', 'nearest')
 CHANNEL_ORDERS = ('rgb', 'bgr')
 # align_corners: the official bilinear upsampling of the output; pixel_centres: OpenCV's.

@@ -91,7 +91,7 @@ def _print_stages(cfg, processor, args):
         for i in range(len(runs))))
     if len(runs) > 1:
         print(f'fast options: interpolation {fast.estimator.recipe.interpolation}, upsampling '
-              f'{fast.estimator.recipe.upsampling} (approximate numerics, see the README\'s Recipes)')
+              f'{fast.estimator.recipe.upsampling} (approximate numerics, see docs/recipes.md)')
 
 
 def _print_load(cfg, args):
