@@ -9,8 +9,9 @@ HELP = ('benchmark: CPU time per stage at a camera resolution, engine throughput
 
 
 def add_arguments(parser):
-    from ..tool_support.options import ENGINE, RECIPE, add_param_options
-    add_param_options(parser, ENGINE + RECIPE + ('workers',))
+    from ..core.params import in_groups
+    from ..tool_support.options import add_param_options
+    add_param_options(parser, in_groups('engine', 'recipe') + ('workers',))
     parser.add_argument('--what', default='stages,threads', help='comma list of stages, threads, graph, load')
     parser.add_argument('--size', default='1920x1080', help='camera WxH for the stage timings')
     parser.add_argument('--encoding', default='bgr8', help='camera encoding for the stage timings')
@@ -26,7 +27,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..core.frame_processor import default_intra_op_threads
+    from ..core.processor_factory import default_intra_op_threads
     from ..ros.camera_load import load_run
     from ..tool_support.measure import engine_throughput, sample_frame
     from ..tool_support.options import config_from_args, processor_from_config

@@ -157,7 +157,7 @@ def header(args, images: list) -> list:
     import cv2
     import numpy as np
 
-    from ..core.model_zoo import sha256_of
+    from ..core.model_catalog import sha256_of
     board = _read('/proc/device-tree/model') or 'unknown (no /proc/device-tree/model)'
     lines = [f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
              f'- board: {board}; {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}',
@@ -248,14 +248,15 @@ def agreement_section(cfg: dict, engine, float_model: str, images: list) -> list
     on the same input (how faithfully the BPU computes the network on that recipe's input: inputs
     outside the calibrated range clip in its int16 input quantizer), and against the float model
     fed the official way (the depth the node's output is worth with that recipe)."""
-    from ..core.model_zoo import DEFAULT_RECIPE, load_recipes
+    from ..core.model_catalog import load_catalog
+    from ..core.recipe import OFFICIAL
     from ..tool_support.measure import compare_on_images, mean_metrics
     from ..tool_support.options import processor_from_config
     float_cfg = {**cfg, 'model_path': float_model, 'engine': 'onnxruntime'}
-    reference = processor_from_config({**float_cfg, 'recipe': DEFAULT_RECIPE})
+    reference = processor_from_config({**float_cfg, 'recipe': OFFICIAL})
     float_engine = reference.estimator.engine
     rows, per_image = [], {}
-    for name in sorted(load_recipes(), key=lambda n: (n != DEFAULT_RECIPE, n)):
+    for name in sorted(load_catalog().recipes, key=lambda n: (n != OFFICIAL, n)):
         bpu = processor_from_config({**cfg, 'recipe': name}, engine=engine)
         same = compare_on_images(bpu, processor_from_config({**float_cfg, 'recipe': name}, engine=float_engine), images)
         official = compare_on_images(bpu, reference, images)

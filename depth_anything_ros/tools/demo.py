@@ -37,14 +37,15 @@ def default_model() -> str:
     return path
 
 
-def real_model(url: str | None = None, dest: str | None = None, entries=None, timeout: float = 20.0) -> tuple:
-    """(path, None) of DA-V2 Small ONNX, fetched once into the cache (checksum checked when models.yaml
-    has one), or (None, why) when it cannot be downloaded here."""
-    from ..core import model_zoo as zoo
-    entry = zoo.find(entries if entries is not None else zoo.load_catalog(), REAL_MODEL)
+def real_model(url: str | None = None, dest: str | None = None, entry=None, timeout: float = 20.0) -> tuple:
+    """(path, None) of DA-V2 Small ONNX (`entry`: its models.yaml entry by default), fetched once into
+    the cache (checksum checked when the entry has one), or (None, why) when it cannot be downloaded here."""
+    from ..core.model_catalog import load_catalog
+    from ..tool_support.download import FetchError, fetch
+    entry = entry or load_catalog().find(REAL_MODEL)
     try:
-        path, _, _ = zoo.fetch(entry, dest, url, timeout)
-    except (zoo.FetchError, OSError) as exc:
+        path, _, _ = fetch(entry, dest, url, timeout)
+    except (FetchError, OSError) as exc:
         return None, str(exc)
     return path, None
 
