@@ -10,7 +10,7 @@ import pytest
 
 from depth_anything_ros import cli
 from depth_anything_ros.core.image_codec import Frame
-from depth_anything_ros.core.metrics import abs_rel, compare_depth, cosine_similarity, relative_l1
+from depth_anything_ros.core.depth_metrics import abs_rel, compare_depth, cosine_similarity, relative_l1
 from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
 from depth_anything_ros.core.recipe import Recipe
 
@@ -54,7 +54,7 @@ def test_nan_pixels_are_ignored_in_either_map():
 
 
 def test_correlation_ignores_scale_and_shift_not_shape():
-    from depth_anything_ros.core.metrics import correlation
+    from depth_anything_ros.core.depth_metrics import correlation
     rng = np.random.default_rng(0)
     a = rng.random(1000)
     assert correlation(3 * a + 7, a) == pytest.approx(1.0)

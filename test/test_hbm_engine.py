@@ -17,7 +17,7 @@ from depth_anything_ros.engines import EngineError, TensorSpec, engine_for_path,
 from depth_anything_ros.engines.hbm_engine import HbmEngine, dequantize, quantize
 from depth_anything_ros.engines.onnxruntime_engine import OnnxRuntimeEngine
 from depth_anything_ros.core.image_codec import Frame
-from depth_anything_ros.core.metrics import compare_depth
+from depth_anything_ros.core.depth_metrics import compare_depth
 from depth_anything_ros.core.nv12_input import Nv12Preprocessor, nv12_input_kind
 from depth_anything_ros.core.estimator import make_preprocessor
 from depth_anything_ros.core.params import defaults

@@ -58,7 +58,8 @@ def model_inputs(kind: str, hw: tuple) -> list:
 
 def runtime_feeds(kind: str, frame: Frame, hw: tuple, resize_mode: str, nv12_range: str = 'video') -> dict:
     """What the node feeds the compiled model for `frame` (default normalization)."""
-    return make_preprocessor(SpecEngine(model_inputs(kind, hw)), Recipe(resize_mode=resize_mode), nv12_range=nv12_range)(frame)[0]
+    engine = SpecEngine(model_inputs(kind, hw))
+    return make_preprocessor(engine, Recipe(resize_mode=resize_mode), nv12_range=nv12_range)(frame)[0]
 
 
 def _chroma(uv: np.ndarray) -> tuple:

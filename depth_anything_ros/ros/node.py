@@ -24,7 +24,7 @@ from ..core.estimator import BadOutputError
 from ..core.params import PARAMS, RUNTIME, ConfigError, validate
 from ..core.processor_factory import build_processor, view_settings
 from ..core.pointcloud import pointcloud2_fields
-from ..core.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter, RecentGrowth
+from ..core.diagnostics import Counters, LatencyWindow, RateLimitedLog, RateMeter, RecentGrowth
 from ..core.worker_pool import ArrivalOrder, WorkerPool
 from .messages import image_message
 

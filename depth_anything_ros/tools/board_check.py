@@ -28,7 +28,7 @@ def add_arguments(parser):
                         help='the compiled model, e.g. depth_any.hbm')
     parser.add_argument('--float-model', required=True, metavar='ONNX',
                         help='the float ONNX of the same network at the same input size (`depth-anything-ros '
-                             'export --size 518x686`), run on the CPU with ONNX Runtime as the reference')
+                             'export --model-size 518x686`), run on the CPU with ONNX Runtime as the reference')
     parser.add_argument('--out', default='board_check.md', help='the report (default board_check.md)')
     add_param_options(parser, ('workers', 'nv12_range'), what='the node run: ')
     parser.add_argument('--what', default=','.join(SECTIONS),
@@ -82,7 +82,8 @@ class Report:
 
 def run(args) -> int:
     from ..core.paths import SAMPLE_DIR
-    from ..tool_support.errors import CliError, parse_size
+    from ..tool_support.errors import CliError
+    from ..tool_support.sizes import camera_size
     from ..tool_support.files import expand_images
     from ..tool_support.options import config_from_args
     for option, path in (('--model', args.model_path), ('--float-model', args.float_model)):
@@ -96,7 +97,7 @@ def run(args) -> int:
         raise CliError('--frames and --seconds must be positive')
     try:
         size, rate = args.camera.split('@')
-        camera = (parse_size(size, '--camera', 'WxH'), float(rate))
+        camera = (camera_size(size, '--camera'), float(rate))
     except ValueError:
         raise CliError(f"--camera '{args.camera}' is not WxH@frames/s, e.g. 1920x1080@30") from None
     images = expand_images(args.images or [SAMPLE_DIR])

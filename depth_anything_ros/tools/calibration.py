@@ -56,7 +56,7 @@ def add_arguments(parser):
                         help="the hb_compile template the samples are for: 'featuremap', 'nv12' (the "
                              'templates in models/s100/) or a path to your own template .yaml '
                              '(default featuremap)')
-    parser.add_argument('--model-size', default='518x686',
+    parser.add_argument('--model-size', default='518x686', metavar='HxW',
                         help="the compiled model's input HxW (default 518x686, depth_any.hbm)")
     parser.add_argument('--out', required=True, help='output directory (created if missing)')
     add_param_options(parser, tuple(n for n in in_groups('recipe') if n != 'input_size'),  # --model-size is it
@@ -213,11 +213,12 @@ def nv12_in_model(feeds: dict, template: Template):
 def run(args) -> int:
     import numpy as np
 
-    from ..tool_support.errors import CliError, parse_size
+    from ..tool_support.errors import CliError
+    from ..tool_support.sizes import model_size
     from ..tool_support.files import expand_images, read_frame
     template = load_template(template_path(args.template))
     multiple = 2 if template.kind == 'nv12' else 1  # chroma covers 2x2 pixels
-    canvas = parse_size(args.model_size, '--model-size', multiple=multiple)
+    canvas = model_size(args.model_size, multiple)
     if args.max_samples < 1:
         raise CliError(f'--max-samples {args.max_samples} must be at least 1')
     if template.kind == 'nv12':

@@ -77,7 +77,7 @@ def run(args) -> int:
     from ..core.evaluation import EvaluationError, evaluate, load_depth, protocol
     from ..core.model_catalog import load_catalog
     from ..core.processor_factory import resolve_depth_type
-    from ..core.metrics import DEPTH_METRICS
+    from ..core.depth_metrics import DEPTH_METRICS
     from ..tool_support.files import progress, read_frame
     from ..tool_support.options import config_from_args, processor_from_config
     cap = args.eval_max_depth
