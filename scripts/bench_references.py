@@ -112,9 +112,10 @@ class Client:
 
 def run_case(model: str, source: str, make_fields, pythonpath: str, count: int = 10) -> dict:
     sys.path.insert(0, REPO)
-    from depth_anything_ros.ros.process_graph import RosGraph, ros_env
+    from depth_anything_ros.ros.environment import use_ros_environment
+    from depth_anything_ros.ros.process_graph import RosGraph
     domain = random.randint(120, 200)
-    os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'] = ros_env(domain)['FASTRTPS_DEFAULT_PROFILES_FILE']
+    use_ros_environment(domain)
     fields = make_fields()
     os.chdir(os.path.dirname(pythonpath))   # `python -m` puts the working directory before PYTHONPATH
     with RosGraph(domain, extra_env={'PYTHONPATH': pythonpath}) as graph:

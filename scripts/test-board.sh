@@ -45,7 +45,7 @@ model="$DEPTH_TEST_MODELS/$(sha256sum depth_anything_ros/torch_models/build.py |
 if [ -f "$model" ]; then
   for encoding in bgr8 nv12; do
     PYTHONPATH=. "$VENV/bin/python" -m depth_anything_ros.cli bench --model "$model" --what stages \
-      --size 1920x1080 --encoding "$encoding" --frames 20 || status=1
+      --camera-size 1920x1080 --encoding "$encoding" --frames 20 || status=1
   done
 else
   echo "test-board: no $model for the stage table: run scripts/test.sh with the same DEPTH_TEST_MODELS" >&2

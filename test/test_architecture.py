@@ -1,8 +1,13 @@
-"""The package's dependency rule (docs/architecture.md), checked on the source with `ast`.
+"""The package's dependency rule and its one-convention rules (docs/architecture.md), checked on the
+source with `ast`.
 
 Every import counts wherever it is written (lazy imports inside functions too); relative imports are
 resolved, and `from pkg import name` counts as importing pkg.name when that is a submodule. Imports
-made by importlib at run time (cli.py's subcommands, the engines' backends) are not seen."""
+made by importlib at run time (cli.py's subcommands, the engines' backends) are not seen.
+
+One way each: a size option says which order it takes (--model-size HxW, --camera-size WxH), an
+output folder is --out; the node declares parameters only from core/params.py's table, in one loop;
+no module but params.py lists parameter names (a runtime flag, an option group: the row says it)."""
 import ast
 import functools
 import os
@@ -184,6 +189,71 @@ def import_cycles(imports: tuple, root: str, package: str) -> list:
     return problems
 
 
+# Option names that say too little: a size without its order, a second name for the output folder.
+FORBIDDEN_OPTIONS = {'--size': 'a size option says its order: --model-size HxW or --camera-size WxH',
+                     '--out-dir': 'an output folder is --out'}
+# A literal tuple, list or set of this many parameter names outside params.py is a second list of them.
+NAME_LIST = 3
+
+
+def _trees(root: str, package: str):
+    for module, path in package_modules(root, package).items():
+        with open(os.path.join(root, path), encoding='utf-8') as f:
+            yield module, path, ast.parse(f.read(), path)
+
+
+def option_violations(root: str, package: str) -> list:
+    """add_argument calls naming a FORBIDDEN_OPTIONS option."""
+    problems = []
+    for _, path, tree in _trees(root, package):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, 'attr', '') == 'add_argument':
+                for arg in node.args:
+                    if isinstance(arg, ast.Constant) and arg.value in FORBIDDEN_OPTIONS:
+                        problems.append(f'{path}:{node.lineno} option {arg.value}: {FORBIDDEN_OPTIONS[arg.value]}')
+    return problems
+
+
+def declaration_violations(root: str, package: str) -> list:
+    """declare_parameter(s) calls other than declare_parameter(p.name, ...) inside `for p in PARAMS`."""
+    problems = []
+    for _, path, tree in _trees(root, package):
+        from_table = set()
+        for loop in ast.walk(tree):
+            if isinstance(loop, ast.For) and isinstance(loop.iter, ast.Name) and loop.iter.id == 'PARAMS':
+                target = getattr(loop.target, 'id', None)
+                from_table |= {id(call) for call in ast.walk(loop) if isinstance(call, ast.Call) and call.args
+                               and isinstance(call.args[0], ast.Attribute) and call.args[0].attr == 'name'
+                               and getattr(call.args[0].value, 'id', None) == target}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and getattr(node.func, 'attr', '') in ('declare_parameter',
+                                                                                 'declare_parameters')
+                    and id(node) not in from_table):
+                problems.append(f'{path}:{node.lineno} declares a parameter outside the table: declare them in '
+                                'one loop over core/params.py PARAMS (a new parameter is a row there)')
+    return problems
+
+
+def name_list_violations(root: str, package: str, names: set) -> list:
+    """Literal collections of NAME_LIST or more parameter names outside core/params.py."""
+    problems = []
+    for module, path, tree in _trees(root, package):
+        if module.endswith('core.params'):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                listed = [e.value for e in node.elts if isinstance(e, ast.Constant) and e.value in names]
+                if len(listed) >= NAME_LIST:
+                    problems.append(f'{path}:{node.lineno} lists parameters {listed}: say it in their rows of '
+                                    'core/params.py (runtime, group) and select with in_groups()')
+    return problems
+
+
+def parameter_names() -> set:
+    from depth_anything_ros.core.params import PARAMS
+    return {p.name for p in PARAMS}
+
+
 def test_the_checker_sees_the_package():
     imports = imports_of(REPO, PACKAGE)
     sources = {imp.source for imp in imports}
@@ -213,6 +283,24 @@ def test_layers_import_only_the_layers_below():
 
 def test_no_import_cycles():
     problems = import_cycles(imports_of(REPO, PACKAGE), REPO, PACKAGE)
+    assert not problems, '\n'.join(problems)
+
+
+def test_size_and_output_options_have_one_name_each():
+    problems = option_violations(REPO, PACKAGE)
+    assert not problems, '\n'.join(problems)
+
+
+def test_parameters_are_declared_only_from_the_table():
+    assert not declaration_violations(REPO, PACKAGE)
+    # the rule has something to hold: the node's loop is seen
+    node = os.path.join(REPO, PACKAGE, 'ros', 'node.py')
+    with open(node, encoding='utf-8') as f:
+        assert 'declare_parameter(p.name' in f.read()
+
+
+def test_no_second_list_of_parameter_names():
+    problems = name_list_violations(REPO, PACKAGE, parameter_names())
     assert not problems, '\n'.join(problems)
 
 
@@ -262,3 +350,37 @@ def test_the_checker_reports_each_kind_of_violation(tmp_path):
     assert len(cycles) == 1, cycles
     assert cycles[0].startswith(f"import cycle: {os.path.join('fake', 'core', 'one.py')}:1 imports fake.core.two -> "
                                 f"{os.path.join('fake', 'core', 'two.py')}:2 imports fake.core.one "), cycles
+
+
+CONVENTIONS = {  # each convention broken once, beside what it allows
+    'tools/__init__.py': '',
+    'tools/cam.py': ("def add_arguments(p):\n    p.add_argument('--size')\n    p.add_argument('--camera-size')\n"
+                     "    p.add_argument('--model-size')\n    p.add_argument('--out')\n"
+                     "    p.add_argument('--frames', '--out-dir')\n"),
+    'ros/__init__.py': '',
+    'ros/node.py': ("from ..core.params import PARAMS\n\n\ndef declare(node):\n    for p in PARAMS:\n"
+                    "        node.declare_parameter(p.name, p.default)\n"
+                    "    node.declare_parameter('extra', 1)\n    for q in PARAMS:\n"
+                    "        node.declare_parameter(p.name, 0)\n"),
+    'ros/more.py': "def f(node):\n    node.declare_parameters('', [('a', 1)])\n",
+    'core/__init__.py': '',
+    'core/params.py': "RUNTIME = ('colormap', 'color_min', 'color_max')\n",
+    'core/view.py': ("RUNTIME = ('colormap', 'color_min', 'color_max')\nPAIR = ['colormap', 'color_min']\n"
+                     "WORDS = {'colormap', 'palette', 'hue', 'tint'}\n"),
+}
+
+
+def test_the_checker_reports_each_broken_convention(tmp_path):
+    for path, text in CONVENTIONS.items():
+        (tmp_path / 'fake' / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / 'fake' / path).write_text(text)
+    root = str(tmp_path)
+    cam = os.path.join('fake', 'tools', 'cam.py')
+    assert [p.split(': ')[0] for p in option_violations(root, 'fake')] == [f'{cam}:2 option --size',
+                                                                             f'{cam}:6 option --out-dir']
+    node, more = os.path.join('fake', 'ros', 'node.py'), os.path.join('fake', 'ros', 'more.py')
+    found = declaration_violations(root, 'fake')
+    # the loop's own call passes; a literal name, a call in a loop that reads another row, declare_parameters do not
+    assert sorted(p.split(' declares')[0] for p in found) == [f'{more}:2', f'{node}:7', f'{node}:9'], found
+    lists = name_list_violations(root, 'fake', {'colormap', 'color_min', 'color_max'})
+    assert [p.split(' lists')[0] for p in lists] == [os.path.join('fake', 'core', 'view.py') + ':1'], lists

@@ -112,8 +112,9 @@ def test_depth_bag_matches_the_pipeline(tmp_path, tiny_fixed_model, compressed, 
     estimator = DepthEstimator(open_engine(tiny_fixed_model))
     colorizer = Colorizer()
     for i, bgr in enumerate(payloads):
-        expected = estimator.estimate(Frame('bgr8', bgr, H, W))
-        expected_color = colorizer(expected.model_depth, expected.placement)
+        model_depth, placement, _ = estimator.model_depth(Frame('bgr8', bgr, H, W))
+        expected_depth = estimator.restore(model_depth, placement)
+        expected_color = colorizer(model_depth, placement)
         for name, encoding in (('/depth', '32FC1'), ('/depth/colorized', 'bgr8')):
             t, _, msg = messages[name][i]
             assert t == T0 + i * 100_000_000
@@ -123,7 +124,7 @@ def test_depth_bag_matches_the_pipeline(tmp_path, tiny_fixed_model, compressed, 
             assert (msg.height, msg.width, msg.encoding, msg.is_bigendian) == (H, W, encoding, 0)
         depth_msg = messages['/depth'][i][2]
         depth = np.frombuffer(depth_msg.data.tobytes(), np.float32).reshape(H, depth_msg.step // 4)[:, :W]
-        np.testing.assert_array_equal(depth, expected.depth)
+        np.testing.assert_array_equal(depth, expected_depth)
         assert np.isfinite(depth).all() and depth.std() > 0
         color_msg = messages['/depth/colorized'][i][2]
         color = np.frombuffer(color_msg.data.tobytes(), np.uint8).reshape(H, color_msg.step)[:, :W * 3]

@@ -20,7 +20,7 @@ def _numbers(line: str) -> list:
 
 def test_stage_and_thread_tables(tiny_fixed_model, capsys):
     assert cli.main(['bench', '--model', tiny_fixed_model, '--what', 'stages,threads', '--frames', '2',
-                     '--threads', '1,2', '--size', '320x240']) == 0
+                     '--threads', '1,2', '--camera-size', '320x240']) == 0
     out = capsys.readouterr().out
     stages = {line.split()[0]: _numbers(line) for line in out.splitlines()
               if re.match(r'\s+(decode|preprocess|postprocess|colorize|message fill|sum)\s', line)}

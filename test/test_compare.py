@@ -10,8 +10,9 @@ import pytest
 
 from depth_anything_ros import cli
 from depth_anything_ros.core.image_codec import Frame
-from depth_anything_ros.core.metrics import abs_rel, compare_depth, cosine_similarity, relative_l1
-from depth_anything_ros.core.preprocess import RgbPreprocessor
+from depth_anything_ros.core.depth_metrics import abs_rel, compare_depth, cosine_similarity, relative_l1
+from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
+from depth_anything_ros.core.recipe import Recipe
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +54,7 @@ def test_nan_pixels_are_ignored_in_either_map():
 
 
 def test_correlation_ignores_scale_and_shift_not_shape():
-    from depth_anything_ros.core.metrics import correlation
+    from depth_anything_ros.core.depth_metrics import correlation
     rng = np.random.default_rng(0)
     a = rng.random(1000)
     assert correlation(3 * a + 7, a) == pytest.approx(1.0)
@@ -124,10 +125,10 @@ def test_calibration_samples_equal_the_node_preprocessing(capsys, tmp_path, imag
     assert cli.main(argv) == 0
     files = sorted(os.listdir(out))
     assert files == ['00000_a.npy', '00001_b.npy']
-    pre = RgbPreprocessor((518, 686), 'NCHW', 'letterbox', normalization='pixel_zscore')
+    pre = RgbPreprocessor(rgb_input((518, 686)), Recipe(resize_mode='letterbox', normalization='pixel_zscore'))
     for name, image in zip(files, ('a.png', 'b.png')):
         bgr = cv2.imread(str(images / image))
-        expected, _ = pre(Frame('bgr8', bgr, *bgr.shape[:2]))
+        expected, _ = pre.tensor(Frame('bgr8', bgr, *bgr.shape[:2]))
         sample = np.load(out / name)
         assert sample.dtype == np.float32 and sample.shape == (1, 3, 518, 686)
         np.testing.assert_array_equal(sample, expected)

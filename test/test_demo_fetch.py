@@ -2,13 +2,14 @@
 verified; any failure falls back to the random-weight test model, saying why."""
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import http.server
 import threading
 
 import pytest
 
-from depth_anything_ros.core import model_zoo
+from depth_anything_ros.core.model_catalog import load_catalog
 from depth_anything_ros.tools import demo
 
 PAYLOAD = b'not really an onnx model, but bytes to verify' * 100
@@ -37,14 +38,14 @@ def server(status=200):
         thread.join(timeout=10)
 
 
-def catalog(sha256):
-    entry = model_zoo.find(model_zoo.load_catalog(), demo.REAL_MODEL)
-    return [model_zoo.ModelEntry(**{**entry.__dict__, 'sha256': sha256})]
+def entry(sha256):
+    """The demo's models.yaml entry with `sha256` as its checksum."""
+    return dataclasses.replace(load_catalog().find(demo.REAL_MODEL), sha256=sha256)
 
 
 def test_real_model_is_downloaded_and_verified(tmp_path):
     with server() as url:
-        path, why = demo.real_model(url, str(tmp_path), catalog(hashlib.sha256(PAYLOAD).hexdigest()), timeout=10)
+        path, why = demo.real_model(url, str(tmp_path), entry(hashlib.sha256(PAYLOAD).hexdigest()), timeout=10)
     assert why is None and open(path, 'rb').read() == PAYLOAD
     assert path.endswith('depth_anything_v2_vits.onnx')
 
@@ -55,7 +56,7 @@ def test_real_model_is_downloaded_and_verified(tmp_path):
 ])
 def test_a_failed_download_falls_back_with_the_reason(tmp_path, status, sha256, reason):
     with server(status) as url:
-        path, why = demo.real_model(url, str(tmp_path), catalog(sha256), timeout=10)
+        path, why = demo.real_model(url, str(tmp_path), entry(sha256), timeout=10)
     assert path is None and reason in why
     assert list(tmp_path.iterdir()) == [], 'no partial file is left'
 

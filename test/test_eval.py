@@ -17,7 +17,7 @@ from conftest import data_file
 from depth_anything_ros import cli
 from depth_anything_ros.core.evaluation import (FORMATS, EvaluationError, align_disparity, crop_region, evaluate,
                                            fit_scale_shift, load_depth, protocol, read_index, valid_mask)
-from depth_anything_ros.core.metrics import DEPTH_METRICS, depth_metrics
+from depth_anything_ros.core.depth_metrics import DEPTH_METRICS, depth_metrics
 
 pytestmark = pytest.mark.slow
 

@@ -54,7 +54,7 @@ def test_fixed_export_matches_pytorch(hf_dir, exported, tiny_torch_model, capsys
     from depth_anything_ros.torch_models.export import random_input
     fixed, _ = exported
     # --checkpoint as README shows it; the dynamic test passes it positionally.
-    assert cli.main(['export', '--checkpoint', hf_dir, '--out', fixed, '--size', '518x686']) == 0
+    assert cli.main(['export', '--checkpoint', hf_dir, '--out', fixed, '--model-size', '518x686']) == 0
     out = capsys.readouterr().out
     assert _printed(r'max abs error ([0-9.e+-]+)', out) < PARITY_BOUND
     engine = open_engine(fixed)
@@ -71,7 +71,7 @@ def test_dynamic_export_and_int8(hf_dir, exported, tiny_torch_model, capsys):
 
     from depth_anything_ros.engines import open_engine
     from depth_anything_ros.torch_models.export import random_input
-    from depth_anything_ros.core.metrics import cosine_similarity
+    from depth_anything_ros.core.depth_metrics import cosine_similarity
     _, dynamic = exported
     assert cli.main(['export', hf_dir, '--out', dynamic, '--dynamic', '--quantize', 'int8']) == 0
     out = capsys.readouterr().out
@@ -181,7 +181,7 @@ def test_bad_inputs_exit_2(tmp_path, capsys):
     junk.write_bytes(b'not a checkpoint')
     assert cli.main(['export', str(junk), '--out', out]) == 2
     assert 'cannot read' in capsys.readouterr().err
-    assert cli.main(['export', str(empty), '--out', out, '--size', '500x600']) == 2
+    assert cli.main(['export', str(empty), '--out', out, '--model-size', '500x600']) == 2
     assert 'multiples of 14' in capsys.readouterr().err
     assert cli.main(['export', '--out', out]) == 2
     assert 'give the checkpoint' in capsys.readouterr().err

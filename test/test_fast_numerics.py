@@ -18,7 +18,8 @@ from conftest import data_file
 from depth_anything_ros.core import postprocess
 from depth_anything_ros.core.image_codec import decode_image, image_fields
 from depth_anything_ros.core.postprocess import COLORMAPS, Colorizer
-from depth_anything_ros.core.preprocess import RgbPreprocessor
+from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
+from depth_anything_ros.core.recipe import Recipe
 
 pytestmark = pytest.mark.unit
 
@@ -49,7 +50,8 @@ def test_int16_cubic_is_the_float_resize(name, canvas):
     tens of grey levels: upsampled, every image here overshoots [0, 255] by 28-63 levels."""
     image = _hard_images()[name]
     bgr = image if image.ndim == 3 else cv2.merge([image, np.roll(image, 1, 1), 255 - image])
-    tensor, placement = RgbPreprocessor(canvas, normalization='none')(decode_image(**image_fields(bgr, 'bgr8')))
+    tensor, placement = RgbPreprocessor(rgb_input(canvas), Recipe(normalization='none')).tensor(
+        decode_image(**image_fields(bgr, 'bgr8')))
     h, w = placement.canvas_hw
     official = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float64), (w, h),
                           interpolation=cv2.INTER_CUBIC)
@@ -65,7 +67,8 @@ def test_int16_cubic_mono_and_rgba():
     rgba = cv2.cvtColor(photo, cv2.COLOR_BGR2RGBA)
     for pixels, encoding, rgb in ((gray, 'mono8', cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)),
                                   (rgba, 'rgba8', rgba[:, :, :3])):
-        tensor, placement = RgbPreprocessor(None, normalization='none')(decode_image(**image_fields(pixels, encoding))
+        tensor, placement = RgbPreprocessor(rgb_input(None), Recipe(normalization='none')).tensor(
+            decode_image(**image_fields(pixels, encoding))
                                                                       if encoding != 'rgba8' else _rgba_frame(rgba))
         h, w = placement.canvas_hw
         official = cv2.resize(rgb.astype(np.float64), (w, h), interpolation=cv2.INTER_CUBIC)

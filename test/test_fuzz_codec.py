@@ -14,7 +14,8 @@ from hypothesis.extra import numpy as hnp
 from depth_anything_ros.core.image_codec import (
     SUPPORTED_ENCODINGS, ImageFormatError, decode_compressed, decode_image, to_rgb)
 from depth_anything_ros.core.postprocess import COLORMAPS, RANGE_MODES, Colorizer, restore_depth
-from depth_anything_ros.core.preprocess import RESIZE_MODES, place
+from depth_anything_ros.core.placement import place
+from depth_anything_ros.core.recipe import RESIZE_MODES
 from depth_anything_ros.core.temporal import DepthSmoother
 
 pytestmark = pytest.mark.slow

@@ -17,9 +17,13 @@ from depth_anything_ros.engines import EngineError, TensorSpec, engine_for_path,
 from depth_anything_ros.engines.hbm_engine import HbmEngine, dequantize, quantize
 from depth_anything_ros.engines.onnxruntime_engine import OnnxRuntimeEngine
 from depth_anything_ros.core.image_codec import Frame
-from depth_anything_ros.core.metrics import compare_depth
+from depth_anything_ros.core.depth_metrics import compare_depth
 from depth_anything_ros.core.nv12_input import Nv12Preprocessor, nv12_input_kind
-from depth_anything_ros.core.estimator import DepthEstimator, RgbFeeds, make_preprocessor
+from depth_anything_ros.core.estimator import make_preprocessor
+from depth_anything_ros.core.params import defaults
+from depth_anything_ros.core.preprocess import RgbPreprocessor
+from depth_anything_ros.core.processor_factory import build_processor
+from depth_anything_ros.core.recipe import Recipe
 
 from test_nv12_input import bgr_frame, nv12_frame, nv12_specs
 
@@ -162,43 +166,50 @@ def test_round_trip_error_is_at_most_half_a_step():
     assert (~(np.abs(x[0, 1:]) <= 127 * scale[1:, None, None])).any()
 
 
-# -- numerics through DepthEstimator -------------------------------------------
+# -- numerics through the node's FrameProcessor -------------------------------
+
+def depths(engine, frame, **parameters):
+    """(model-resolution depth, depth at the frame's size) from the node's processor with `engine`."""
+    processor = build_processor(defaults(model_path=engine.path, **parameters), engine)
+    model = processor.infer(frame)
+    return model.depth, processor.finish(frame, model, ('depth',)).depth
+
 
 def test_float_rgb_matches_onnx_engine(hbm, tmp_path, tiny_fixed_model, image):
-    ref = DepthEstimator(OnnxRuntimeEngine(tiny_fixed_model)).estimate(bgr_frame(image))
-    got = DepthEstimator(sim_engine(tmp_path, tiny_fixed_model, 'float_rgb')).estimate(bgr_frame(image))
-    assert np.array_equal(np.isnan(got.depth), np.isnan(ref.depth))
+    ref_model, ref = depths(OnnxRuntimeEngine(tiny_fixed_model), bgr_frame(image))
+    _, got = depths(sim_engine(tmp_path, tiny_fixed_model, 'float_rgb'), bgr_frame(image))
+    assert np.array_equal(np.isnan(got), np.isnan(ref))
     # Same graph on the same tensor: only float noise allowed.
-    assert np.nanmax(np.abs(got.depth - ref.depth)) <= 1e-5 * np.nanmax(np.abs(ref.depth))
-    assert np.ptp(ref.model_depth) > 0.1  # the comparison is not between two constants
+    assert np.nanmax(np.abs(got - ref)) <= 1e-5 * np.nanmax(np.abs(ref))
+    assert np.ptp(ref_model) > 0.1  # the comparison is not between two constants
 
 
 def test_int16_output_within_half_a_quantization_step(hbm, tmp_path, tiny_fixed_model, image):
     engine = sim_engine(tmp_path, tiny_fixed_model, 'int16_out')
     scale = float(engine.outputs[0].quant['scale'][0])
-    ref = DepthEstimator(OnnxRuntimeEngine(tiny_fixed_model)).estimate(bgr_frame(image))
-    got = DepthEstimator(engine).estimate(bgr_frame(image))
-    assert got.model_depth.dtype == np.float32
-    err = np.abs(got.model_depth - ref.model_depth)
+    ref_model, ref = depths(OnnxRuntimeEngine(tiny_fixed_model), bgr_frame(image))
+    got_model, got = depths(engine, bgr_frame(image))
+    assert got_model.dtype == np.float32
+    err = np.abs(got_model - ref_model)
     # |dequant(round(x/s)) - x| <= s/2 per pixel; bilinear restoring is a convex
     # combination, so the image-size depth keeps the same bound.
     # Plus float32 rounding of the dequantization itself (a few ulp of |depth|).
-    bound = scale / 2 + 4 * np.finfo(np.float32).eps * np.abs(ref.model_depth).max()
+    bound = scale / 2 + 4 * np.finfo(np.float32).eps * np.abs(ref_model).max()
     assert err.max() <= bound
-    assert np.nanmax(np.abs(got.depth - ref.depth)) <= bound
+    assert np.nanmax(np.abs(got - ref)) <= bound
     assert err.max() > 0  # the output really went through int16
-    assert ref.model_depth.max() / scale < 32767  # and was not clipped
+    assert ref_model.max() / scale < 32767  # and was not clipped
 
 
 def test_quantized_int16_input_per_channel(hbm, tmp_path, small_model, image):
     quant = {'scale': [4 / 32767, 4.2 / 32767, 4.4 / 32767], 'zero_point': [0, 10, -10], 'axis': 1}
     engine = sim_engine(tmp_path, small_model, 'float_rgb', input_quant=quant)
     assert engine.inputs[0].dtype == np.int16 and engine.inputs[0].quant['axis'] == 1
-    ref = DepthEstimator(OnnxRuntimeEngine(small_model)).estimate(bgr_frame(image))
-    got = DepthEstimator(engine).estimate(bgr_frame(image))
+    ref_model, _ = depths(OnnxRuntimeEngine(small_model), bgr_frame(image))
+    got_model, _ = depths(engine, bgr_frame(image))
     assert engine.runtime.fed_dtypes == {'pixel_values': np.int16}
     # Input steps of ~1.3e-4 (|x| <= 2.7 after ImageNet normalization, no clipping).
-    m = compare_depth(got.model_depth, ref.model_depth)
+    m = compare_depth(got_model, ref_model)
     assert m['cosine'] > 0.99999 and m['rel_l1'] < 1e-3
 
 
@@ -243,7 +254,7 @@ def test_unreadable_output_is_an_engine_error(hbm, tmp_path, small_model):
 def test_four_threads_give_the_serial_results(hbm, tmp_path, small_model, image):
     quant = {'scale': [4 / 32767] * 3, 'zero_point': [0, 0, 0], 'axis': 1}
     engine = sim_engine(tmp_path, small_model, 'int16_out', input_quant=quant)
-    pre = make_preprocessor(engine, 'stretch')
+    pre = make_preprocessor(engine, Recipe(resize_mode='stretch'))
     inputs = [pre(bgr_frame(np.roll(image, 97 * k, axis=1)))[0] for k in range(4)]
     serial = [engine.run(f) for f in inputs]
     assert not np.array_equal(serial[0], serial[1])  # distinct inputs, distinct outputs
@@ -271,7 +282,7 @@ def test_four_threads_give_the_serial_results(hbm, tmp_path, small_model, image)
 
 def test_preprocessor_choice_follows_the_inputs(hbm, tmp_path, small_model):
     assert isinstance(make_preprocessor(sim_engine(tmp_path, small_model, 'nv12')), Nv12Preprocessor)
-    assert isinstance(make_preprocessor(sim_engine(tmp_path, small_model, 'float_rgb')), RgbFeeds)
+    assert isinstance(make_preprocessor(sim_engine(tmp_path, small_model, 'float_rgb')), RgbPreprocessor)
     packed = [TensorSpec('nv12', (1, 210, 182, 1), np.dtype(np.uint8), 'NHWC')]
     assert nv12_input_kind(packed) == 'packed'
     assert nv12_input_kind(nv12_specs(140, 182)) == 'planes'
@@ -287,22 +298,22 @@ def test_nv12_frames_through_nv12_model_vs_rgb_reference(hbm, tmp_path, tiny_fix
     random-weight model amplifies input differences (a 1-level change of the
     letterbox pad alone moves rel-L1 by several %), hence the margins."""
     frame = nv12_frame(image)
-    got = DepthEstimator(sim_engine(tmp_path, tiny_fixed_model, 'nv12'), mode).estimate(frame)
+    _, got = depths(sim_engine(tmp_path, tiny_fixed_model, 'nv12'), frame, resize_mode=mode)
     rgb = Frame('rgb8', cv2.cvtColor(frame.pixels, cv2.COLOR_YUV2RGB_NV12), 720, 1280)
-    ref = DepthEstimator(OnnxRuntimeEngine(tiny_fixed_model), mode).estimate(rgb)
-    m = compare_depth(got.depth, ref.depth)
+    _, ref = depths(OnnxRuntimeEngine(tiny_fixed_model), rgb, resize_mode=mode)
+    m = compare_depth(got, ref)
     assert m['cosine'] >= min_cosine and m['rel_l1'] <= max_rel_l1
-    assert got.depth.shape == (720, 1280) and np.isfinite(got.depth).all()
+    assert got.shape == (720, 1280) and np.isfinite(got).all()
 
 
 def test_nv12_at_model_size_equals_rgb_path(hbm, tmp_path, small_model, image):
     """No resize anywhere: the NV12 model must give the RGB path's depth to float noise."""
     frame = nv12_frame(cv2.resize(image, SMALL_HW[::-1]))
-    got = DepthEstimator(sim_engine(tmp_path, small_model, 'nv12'), 'stretch').estimate(frame)
+    _, got = depths(sim_engine(tmp_path, small_model, 'nv12'), frame, resize_mode='stretch')
     rgb = Frame('rgb8', cv2.cvtColor(frame.pixels, cv2.COLOR_YUV2RGB_NV12), *SMALL_HW)
-    ref = DepthEstimator(OnnxRuntimeEngine(small_model), 'stretch').estimate(rgb)
-    assert np.abs(got.depth - ref.depth).max() <= 1e-4 * np.abs(ref.depth).max()
-    assert np.ptp(ref.depth) > 0.01
+    _, ref = depths(OnnxRuntimeEngine(small_model), rgb, resize_mode='stretch')
+    assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert np.ptp(ref) > 0.01
 
 
 def test_full_range_nv12_model_gets_full_range_planes(hbm, tmp_path, small_model, image):
@@ -311,13 +322,13 @@ def test_full_range_nv12_model_gets_full_range_planes(hbm, tmp_path, small_model
     chroma subsampling; planes in video range (the node's default) would give the model washed-out
     colours."""
     frame = bgr_frame(cv2.resize(image, SMALL_HW[::-1]))
-    ref = DepthEstimator(OnnxRuntimeEngine(small_model), 'stretch').estimate(frame).depth
+    ref = depths(OnnxRuntimeEngine(small_model), frame, resize_mode='stretch')[1]
     engine = sim_engine(tmp_path, small_model, 'nv12', nv12_range='full')
-    right = DepthEstimator(engine, 'stretch', nv12_range='full').estimate(frame).depth
-    wrong = DepthEstimator(engine, 'stretch').estimate(frame).depth
+    right = depths(engine, frame, resize_mode='stretch', nv12_range='full')[1]
+    wrong = depths(engine, frame, resize_mode='stretch')[1]
     assert compare_depth(right, ref)['rel_l1'] * 3 < compare_depth(wrong, ref)['rel_l1']
     # NV12 frames already in the model's range pass through untouched
-    planes = Nv12Preprocessor(nv12_specs(*SMALL_HW), 'stretch', nv12_range='full')
+    planes = Nv12Preprocessor(nv12_specs(*SMALL_HW), Recipe(resize_mode='stretch'), nv12_range='full')
     nv12 = Frame('nv12', np.concatenate([f[0].reshape(SMALL_HW[0] // (1 + (i == 1)), -1) for i, f in
                                          enumerate(planes(frame)[0].values())]), *SMALL_HW)
     fed = planes(nv12)[0]
@@ -331,9 +342,9 @@ def test_full_range_nv12_frames_into_an_rgb_model(hbm, tmp_path, small_model, im
     rgb = cv2.cvtColor(cv2.resize(image, SMALL_HW[::-1]), cv2.COLOR_BGR2RGB)
     nv12 = Frame('nv12', rgb_to_nv12(rgb, 'full'), *SMALL_HW)
     engine = sim_engine(tmp_path, small_model, 'float_rgb')
-    ref = DepthEstimator(engine, 'stretch').estimate(Frame('rgb8', rgb, *SMALL_HW)).depth
-    right = DepthEstimator(engine, 'stretch', nv12_range='full').estimate(nv12).depth
-    wrong = DepthEstimator(engine, 'stretch').estimate(nv12).depth
+    ref = depths(engine, Frame('rgb8', rgb, *SMALL_HW), resize_mode='stretch')[1]
+    right = depths(engine, nv12, resize_mode='stretch', nv12_range='full')[1]
+    wrong = depths(engine, nv12, resize_mode='stretch')[1]
     assert compare_depth(right, ref)['rel_l1'] * 3 < compare_depth(wrong, ref)['rel_l1']
 
 
@@ -345,13 +356,14 @@ def test_board_model_runs_with_the_official_recipe(hbm, tmp_path, tiny_fixed_mod
 
     from depth_anything_ros.tool_support.options import processor_from_args
     path = sim.write_sim_model(tmp_path / 'depth_any.hbm', tiny_fixed_model, 'float_rgb')
-    estimator = processor_from_args(Namespace(model_path=path)).estimator
+    processor = processor_from_args(Namespace(model_path=path))
+    estimator = processor.estimator
     assert estimator.recipe.name == 'official'
     assert "depth_any.hbm: recipe 'official': resize_mode stretch, interpolation cubic, normalization imagenet" \
         in capsys.readouterr().out
     x = estimator.preprocess(bgr_frame(image))[0]['pixel_values']
     assert x.min() < -1.5 and x.max() > 1.5     # ImageNet-normalized: beyond the z-score's sqrt(2)
-    result = estimator.estimate(bgr_frame(image))
+    result = processor.process(bgr_frame(image), ('depth',))
     assert result.depth.shape == image.shape[:2] and np.isfinite(result.depth).all()
     sample = processor_from_args(Namespace(model_path=path, recipe='d_robotics_sample')).estimator
     assert sample.recipe.name == 'd_robotics_sample' and sample.recipe.interpolation == 'nearest'

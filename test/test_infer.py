@@ -29,6 +29,12 @@ def estimator(tiny_fixed_model):
     return DepthEstimator(open_engine(tiny_fixed_model))
 
 
+def estimate(estimator, frame) -> tuple:
+    """(depth at the frame's size, model-resolution depth, Placement): infer's steps, taken one by one."""
+    model_depth, placement, _ = estimator.model_depth(frame)
+    return estimator.restore(model_depth, placement), model_depth, placement
+
+
 @pytest.fixture(scope='module')
 def image_run(tmp_path_factory, tiny_fixed_model):
     folder = tmp_path_factory.mktemp('in')
@@ -62,11 +68,10 @@ def test_npy_equals_the_pipeline_output(image_run, estimator, rel):
     frame = read_frame(data_file(rel))
     depth = np.load(image_run / f'{name}_depth.npy')
     assert depth.dtype == np.float32 and depth.shape == (frame.height, frame.width)
-    result = estimator.estimate(frame)
-    np.testing.assert_array_equal(depth, result.depth)
+    expected, model_depth, placement = estimate(estimator, frame)
+    np.testing.assert_array_equal(depth, expected)
     colorized = cv2.imread(str(image_run / f'{name}_colorized.png'))
-    np.testing.assert_array_equal(colorized, Colorizer('inferno', 'percentile')(result.model_depth,
-                                                                               result.placement))
+    np.testing.assert_array_equal(colorized, Colorizer('inferno', 'percentile')(model_depth, placement))
 
 
 @pytest.mark.parametrize('rel', IMAGES)
@@ -98,7 +103,7 @@ def test_a_metric_model_writes_what_the_node_publishes(tmp_path, tiny_metric_mod
     and keep depths beyond max_depth)."""
     rel = IMAGES[0]
     frame = read_frame(data_file(rel))
-    raw = DepthEstimator(open_engine(tiny_metric_model)).estimate(frame).depth
+    raw = estimate(DepthEstimator(open_engine(tiny_metric_model)), frame)[0]
     max_depth = float(np.median(raw))  # half the pixels beyond it
     assert cli.main(['infer', '--model', tiny_metric_model, '--max-depth', str(max_depth), '--out', str(tmp_path),
                      data_file(rel)]) == 0
@@ -126,14 +131,14 @@ def test_video_side_by_side(video_run, estimator, sequence_video):
         ok, bgr = source.read()
         h, w = bgr.shape[:2]
         assert sbs.shape == (h, 2 * w, 3)
-        result = estimator.estimate(Frame('bgr8', bgr, h, w))
-        colorized = Colorizer()(result.model_depth, result.placement)
+        expected, model_depth, placement = estimate(estimator, Frame('bgr8', bgr, h, w))
+        colorized = Colorizer()(model_depth, placement)
         # Lossy MPEG-4: close, not equal. Measured mean errors ~2.5 (input) and ~8.5 (the
         # random-weight depth is noisy, so it compresses worse); swapped halves differ by ~100.
         assert np.abs(sbs[:, :w].astype(int) - bgr).mean() < 8
         assert np.abs(sbs[:, w:].astype(int) - colorized).mean() < 20
         np.testing.assert_array_equal(
-            np.load(video_run / f'redwood_sequence_{frames:06d}_depth.npy'), result.depth)
+            np.load(video_run / f'redwood_sequence_{frames:06d}_depth.npy'), expected)
         frames += 1
     assert frames == VIDEO_FRAMES
     assert len([n for n in os.listdir(video_run) if n.endswith('.npy')]) == VIDEO_FRAMES

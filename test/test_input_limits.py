@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from depth_anything_ros.core.frame_processor import dynamic_input_budget
+from depth_anything_ros.core.processor_factory import dynamic_input_budget
 from depth_anything_ros.core.params import ConfigError
-from depth_anything_ros.core.preprocess import dynamic_input_limit, place
+from depth_anything_ros.core.placement import dynamic_input_limit, place
 
 
 @pytest.mark.parametrize('hw, canvas', [

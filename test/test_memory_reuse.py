@@ -1,4 +1,4 @@
-"""Frame-sized buffers are reused, not faulted in afresh every frame (FrameProcessor.from_config
+"""Frame-sized buffers are reused, not faulted in afresh every frame (build_processor
 calls keep_freed_memory): glibc's defaults return a 1080p frame's arrays to the system and the
 next frame gets new pages, each faulted in and zeroed by the kernel (CPU time in every stage)."""
 import os
@@ -15,7 +15,7 @@ FRAMES = '''
 import resource, sys
 import numpy as np
 if sys.argv[1] == 'keep':
-    from depth_anything_ros.core.frame_processor import keep_freed_memory
+    from depth_anything_ros.core.processor_factory import keep_freed_memory
     assert keep_freed_memory()
 def frame():
     a, b = np.ones((1080, 1920), np.float32), np.ones((518, 1920), np.float32)

@@ -17,7 +17,7 @@ from conftest import data_file
 from depth_anything_ros.core.metric_alignment import ReferenceAligner
 from depth_anything_ros.core.metric_fit import (InverseDepthFit, ScaleTracker, Unaligned, fit_inverse_depth,
                                                 relative_range)
-from depth_anything_ros.core.metrics import abs_rel
+from depth_anything_ros.core.depth_metrics import abs_rel
 from depth_anything_ros.core.reference_samples import (RigidTransform, floor_depth, image_samples,
                                                        ray_samples)
 

@@ -23,7 +23,7 @@ from test_node_faults import published_diagnostics, wait_until
 
 from depth_anything_ros.engines import Engine, open_engine
 from depth_anything_ros.core.image_codec import encode_bgr, image_fields
-from depth_anything_ros.core.metrics import abs_rel
+from depth_anything_ros.core.depth_metrics import abs_rel
 from depth_anything_ros.ros.messages import header_at, image_message
 from depth_anything_ros.ros.node import DepthNode
 

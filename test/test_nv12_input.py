@@ -7,7 +7,9 @@ import numpy as np
 from depth_anything_ros.engines import TensorSpec
 from depth_anything_ros.core.image_codec import Frame, bgr_to_nv12, decode_image
 from depth_anything_ros.core.nv12_input import Nv12Preprocessor
-from depth_anything_ros.core.preprocess import IMAGENET_MEAN, Rect, RgbPreprocessor
+from depth_anything_ros.core.placement import Rect
+from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
+from depth_anything_ros.core.recipe import IMAGENET_MEAN, Recipe
 
 
 def bgr_frame(bgr):
@@ -34,7 +36,7 @@ def nv12_to_rgb(y, uv):
 def test_nv12_plane_resize_matches_reference(image):
     """Luma bicubic (as the RGB recipe), chroma bilinear (bicubic rings into colour fringes)."""
     frame = nv12_frame(image)
-    pre = Nv12Preprocessor(nv12_specs(518, 686), 'stretch')
+    pre = Nv12Preprocessor(nv12_specs(518, 686), Recipe(resize_mode='stretch'))
     feeds, placement = pre(frame)
     y, uv = planes(feeds)
     src_y, src_uv = frame.pixels[:720], frame.pixels[720:].reshape(360, 640, 2)
@@ -46,7 +48,7 @@ def test_nv12_plane_resize_matches_reference(image):
 
 def test_nv12_letterbox_is_even_aligned_and_padded_with_the_mean_colour(image):
     frame = nv12_frame(cv2.resize(image, (1280, 700)))  # content 686x375: odd height
-    feeds, p = Nv12Preprocessor(nv12_specs(518, 686), 'letterbox')(frame)
+    feeds, p = Nv12Preprocessor(nv12_specs(518, 686), Recipe(resize_mode='letterbox'))(frame)
     t = p.target
     assert all(v % 2 == 0 for v in (t.x, t.y, t.width, t.height)) and abs(t.height - 375) <= 2
     y, uv = planes(feeds)
@@ -62,7 +64,7 @@ def test_nv12_letterbox_is_even_aligned_and_padded_with_the_mean_colour(image):
 
 
 def test_nv12_crop_cuts_chroma_at_even_positions(image):
-    pre = Nv12Preprocessor(nv12_specs(518, 686), 'crop')
+    pre = Nv12Preprocessor(nv12_specs(518, 686), Recipe(resize_mode='crop'))
     # place() crops x 163..1117 (954 wide); chroma pairs force 162..1118.
     assert pre.placement(bgr_frame(image)).source == Rect(163, 0, 954, 720)
     feeds, p = pre(nv12_frame(image))
@@ -73,7 +75,7 @@ def test_nv12_crop_cuts_chroma_at_even_positions(image):
 
 
 def test_rgb_frames_are_resized_then_converted_to_nv12(image):
-    feeds, _ = Nv12Preprocessor(nv12_specs(140, 182), 'stretch')(bgr_frame(image))
+    feeds, _ = Nv12Preprocessor(nv12_specs(140, 182), Recipe(resize_mode='stretch'))(bgr_frame(image))
     # Independent reference: resize in BGR, OpenCV I420, interleave U and V.
     small = cv2.resize(image, (182, 140), interpolation=cv2.INTER_LINEAR)
     i420 = cv2.cvtColor(small, cv2.COLOR_BGR2YUV_I420).reshape(-1)
@@ -88,20 +90,20 @@ def test_rgb_frames_are_resized_then_converted_to_nv12(image):
 def test_padded_rows_nv21_and_packed_give_the_same_planes(image):
     frame = nv12_frame(image)
     specs = nv12_specs(140, 182)
-    ref_y, ref_uv = planes(Nv12Preprocessor(specs, 'letterbox')(frame)[0])
+    ref_y, ref_uv = planes(Nv12Preprocessor(specs, Recipe(resize_mode='letterbox'))(frame)[0])
     # A camera message with 64 padding bytes per row.
     step = 1280 + 64
     padded = np.zeros((1080, step), np.uint8)
     padded[:, :1280] = frame.pixels
     msg = decode_image(720, 1280, 'nv12', 0, step, padded.tobytes())
-    y, uv = planes(Nv12Preprocessor(specs, 'letterbox')(msg)[0])
+    y, uv = planes(Nv12Preprocessor(specs, Recipe(resize_mode='letterbox'))(msg)[0])
     assert np.array_equal(y, ref_y) and np.array_equal(uv, ref_uv)
     nv21 = frame.pixels.copy()
     nv21[720:] = frame.pixels[720:].reshape(360, 640, 2)[..., ::-1].reshape(360, 1280)
-    y21, uv21 = planes(Nv12Preprocessor(specs, 'letterbox')(Frame('nv21', nv21, 720, 1280))[0])
+    y21, uv21 = planes(Nv12Preprocessor(specs, Recipe(resize_mode='letterbox'))(Frame('nv21', nv21, 720, 1280))[0])
     assert np.array_equal(y21, ref_y) and np.array_equal(uv21, ref_uv)
     packed_spec = [TensorSpec('nv12', (1, 210, 182, 1), np.dtype(np.uint8), 'NHWC')]
-    packed = Nv12Preprocessor(packed_spec, 'letterbox')(frame)[0]['nv12'][0, :, :, 0]
+    packed = Nv12Preprocessor(packed_spec, Recipe(resize_mode='letterbox'))(frame)[0]['nv12'][0, :, :, 0]
     assert np.array_equal(packed[:140], ref_y) and np.array_equal(packed[140:], ref_uv.reshape(70, 182))
 
 
@@ -109,10 +111,10 @@ def test_nv12_model_input_close_to_the_rgb_path(image):
     """What the model sees: NV12 feeds decoded vs the RGB path on the same frame
     decoded to RGB. Differences: bilinear planes vs bicubic RGB, chroma resampling."""
     frame = nv12_frame(image)
-    feeds, p = Nv12Preprocessor(nv12_specs(518, 686), 'stretch')(frame)
+    feeds, p = Nv12Preprocessor(nv12_specs(518, 686), Recipe(resize_mode='stretch'))(frame)
     seen = nv12_to_rgb(*planes(feeds)).astype(np.float32)
     rgb = cv2.cvtColor(frame.pixels, cv2.COLOR_YUV2RGB_NV12)
-    tensor, p_ref = RgbPreprocessor((518, 686), 'NCHW', 'stretch', normalization='none')(
+    tensor, p_ref = RgbPreprocessor(rgb_input((518, 686)), Recipe(resize_mode='stretch', normalization='none')).tensor(
         Frame('rgb8', rgb, 720, 1280))
     diff = np.abs(seen - tensor[0].transpose(1, 2, 0) * 255)
     assert p == p_ref

@@ -41,3 +41,25 @@ def test_dynamic_models_run_without_the_growing_arena(tiny_dynamic_model, tiny_f
     fixed = open_engine(tiny_fixed_model, 'onnxruntime')
     assert dynamic.session.get_session_options().enable_cpu_mem_arena is False
     assert fixed.session.get_session_options().enable_cpu_mem_arena is True
+
+
+def test_a_model_is_loaded_once(monkeypatch, tiny_dynamic_model, tiny_fixed_model):
+    """Whether to keep the arena is read from the file's input declarations, before the one load."""
+    import onnxruntime as ort
+    loads = []
+    real = ort.InferenceSession
+    monkeypatch.setattr(ort, 'InferenceSession', lambda path, *a, **k: loads.append(path) or real(path, *a, **k))
+    for path in (tiny_dynamic_model, tiny_fixed_model):
+        open_engine(path, 'onnxruntime')
+    assert loads == [tiny_dynamic_model, tiny_fixed_model]
+
+
+def test_the_input_declarations_are_read_as_onnx_runtime_reads_them(tmp_path, tiny_dynamic_model, tiny_fixed_model):
+    from depth_anything_ros.engines.onnxruntime_engine import _has_dynamic_image_input
+    assert _has_dynamic_image_input(tiny_dynamic_model) is True
+    assert _has_dynamic_image_input(tiny_fixed_model) is False
+    with open(tiny_fixed_model, 'rb') as f:
+        head = f.read(200)
+    for name, data in (('empty.onnx', b''), ('text.onnx', b'not a model at all'), ('cut.onnx', head)):
+        (tmp_path / name).write_bytes(data)
+        assert _has_dynamic_image_input(str(tmp_path / name)) is True   # unreadable: no arena, ORT says why

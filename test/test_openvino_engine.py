@@ -18,6 +18,7 @@ from depth_anything_ros.engines import engine_for_path, open_engine  # noqa: E40
 from depth_anything_ros.core.image_codec import Frame  # noqa: E402
 from depth_anything_ros.core.paths import SAMPLE_IMAGE  # noqa: E402
 from depth_anything_ros.core.estimator import DepthEstimator  # noqa: E402
+from depth_anything_ros.core.recipe import Recipe  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.dev_tools]
 
@@ -29,6 +30,12 @@ def _frames():
     sizes = [(640, 480), (480, 640), (1280, 720), (334, 250)]
     return [Frame('bgr8', img, img.shape[0], img.shape[1])
             for img in (cv2.resize(bgr, s) for s in sizes)]
+
+
+def _depth(estimator, frame):
+    """The frame's depth at its size: the node's infer step, then its upsampling."""
+    model_depth, placement, _ = estimator.model_depth(frame)
+    return estimator.restore(model_depth, placement)
 
 
 def _max_relative_diff(a, b) -> float:
@@ -54,12 +61,13 @@ def test_matches_onnxruntime(model, request, ov_dynamic):
     assert [(s.name, s.shape, s.dtype, s.layout) for s in ov_engine.inputs] == \
         [(s.name, s.shape, s.dtype, s.layout) for s in ort_engine.inputs]
     assert ov_engine.outputs[0].name == 'predicted_depth'
-    ov_est, ort_est = DepthEstimator(ov_engine, 'letterbox'), DepthEstimator(ort_engine, 'letterbox')
+    letterbox = Recipe(resize_mode='letterbox')
+    ov_est, ort_est = DepthEstimator(ov_engine, letterbox), DepthEstimator(ort_engine, letterbox)
     worst = 0.0
     for frame in _frames():
-        a, b = ov_est.estimate(frame), ort_est.estimate(frame)
-        assert a.depth.shape == (frame.height, frame.width)
-        worst = max(worst, _max_relative_diff(a.depth, b.depth))
+        a, b = _depth(ov_est, frame), _depth(ort_est, frame)
+        assert a.shape == (frame.height, frame.width)
+        worst = max(worst, _max_relative_diff(a, b))
     print(f'{model}: OpenVINO vs ONNX Runtime max |diff| / depth range = {worst:.2e}')
     assert worst < RELATIVE_BOUND
 
@@ -72,22 +80,22 @@ def test_xml_ir_is_auto_selected(tiny_dynamic_model, tmp_path):
     assert engine_for_path(xml) == 'openvino'
     assert engine_for_path(tiny_dynamic_model) == 'onnxruntime'
     frame = _frames()[0]
-    a = DepthEstimator(open_engine(xml)).estimate(frame).depth
-    b = DepthEstimator(open_engine(tiny_dynamic_model)).estimate(frame).depth
+    a = _depth(DepthEstimator(open_engine(xml)), frame)
+    b = _depth(DepthEstimator(open_engine(tiny_dynamic_model)), frame)
     assert _max_relative_diff(a, b) < RELATIVE_BOUND
 
 
 def test_threads_match_serial(ov_dynamic):
     estimator = DepthEstimator(ov_dynamic)
     frames = _frames()
-    serial = [estimator.estimate(f).depth for f in frames]
+    serial = [_depth(estimator, f) for f in frames]
     results = {}
     barrier = threading.Barrier(4)
 
     def worker(i):
         barrier.wait()  # all four in the engine at the same time
         for round_ in range(3):
-            results[(i, round_)] = estimator.estimate(frames[i]).depth
+            results[(i, round_)] = _depth(estimator, frames[i])
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
     for t in threads:

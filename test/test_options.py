@@ -4,12 +4,12 @@ import argparse
 import pytest
 
 from depth_anything_ros import cli
-from depth_anything_ros.core.params import PARAMS
+from depth_anything_ros.core.params import PARAMS, in_groups
 from depth_anything_ros.tool_support.errors import CliError
-from depth_anything_ros.tool_support.options import (COLOR, METRIC, MODEL, SMOOTHING, add_param_options,
-                                                     config_from_args, option_of)
+from depth_anything_ros.tool_support.options import add_param_options, config_from_args, option_of
 
-ALL = MODEL + COLOR + SMOOTHING + METRIC
+MODEL = in_groups('engine', 'recipe', 'depth')
+ALL = in_groups('engine', 'recipe', 'depth', 'color', 'smoothing', 'metric')
 
 
 def parser_with(names=ALL):
@@ -86,7 +86,7 @@ def test_the_tools_options_are_the_node_parameters(tmp_path, capsys):
 def test_one_frame_at_a_time_tools_give_inference_every_core(monkeypatch, tmp_path, names, threads):
     """infer, eval, compare, bag (no --workers) run one frame at a time: intra_op_threads 0 means
     every core there; a tool with --workers (bench) keeps the node's cores / workers."""
-    from depth_anything_ros.core import frame_processor
+    from depth_anything_ros.core import processor_factory
     from depth_anything_ros.engines import EngineError
     from depth_anything_ros.tool_support.options import processor_from_args
     model = tmp_path / 'm.onnx'
@@ -96,8 +96,8 @@ def test_one_frame_at_a_time_tools_give_inference_every_core(monkeypatch, tmp_pa
     def open_engine(path, engine, **options):
         opened.update(options)
         raise EngineError('not opened in this test')
-    monkeypatch.setattr(frame_processor, 'open_engine', open_engine)
-    monkeypatch.setattr(frame_processor.os, 'cpu_count', lambda: 6)
+    monkeypatch.setattr(processor_factory, 'open_engine', open_engine)
+    monkeypatch.setattr(processor_factory.os, 'cpu_count', lambda: 6)
     with pytest.raises(CliError, match='not opened in this test'):
         processor_from_args(parser_with(names).parse_args(['--model', str(model)]))
     assert opened['intra_op_threads'] == threads

@@ -5,7 +5,7 @@ BGR -> RGB, /255 to float64, cv2 float bicubic resize (shorter side 518, multipl
 or stretched to 518x686 for a fixed model), ImageNet mean/std, the network with the official
 DINOv2 position-embedding interpolation (conftest.official_dinov2_pos_encoding), output
 upsampled with F.interpolate(bilinear, align_corners=True). The package runs the exported tiny
-ONNX through `DepthEstimator` with its default (official) recipe.
+ONNX through the node's FrameProcessor (build_processor) with its default (official) recipe.
 
 Random weights mean nothing as depth, but they amplify input differences: a grey level of
 rounding moves this model's depth by percent of its range, so 1e-3 proves the recipe.
@@ -17,10 +17,10 @@ import pytest
 
 torch = pytest.importorskip('torch')
 
-from depth_anything_ros.engines import open_engine          # noqa: E402
 from depth_anything_ros.core.image_codec import decode_image, image_fields   # noqa: E402
+from depth_anything_ros.core.params import defaults              # noqa: E402
 from depth_anything_ros.core.paths import SAMPLE_IMAGE           # noqa: E402
-from depth_anything_ros.core.estimator import DepthEstimator     # noqa: E402
+from depth_anything_ros.core.processor_factory import build_processor    # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.dev_tools]
 
@@ -71,20 +71,27 @@ def relative_error(ours, ref):
     return float(np.max(np.abs(ours.astype(np.float64) - ref)) / span)
 
 
-def estimate(estimator, bgr):
-    result = estimator.estimate(decode_image(**image_fields(bgr, 'bgr8')))
+def estimate(processor, bgr):
+    """(model-resolution depth, FrameOutputs) of the node's two steps on one frame."""
+    frame = decode_image(**image_fields(bgr, 'bgr8'))
+    model = processor.infer(frame)
+    result = processor.finish(frame, model, ('depth',))
     assert result.depth.shape == bgr.shape[:2] and result.depth.dtype == np.float32
-    return result
+    return model.depth, result
+
+
+def processor(model_path, **parameters):
+    return build_processor(defaults(model_path=model_path, **parameters))
 
 
 @pytest.fixture(scope='module')
 def dynamic_estimator(tiny_dynamic_model):
-    return DepthEstimator(open_engine(tiny_dynamic_model))
+    return processor(tiny_dynamic_model)
 
 
 @pytest.fixture(scope='module')
 def fixed_estimator(tiny_fixed_model):
-    return DepthEstimator(open_engine(tiny_fixed_model), resize_mode='stretch')
+    return processor(tiny_fixed_model, resize_mode='stretch')
 
 
 # Measured (max |ours - official| / range, tiny architecture): dynamic 1.4e-5 to 4.7e-5
@@ -94,8 +101,8 @@ def fixed_estimator(tiny_fixed_model):
 def test_dynamic_model_matches_the_official_recipe(dynamic_estimator, official_torch_model, width, height):
     bgr = sample_image(width, height)
     size_hw = official_size(height, width)
-    result = estimate(dynamic_estimator, bgr)
-    assert result.model_depth.shape == size_hw
+    model_depth, result = estimate(dynamic_estimator, bgr)
+    assert model_depth.shape == size_hw
     err = relative_error(result.depth, official_depth(official_torch_model, bgr, size_hw))
     print(f'dynamic {width}x{height} -> {size_hw}: max error {err:.2e} of the depth range')
     assert err < BOUND, err
@@ -104,8 +111,8 @@ def test_dynamic_model_matches_the_official_recipe(dynamic_estimator, official_t
 @pytest.mark.parametrize('width,height', SIZES)
 def test_fixed_model_stretched_matches_the_official_recipe(fixed_estimator, official_torch_model, width, height):
     bgr = sample_image(width, height)
-    result = estimate(fixed_estimator, bgr)
-    assert result.model_depth.shape == (518, 686)
+    model_depth, result = estimate(fixed_estimator, bgr)
+    assert model_depth.shape == (518, 686)
     err = relative_error(result.depth, official_depth(official_torch_model, bgr, (518, 686)))
     print(f'fixed 518x686, {width}x{height} stretched: max error {err:.2e} of the depth range')
     assert err < BOUND, err
@@ -116,12 +123,12 @@ def test_fixed_model_stretched_matches_the_official_recipe(fixed_estimator, offi
 @pytest.mark.parametrize('option', [{'interpolation': 'cubic_uint8'}, {'upsampling': 'pixel_centres'}])
 def test_fast_options_are_outside_the_bound(tiny_dynamic_model, official_torch_model, option):
     """Each approximation is caught by the bound: the parity tests above can fail."""
-    estimator = DepthEstimator(open_engine(tiny_dynamic_model), **option)
+    estimator = processor(tiny_dynamic_model, **option)
     worst = 0.0
     for width, height in SIZES:
         bgr = sample_image(width, height)
         ref = official_depth(official_torch_model, bgr, official_size(height, width))
-        worst = max(worst, relative_error(estimate(estimator, bgr).depth, ref))
+        worst = max(worst, relative_error(estimate(estimator, bgr)[1].depth, ref))
     print(f'{option}: worst max error {worst:.2e} of the depth range')
     assert BOUND < worst < 0.2, worst
 
@@ -129,11 +136,11 @@ def test_fast_options_are_outside_the_bound(tiny_dynamic_model, official_torch_m
 def test_wrong_channel_order_is_caught(dynamic_estimator, official_torch_model):
     bgr = sample_image(640, 480)
     ref = official_depth(official_torch_model, bgr, (518, 686))
-    swapped = estimate(dynamic_estimator, np.ascontiguousarray(bgr[:, :, ::-1]))
+    _, swapped = estimate(dynamic_estimator, np.ascontiguousarray(bgr[:, :, ::-1]))
     assert relative_error(swapped.depth, ref) > 0.05
 
 
 def test_timings_reported(dynamic_estimator):
-    result = estimate(dynamic_estimator, sample_image(640, 480))
-    assert set(result.timings) == {'preprocess', 'inference', 'postprocess'}
+    _, result = estimate(dynamic_estimator, sample_image(640, 480))
+    assert set(result.timings) == {'preprocess', 'inference', 'postprocess', 'colorize', 'metric_outputs'}
     assert all(v >= 0 for v in result.timings.values())

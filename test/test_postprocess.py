@@ -8,7 +8,9 @@ from conftest import run_in_threads
 from depth_anything_ros.core.image_codec import decode_image, image_fields
 from depth_anything_ros.core.postprocess import (
     COLORMAPS, RANGE_MODES, Colorizer, model_depth_2d, restore_depth)
-from depth_anything_ros.core.preprocess import Placement, Rect, RgbPreprocessor
+from depth_anything_ros.core.placement import Placement, Rect
+from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
+from depth_anything_ros.core.recipe import Recipe
 
 from conftest import data_file
 
@@ -35,7 +37,8 @@ def test_restore_inverts_placement(image_hw, canvas, mode):
     """pixel_centres upsampling after the 8-bit resize: the exact inverse of the forward resize."""
     h, w = image_hw
     bgr = smooth_photo(h, w)
-    tensor, placement = RgbPreprocessor(canvas, resize_mode=mode, interpolation='cubic_uint8')(
+    tensor, placement = RgbPreprocessor(rgb_input(canvas),
+                                        Recipe(resize_mode=mode, interpolation='cubic_uint8')).tensor(
         decode_image(**image_fields(bgr, 'bgr8')))
     fake_depth = tensor[0, 0]                     # normalized red at model resolution
     restored = restore_depth(fake_depth, placement, upsampling='pixel_centres')
@@ -66,7 +69,7 @@ def test_restore_inverts_placement(image_hw, canvas, mode):
 def test_restore_detects_a_wrong_placement():
     """The check above can fail: a letterboxed map read as a stretched one is off."""
     bgr = smooth_photo(1080, 1920)
-    tensor, placement = RgbPreprocessor(CANVAS, resize_mode='letterbox')(
+    tensor, placement = RgbPreprocessor(rgb_input(CANVAS), Recipe(resize_mode='letterbox')).tensor(
         decode_image(**image_fields(bgr, 'bgr8')))
     wrong = Placement(placement.image_hw, CANVAS, placement.source, Rect(0, 0, CANVAS[1], CANVAS[0]))
     err = np.abs(restore_depth(tensor[0, 0], wrong) - normalized_red(bgr))
@@ -128,8 +131,8 @@ def test_restore_round_trip_of_a_ramp():
     ramp = np.tile(np.linspace(0, 255, w), (h, 1))
     bgr = np.dstack([np.zeros((h, w)), np.zeros((h, w)), ramp]).round().astype(np.uint8)
     for canvas, mode in [(None, 'letterbox'), (CANVAS, 'stretch'), (CANVAS, 'crop'), (CANVAS, 'letterbox')]:
-        tensor, placement = RgbPreprocessor(canvas, resize_mode=mode, normalization='none',
-                                            interpolation='cubic_uint8')(decode_image(**image_fields(bgr, 'bgr8')))
+        recipe = Recipe(resize_mode=mode, normalization='none', interpolation='cubic_uint8')
+        tensor, placement = RgbPreprocessor(rgb_input(canvas), recipe).tensor(decode_image(**image_fields(bgr, 'bgr8')))
         out = restore_depth(tensor[0, 0], placement, upsampling='pixel_centres') * 255
         src = placement.source
         inner = (slice(src.y + 3, src.y + src.height - 3), slice(src.x + 3, src.x + src.width - 3))
@@ -258,7 +261,8 @@ def test_colorizer_onto_the_image(mode):
     """With a placement the picture is drawn at image size; unseen pixels (crop) are black."""
     h, w = 1080, 1920
     bgr = smooth_photo(h, w)
-    tensor, placement = RgbPreprocessor(CANVAS, resize_mode=mode)(decode_image(**image_fields(bgr, 'bgr8')))
+    tensor, placement = RgbPreprocessor(rgb_input(CANVAS), Recipe(resize_mode=mode)).tensor(
+        decode_image(**image_fields(bgr, 'bgr8')))
     model_depth = tensor[0, 0].copy()
     dst = placement.target
     # junk in the letterbox padding: neither drawn nor part of the colour range

@@ -7,8 +7,9 @@ import pytest
 
 from depth_anything_ros.core.image_codec import decode_image, image_fields
 from depth_anything_ros.core.paths import SAMPLE_IMAGE
-from depth_anything_ros.core.preprocess import (
-    IMAGENET_MEAN, IMAGENET_STD, Placement, Rect, RgbPreprocessor, lower_bound_size, multiple_of, place)
+from depth_anything_ros.core.placement import Placement, Rect, lower_bound_size, multiple_of, place
+from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
+from depth_anything_ros.core.recipe import IMAGENET_MEAN, IMAGENET_STD, Recipe
 
 from conftest import data_file
 
@@ -102,7 +103,7 @@ def test_matches_the_official_float_recipe(relpath):
     """The default (interpolation 'cubic' on the float image) is the official tensor up to
     OpenCV's float32 arithmetic: measured max 1.4e-4 (a hundredth of a grey level)."""
     bgr = load_bgr(relpath)
-    tensor, placement = RgbPreprocessor(None)(bgr_frame(bgr))
+    tensor, placement = RgbPreprocessor(rgb_input(None)).tensor(bgr_frame(bgr))
     ref = official_preprocess(bgr)
     assert tensor.dtype == np.float32
     assert tensor.shape == (1,) + ref.shape
@@ -114,7 +115,7 @@ def test_matches_the_official_float_recipe(relpath):
 @pytest.mark.parametrize('relpath', OFFICIAL_PHOTOS)
 def test_cubic_uint8_matches_official_recipe_rounded_to_8_bits(relpath):
     bgr = load_bgr(relpath)
-    tensor, placement = RgbPreprocessor(None, interpolation='cubic_uint8')(bgr_frame(bgr))
+    tensor, placement = RgbPreprocessor(rgb_input(None), Recipe(interpolation='cubic_uint8')).tensor(bgr_frame(bgr))
     ref = official_preprocess_8bit(bgr)
     assert tensor.shape == (1,) + ref.shape
     diff = np.abs(tensor[0].astype(np.float64) - ref)
@@ -131,7 +132,7 @@ def test_cubic_uint8_is_near_the_official_float_recipe(relpath):
     grey level) and clipped bicubic overshoot at strong edges (up to 0.76 here, at about 1 %
     of values)."""
     bgr = load_bgr(relpath)
-    tensor, _ = RgbPreprocessor(None, interpolation='cubic_uint8')(bgr_frame(bgr))
+    tensor, _ = RgbPreprocessor(rgb_input(None), Recipe(interpolation='cubic_uint8')).tensor(bgr_frame(bgr))
     ref = official_preprocess(bgr)
     diff = np.abs(tensor[0].astype(np.float64) - ref)
     # measured: mean 0.0043-0.0065, 99th pct 0.0086-0.048, > 1 grey level at 0.2-1.8 %
@@ -147,8 +148,8 @@ def test_cubic_uint8_is_near_the_official_float_recipe(relpath):
 def test_nhwc_layout_is_the_transpose():
     bgr = load_bgr('tum_rgbd/TUM_color.png')
     frame = bgr_frame(bgr)
-    nchw, _ = RgbPreprocessor(None, 'NCHW')(frame)
-    nhwc, _ = RgbPreprocessor(None, 'NHWC')(frame)
+    nchw, _ = RgbPreprocessor(rgb_input(None)).tensor(frame)
+    nhwc, _ = RgbPreprocessor(rgb_input(None, 'NHWC')).tensor(frame)
     assert nhwc.shape == (1, 518, 686, 3)
     assert nhwc.flags.c_contiguous and nchw.flags.c_contiguous
     np.testing.assert_array_equal(nhwc[0], nchw[0].transpose(1, 2, 0))
@@ -162,7 +163,7 @@ def test_constant_colour(colour, canvas, mode):
     rgb = np.empty((90, 160, 3), np.uint8)
     rgb[:] = colour
     frame = decode_image(**image_fields(rgb, 'rgb8'))
-    tensor, _ = RgbPreprocessor(canvas, resize_mode=mode)(frame)
+    tensor, _ = RgbPreprocessor(rgb_input(canvas), Recipe(resize_mode=mode)).tensor(frame)
     expected = (np.array(colour) / 255.0 - MEAN) / STD
     for c in range(3):
         np.testing.assert_allclose(tensor[0, c], expected[c], rtol=0, atol=1e-5)
@@ -186,7 +187,7 @@ def _dpt_processor():
                                      'tum_rgbd/TUM_color.png'])
 def test_close_to_transformers_processor(relpath):
     bgr = load_bgr(relpath)
-    tensor, _ = RgbPreprocessor(None)(bgr_frame(bgr))
+    tensor, _ = RgbPreprocessor(rgb_input(None)).tensor(bgr_frame(bgr))
     ref = _dpt_processor()(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), return_tensors='np')['pixel_values']
     assert ref.shape == tensor.shape
     # PIL bicubic (a=-0.5, antialiased, float) vs OpenCV (a=-0.75, 8-bit): measured mean abs
@@ -200,9 +201,9 @@ def test_close_to_transformers_processor(relpath):
 
 def test_bgr8_and_rgb8_give_identical_tensors():
     bgr = load_bgr('redwood_synthetic/color/00002.jpg')
-    pre = RgbPreprocessor(None)
-    from_bgr, p1 = pre(bgr_frame(bgr))
-    from_rgb, p2 = pre(decode_image(**image_fields(np.ascontiguousarray(bgr[:, :, ::-1]), 'rgb8')))
+    pre = RgbPreprocessor(rgb_input(None))
+    from_bgr, p1 = pre.tensor(bgr_frame(bgr))
+    from_rgb, p2 = pre.tensor(decode_image(**image_fields(np.ascontiguousarray(bgr[:, :, ::-1]), 'rgb8')))
     # OpenCV's float resize rounds a channel differently by its place in the pixel: 1e-6.
     np.testing.assert_allclose(from_bgr, from_rgb, rtol=0, atol=1e-5)
     assert p1 == p2
@@ -210,8 +211,9 @@ def test_bgr8_and_rgb8_give_identical_tensors():
 
 def test_bgr_channel_order_reverses_the_planes():
     bgr = load_bgr('redwood_synthetic/color/00002.jpg')
-    rgb_tensor, _ = RgbPreprocessor(CANVAS, normalization='none')(bgr_frame(bgr))
-    bgr_tensor, _ = RgbPreprocessor(CANVAS, normalization='none', channel_order='bgr')(bgr_frame(bgr))
+    rgb_tensor, _ = RgbPreprocessor(rgb_input(CANVAS), Recipe(normalization='none')).tensor(bgr_frame(bgr))
+    bgr_tensor, _ = RgbPreprocessor(rgb_input(CANVAS), Recipe(normalization='none', channel_order='bgr')).tensor(
+        bgr_frame(bgr))
     np.testing.assert_array_equal(bgr_tensor[0], rgb_tensor[0, ::-1])
     assert np.abs(bgr_tensor[0, 0] - bgr_tensor[0, 2]).mean() > 0.01   # a colour photo
 
@@ -220,8 +222,8 @@ def test_d_robotics_recipe_by_hand():
     """stretch + nearest + per-pixel (x - mean) / sqrt(var + 1e-5), written out per pixel."""
     bgr = np.random.default_rng(5).integers(0, 256, (90, 160, 3), dtype=np.uint8)
     bgr[0, 0] = 77                                                   # a grey pixel: all zero
-    tensor, _ = RgbPreprocessor(CANVAS, resize_mode='stretch', interpolation='nearest',
-                                normalization='pixel_zscore')(bgr_frame(bgr))
+    recipe = Recipe(resize_mode='stretch', interpolation='nearest', normalization='pixel_zscore')
+    tensor, _ = RgbPreprocessor(rgb_input(CANVAS), recipe).tensor(bgr_frame(bgr))
     rgb = cv2.resize(bgr, (CANVAS[1], CANVAS[0]), interpolation=cv2.INTER_NEAREST)[:, :, ::-1]
     for y, x in [(0, 0), (100, 200), (517, 685), (300, 7)]:
         px = rgb[y, x].astype(np.float64)
@@ -238,9 +240,9 @@ def test_nv12_close_to_rgb():
     u = i420[h:h + h // 4].reshape(h // 2, w // 2)
     v = i420[h + h // 4:].reshape(h // 2, w // 2)
     nv12 = np.concatenate([i420[:h], np.stack([u, v], -1).reshape(h // 2, w)])
-    pre = RgbPreprocessor(None)
-    from_nv12, _ = pre(decode_image(h, w, 'nv12', 0, w, nv12.tobytes()))
-    from_rgb, _ = pre(bgr_frame(bgr))
+    pre = RgbPreprocessor(rgb_input(None))
+    from_nv12, _ = pre.tensor(decode_image(h, w, 'nv12', 0, w, nv12.tobytes()))
+    from_rgb, _ = pre.tensor(bgr_frame(bgr))
     diff = np.abs(from_nv12 - from_rgb)
     # measured mean 0.017, about one grey level (1/255/0.229 = 0.017 in these units)
     assert diff.mean() < 0.03, diff.mean()
@@ -248,7 +250,7 @@ def test_nv12_close_to_rgb():
 
 def test_mono8_gives_equal_channels_before_normalization():
     gray = load_bgr('tum_rgbd/TUM_color.png')[:, :, 1].copy()
-    tensor, _ = RgbPreprocessor(None, normalization='none')(
+    tensor, _ = RgbPreprocessor(rgb_input(None), Recipe(normalization='none')).tensor(
         decode_image(*gray.shape, 'mono8', 0, gray.shape[1], gray.tobytes()))
     np.testing.assert_allclose(tensor[0, 0], tensor[0, 1], rtol=0, atol=1e-6)
     np.testing.assert_allclose(tensor[0, 0], tensor[0, 2], rtol=0, atol=1e-6)
@@ -301,7 +303,7 @@ def _gradient_bgr(h, w):
 @pytest.mark.parametrize('image_hw', IMAGE_SIZES)
 def test_letterbox_padding_is_normalized_zero(image_hw):
     bgr = _gradient_bgr(*image_hw)
-    tensor, p = RgbPreprocessor(CANVAS, resize_mode='letterbox')(bgr_frame(bgr))
+    tensor, p = RgbPreprocessor(rgb_input(CANVAS), Recipe(resize_mode='letterbox')).tensor(bgr_frame(bgr))
     assert tensor.shape == (1, 3) + CANVAS
     dst = p.target
     inside = np.zeros(CANVAS, bool)
@@ -318,7 +320,7 @@ def test_crop_and_stretch_fill_the_canvas(image_hw):
     bgr = _gradient_bgr(*image_hw)
     frame = bgr_frame(bgr)
     for mode in ('crop', 'stretch'):
-        tensor, _ = RgbPreprocessor(CANVAS, resize_mode=mode)(frame)
+        tensor, _ = RgbPreprocessor(rgb_input(CANVAS), Recipe(resize_mode=mode)).tensor(frame)
         assert tensor.shape == (1, 3) + CANVAS
         # blue is 128 everywhere: no canvas pixel is left at the normalized zero
         np.testing.assert_allclose(tensor[0, 2], (128 / 255 - MEAN[2]) / STD[2], atol=1e-5)
@@ -327,7 +329,8 @@ def test_crop_and_stretch_fill_the_canvas(image_hw):
 def test_crop_keeps_the_centre():
     h, w = 1080, 1920
     bgr = _gradient_bgr(h, w)
-    tensor, p = RgbPreprocessor(CANVAS, resize_mode='crop', normalization='none')(bgr_frame(bgr))
+    tensor, p = RgbPreprocessor(rgb_input(CANVAS), Recipe(resize_mode='crop', normalization='none')).tensor(
+        bgr_frame(bgr))
     red = tensor[0, 0]
     # red = x / (w-1): the crop covers x in [src.x, src.x + src.width)
     assert red[:, 0].mean() == pytest.approx(p.source.x / (w - 1), abs=0.01)
@@ -348,7 +351,8 @@ TINY_RGB = np.array([[[10, 20, 30], [50, 50, 50], [255, 0, 0]],
 
 def _tiny_tensor(normalization):
     frame = decode_image(**image_fields(TINY_RGB, 'rgb8'))
-    tensor, _ = RgbPreprocessor((2, 3), resize_mode='stretch', normalization=normalization)(frame)
+    tensor, _ = RgbPreprocessor(rgb_input((2, 3)), Recipe(resize_mode='stretch', normalization=normalization)).tensor(
+        frame)
     assert tensor.shape == (1, 3, 2, 3)
     return tensor[0].transpose(1, 2, 0).astype(np.float64)     # HxWx3
 
@@ -381,9 +385,9 @@ def test_normalization_imagenet_tiny():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match='resize_mode'):
-        RgbPreprocessor(CANVAS, resize_mode='squash')
+        RgbPreprocessor(rgb_input(CANVAS), Recipe(resize_mode='squash'))
     with pytest.raises(ValueError, match='normalization'):
-        RgbPreprocessor(CANVAS, normalization='zscore')
+        RgbPreprocessor(rgb_input(CANVAS), Recipe(normalization='zscore'))
     with pytest.raises(ValueError, match='resize_mode'):
         place((480, 640), CANVAS, 'fit', 518)
 
@@ -397,10 +401,10 @@ def test_nv12_plane_resize_path_matches_full_conversion(mode, canvas):
     bgr = cv2.resize(load_bgr(SAMPLE_IMAGE), (1920, 1080))  # a real camera frame
     nv12 = bgr_to_nv12(bgr)
     frame = decode_image(1080, 1920, 'nv12', 0, 1920, nv12.tobytes())
-    pre = RgbPreprocessor(canvas, resize_mode=mode)
-    fast, placement = pre(frame)
+    pre = RgbPreprocessor(rgb_input(canvas), Recipe(resize_mode=mode))
+    fast, placement = pre.tensor(frame)
     rgb = np.ascontiguousarray(to_rgb(frame))
-    reference, _ = pre(decode_image(**image_fields(rgb, 'rgb8')))
+    reference, _ = pre.tensor(decode_image(**image_fields(rgb, 'rgb8')))
     content = (slice(None), slice(None), slice(placement.target.y, placement.target.y + placement.target.height),
                slice(placement.target.x, placement.target.x + placement.target.width))
     diff = np.abs(fast[content] - reference[content])

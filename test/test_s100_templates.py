@@ -20,7 +20,8 @@ from depth_anything_ros import cli
 from depth_anything_ros.engines import Engine, TensorSpec
 from depth_anything_ros.core.image_codec import Frame, bgr_to_nv12
 from depth_anything_ros.core.estimator import make_preprocessor
-from depth_anything_ros.core.preprocess import IMAGENET_STD, RgbPreprocessor
+from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
+from depth_anything_ros.core.recipe import IMAGENET_STD, Recipe
 from depth_anything_ros.tools.calibration import pick_evenly
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +58,8 @@ def model_inputs(kind: str, hw: tuple) -> list:
 
 def runtime_feeds(kind: str, frame: Frame, hw: tuple, resize_mode: str, nv12_range: str = 'video') -> dict:
     """What the node feeds the compiled model for `frame` (default normalization)."""
-    return make_preprocessor(SpecEngine(model_inputs(kind, hw)), resize_mode, nv12_range=nv12_range)(frame)[0]
+    engine = SpecEngine(model_inputs(kind, hw))
+    return make_preprocessor(engine, Recipe(resize_mode=resize_mode), nv12_range=nv12_range)(frame)[0]
 
 
 def _chroma(uv: np.ndarray) -> tuple:
@@ -113,7 +115,7 @@ def in_model_steps(config: dict, feeds: dict) -> np.ndarray:
 
 def float_model_tensor(frame: Frame, hw: tuple, resize_mode: str) -> np.ndarray:
     """The node's preprocessing for the float model: ImageNet normalization."""
-    return RgbPreprocessor(hw, 'NCHW', resize_mode, normalization='imagenet')(frame)[0]
+    return RgbPreprocessor(rgb_input(hw), Recipe(resize_mode=resize_mode, normalization='imagenet')).tensor(frame)[0]
 
 
 def sample_bgr(hw=(96, 128)) -> np.ndarray:
@@ -452,9 +454,10 @@ def test_calibration_with_the_d_robotics_sample_recipe(tmp_path, image_dir):
             str(image_dir / 'a.png')]
     assert cli.main(argv) == 0
     bgr = cv2.imread(str(image_dir / 'a.png'))
-    expected = RgbPreprocessor((56, 84), 'NCHW', 'stretch', normalization='pixel_zscore',
-                               interpolation='nearest')(Frame('bgr8', bgr, *bgr.shape[:2]))[0]
+    sample_recipe = Recipe(resize_mode='stretch', normalization='pixel_zscore', interpolation='nearest')
+    expected = RgbPreprocessor(rgb_input((56, 84)), sample_recipe).tensor(Frame('bgr8', bgr, *bgr.shape[:2]))[0]
     np.testing.assert_array_equal(np.load(out / '00000_a.npy'), expected)
-    official = RgbPreprocessor((56, 84), 'NCHW', 'stretch')(Frame('bgr8', bgr, *bgr.shape[:2]))[0]
+    official = RgbPreprocessor(rgb_input((56, 84)), Recipe(resize_mode='stretch')).tensor(
+        Frame('bgr8', bgr, *bgr.shape[:2]))[0]
     assert np.abs(expected - official).max() > 0.5          # the two recipes really differ
     assert cli.main(argv[:1] + ['--recipe', 'mine'] + argv[3:]) == 2

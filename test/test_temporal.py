@@ -228,7 +228,7 @@ def test_camera_sequence_is_smoothed_and_an_unrelated_image_is_a_cut():
 def test_placement_limits_the_fit_to_the_image():
     """Letterbox padding is not depth: junk there that changes every frame makes the
     whole-map fit call a cut, the fit inside the placement's target does not."""
-    from depth_anything_ros.core.preprocess import Placement, Rect
+    from depth_anything_ros.core.placement import Placement, Rect
     rng = np.random.default_rng(5)
     s = scene()
     placement = Placement((60, 160), (H, W), Rect(0, 0, 160, 60), Rect(0, 30, W, 60))

@@ -1,4 +1,4 @@
-"""Newest-frame-wins slot, worker pool and stamp ordering (the diagnostics helpers: test_stats.py)."""
+"""Newest-frame-wins slot, worker pool and stamp ordering (the diagnostics helpers: test_diagnostics.py)."""
 import collections
 import threading
 

@@ -5,7 +5,7 @@ reading (0 in every format here). A relative model's output is inverse depth
 with unknown scale and shift, so it is aligned to the ground truth by least
 squares in disparity space before the metrics (the MiDaS / Depth Anything
 protocol); a metric model's output is used as is. Metric functions live in
-metrics.py.
+depth_metrics.py.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import depth_metrics
+from . import line_fit
+from .depth_metrics import depth_metrics
 
 # decode name -> uint16 PNG value -> metres
 DECODERS = {
@@ -128,17 +129,11 @@ def valid_mask(gt: np.ndarray, min_depth: float, max_depth: float, crop: str = '
 
 
 def fit_scale_shift(pred: np.ndarray, target: np.ndarray) -> tuple:
-    """(s, t) minimizing ||s * pred + t - target||^2 (1-D arrays, float64)."""
-    pred = np.asarray(pred, np.float64)
-    target = np.asarray(target, np.float64)
-    if pred.size < 2:
-        raise EvaluationError(f'{pred.size} valid pixels: too few to fit scale and shift')
-    # Centred closed form: stabler than the normal equations on raw values.
-    p_mean, t_mean = pred.mean(), target.mean()
-    dp = pred - p_mean
-    var = np.dot(dp, dp)
-    s = float(np.dot(dp, target - t_mean) / var) if var > 0 else 0.0
-    return s, float(t_mean - s * p_mean)
+    """(s, t) minimizing ||s * pred + t - target||^2 over the valid pixels (1-D arrays); EvaluationError
+    for fewer than two, s = 0 where the prediction is flat."""
+    if np.size(pred) < 2:
+        raise EvaluationError(f'{np.size(pred)} valid pixels: too few to fit scale and shift')
+    return line_fit.fit_scale_shift(pred, target)
 
 
 def align_disparity(pred_disparity: np.ndarray, gt: np.ndarray, mask: np.ndarray,

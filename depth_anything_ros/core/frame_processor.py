@@ -1,8 +1,8 @@
 """A decoded frame to every output the package has. No ROS here.
 
 The node, `bag`, `infer`, `eval` and `bench` all go through FrameProcessor, built
-from the node's parameters (`from_config`), so an output means the same thing
-whichever of them made it. One frame, top to bottom:
+from the node's parameters by processor_factory.build_processor, so an output means the
+same thing whichever of them made it. One frame, top to bottom:
 
   1. infer    preprocess, run the engine, check the model-resolution depth   any thread, in parallel
   2. finish   temporal smoothing at model resolution, depth at the frame's   one frame at a time,
@@ -17,29 +17,20 @@ its workers in parallel and step 2 in arrival order (see ros/node.py).
 """
 from __future__ import annotations
 
-import ctypes
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engines import EngineError, MissingRuntime, open_engine
-from .dependencies import MissingDependency
 from .estimator import DepthEstimator
 from .image_codec import Frame, ImageFormatError, any_error_is_bad_input, empty_image, to_rgb
 from .metric_alignment import ReferenceAligner
 from .metric_fit import Unaligned
-from .model_zoo import guess_depth_type, resolve_recipe
-from .params import ConfigError
+from .placement import Placement
 from .pointcloud import depth_to_points, invalid_to_nan, scaled_intrinsics, to_millimetres
-from .reference_samples import RigidTransform
 from .postprocess import Colorizer
-from .preprocess import MAX_DYNAMIC_ASPECT, Placement, dynamic_input_limit
 from .temporal import DepthSmoother
 
 OUTPUTS = ('depth', 'colorized', 'depth_mm', 'points')
-# The smallest DA-V2 (ViT-S) has 6 attention heads: the memory bound below is a lower one.
-_VIT_S_HEADS = 6
 
 
 @dataclass
@@ -64,31 +55,6 @@ class FrameOutputs:
     timings: dict = field(default_factory=dict)
 
 
-# glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-def keep_freed_memory() -> bool:
-    """Let freed frame-sized buffers be reused, not returned to the system: glibc maps every block
-    over its (adaptive) threshold afresh and trims the heap as soon as 2x that lies free, so each
-    frame's multi-MB arrays can come back as new pages the kernel faults in and zeroes one by one
-    (measured up to 2300 faults and 6.6 ms of system time per 1080p frame, in the main thread, with
-    a 518x686 model). Blocks up to 32 MiB (glibc's limit) from the heap, trimmed past 256 MiB: the
-    resident size stays at the largest frame's working set. Process-wide; False where the C
-    library is not glibc."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 256 << 20))
-
-
-def default_intra_op_threads(workers: int) -> int:
-    """Cores shared out between the workers that run at once: more threads than cores makes
-    each parallel step wait for a preempted thread (measured: 25 % of throughput on 2 cores)."""
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
 class FrameProcessor:
     """Frames -> FrameOutputs with one model, depth meaning and view (see the module docstring).
 
@@ -97,45 +63,19 @@ class FrameProcessor:
     `smoother` are the view settings, replaced at runtime by `set_view`.
     """
 
-    def __init__(self, estimator: DepthEstimator, depth_type: str = 'relative', max_depth: float = 0.0,
-                 aligner: ReferenceAligner | None = None, colorizer: Colorizer | None = None,
-                 smoother: DepthSmoother | None = None, points_decimation: int = 4, points_rgb: bool = True,
-                 nv12_range: str = 'video'):
+    def __init__(self, estimator: DepthEstimator, depth_type: str, max_depth: float,
+                 aligner: ReferenceAligner | None, colorizer: Colorizer, smoother: DepthSmoother | None,
+                 points_decimation: int, points_rgb: bool, nv12_range: str):
         self.estimator = estimator
         self.nv12_range = nv12_range  # of NV12 frames: their colours on the points
         self.depth_type = depth_type
         self.max_depth = max_depth
         self.aligner = aligner
-        self.colorizer = colorizer or Colorizer()
+        self.colorizer = colorizer
         self.smoother = smoother
         self.points_decimation = points_decimation
         self.points_rgb = points_rgb
-        self.notes = []  # start-up lines worth logging (from_config)
-
-    @classmethod
-    def from_config(cls, cfg: dict, engine=None) -> 'FrameProcessor':
-        """From validated node parameters (core/params.py); ConfigError says what to set.
-        `engine`: an open engine to use instead of opening cfg['model_path']. Sets the process's
-        malloc to reuse freed frame buffers (keep_freed_memory)."""
-        depth_type, max_depth = resolve_depth_type(cfg)
-        keep_freed_memory()
-        try:
-            engine = engine or open_engine(
-                cfg['model_path'], cfg['engine'], providers=cfg['providers'],
-                intra_op_threads=cfg['intra_op_threads'] or default_intra_op_threads(cfg['workers']),
-                bpu_priority=cfg['bpu_priority'], bpu_cores=_bpu_cores(cfg['bpu_cores']))
-            estimator = DepthEstimator.from_recipe(engine, resolve_recipe(cfg['model_path'], cfg), cfg['input_size'],
-                                                   cfg['nv12_range'])
-        except MissingRuntime as exc:  # an install step, not a parameter to change
-            raise MissingDependency(str(exc)) from exc
-        except (EngineError, ValueError) as exc:
-            raise ConfigError(str(exc)) from exc
-        colorizer, smoother = view_settings(cfg)
-        processor = cls(estimator, depth_type, max_depth, make_aligner(cfg), colorizer, smoother,
-                        cfg['points_decimation'], cfg['points_rgb'], cfg['nv12_range'])
-        if any(spec.spatial_hw is None for spec in engine.inputs):
-            processor.notes.append(dynamic_input_budget(cfg['input_size'], cfg['workers'], _physical_memory()))
-        return processor
+        self.notes = []  # start-up lines worth logging (build_processor's)
 
     @property
     def metric(self) -> bool:
@@ -260,81 +200,3 @@ def frame_intrinsics(camera, depth_hw: tuple) -> tuple:
         return scaled_intrinsics(camera.k, (camera.width, camera.height), (depth_hw[1], depth_hw[0])), None
     except ValueError as exc:
         return None, str(exc)
-
-
-def _bpu_cores(cores) -> list | None:
-    cores = list(cores)
-    return None if cores == [-1] else cores
-
-
-# -- from parameters -----------------------------------------------------------------------
-def attention_bytes(input_size: int) -> int:
-    """Bytes of one attention head's score matrix (float32 tokens x tokens) for the largest
-    input a dynamic model gets: the allocation that grows fastest with input_size."""
-    short, long = dynamic_input_limit(input_size)
-    tokens = (short // 14) * (long // 14)
-    return tokens * tokens * 4
-
-
-def _physical_memory() -> int:
-    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-
-
-def dynamic_input_budget(input_size: int, workers: int, memory: int) -> str:
-    """A start-up line on the worst-case memory of a dynamic model; ConfigError when even
-    the smallest DA-V2 could not fit `workers` calls into `memory` bytes."""
-    short, long = dynamic_input_limit(input_size)
-    per_call = attention_bytes(input_size) * _VIT_S_HEADS
-    if per_call * workers > memory:
-        # the largest s with tokens = MAX_DYNAMIC_ASPECT (s/14)^2 whose 4-byte scores fit
-        fit = int(14 * (memory / (workers * _VIT_S_HEADS * 4 * MAX_DYNAMIC_ASPECT ** 2)) ** 0.25) // 14 * 14
-        raise ConfigError(f'parameter input_size: {input_size} needs about {per_call / 2**30:.0f} GiB per inference '
-                          f'(worst case {short}x{long}, attention of the smallest DA-V2) x {workers} workers, '
-                          f'more than this machine\'s {memory / 2**30:.0f} GiB; use input_size <= {fit}')
-    return (f'dynamic model: input at most {short}x{long} (wider frames go in by resize_mode); attention '
-            f'needs about {per_call / 2**20:.0f} MiB (ViT-S) to {per_call / _VIT_S_HEADS * 16 / 2**20:.0f} MiB '
-            f'(ViT-L) per call, x {workers} workers')
-
-
-def resolve_depth_type(cfg: dict) -> tuple:
-    """(depth_type, max_depth) of the model; ConfigError for outputs its depth cannot give."""
-    kind, known_max = guess_depth_type(cfg['model_path'])
-    kind = kind if cfg['depth_type'] == 'auto' else cfg['depth_type']
-    aligned = cfg['metric_reference'] != 'none'
-    if kind == 'metric' and aligned:
-        raise ConfigError(f"parameter metric_reference: '{cfg['metric_reference']}' aligns a relative model, "
-                          'but this model gives metres already; set metric_reference: none')
-    if kind != 'metric' and not aligned and (cfg['publish_points'] or cfg['publish_depth_mm']):
-        raise ConfigError('publish_points and publish_depth_mm need metric depth: this model gives '
-                          'relative inverse depth (no unit); use a DA-V2 metric model, set '
-                          'metric_reference to align it to a depth sensor or the floor, or set '
-                          'depth_type: metric if this one is metric')
-    return kind, cfg['max_depth'] or known_max
-
-
-def make_aligner(cfg: dict) -> ReferenceAligner | None:
-    if cfg['metric_reference'] == 'none':
-        return None
-    pose = list(cfg['reference_transform'])
-    try:
-        RigidTransform.from_pose(pose)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f'parameter reference_transform: {exc} (x y z qx qy qz qw from the cloud\'s frame to '
-                          'the camera\'s optical frame, as tf2_echo prints it)') from exc
-    try:
-        return ReferenceAligner(cfg['metric_reference'], cfg['reference_tolerance'], pose, cfg['camera_height'],
-                                cfg['camera_pitch'], cfg['floor_rows'], cfg['alignment_min_support'],
-                                cfg['alignment_smoothing'], cfg['alignment_scene_cut'], cfg['max_depth'],
-                                cfg['max_input_pixels'])
-    except ValueError as exc:
-        raise ConfigError(f'parameter metric_reference: {exc}') from exc
-
-
-def view_settings(cfg: dict, fallback_range: tuple | None = None) -> tuple:
-    """(Colorizer, DepthSmoother or None) from validated parameters; `fallback_range` stands in
-    for an empty colour range (color_min >= color_max) while a runtime set is under way."""
-    lo, hi = cfg['color_min'], cfg['color_max']
-    colorizer = Colorizer(cfg['colormap'], cfg['color_range'],
-                          fixed_range=(lo, hi) if lo < hi else fallback_range, smoothing=cfg['color_smoothing'])
-    smoother = DepthSmoother(cfg['temporal_smoothing'], cfg['scene_cut']) if cfg['temporal_smoothing'] else None
-    return colorizer, smoother

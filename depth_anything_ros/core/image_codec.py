@@ -284,26 +284,6 @@ def _check_range(nv12_range: str) -> None:
         raise ValueError(f"NV12 range '{nv12_range}' is not one of {NV12_RANGES}")
 
 
-def resize_nv12_into(frame: Frame, x: int, y: int, w: int, h: int, y_out: np.ndarray, uv_out: np.ndarray):
-    """Resample the rectangle (x, y, w, h) of an nv12/nv21 frame plane by plane into the
-    views `y_out` (HxW) and `uv_out` (H/2 x W/2 x 2): no colour conversion at full size.
-    x, y, w, h must be even (chroma covers 2x2 pixels); chroma order is kept."""
-    fh, fw = frame.height, frame.width
-    y_plane = frame.pixels[:fh]
-    uv_plane = frame.pixels[fh:fh * 3 // 2].reshape(fh // 2, fw // 2, 2)
-    # Luma bicubic like the RGB path; chroma bilinear: bicubic rings into colour fringes there.
-    _resize_into(y_plane[y:y + h, x:x + w], y_out, cv2.INTER_CUBIC)
-    _resize_into(uv_plane[y // 2:(y + h) // 2, x // 2:(x + w) // 2], uv_out, cv2.INTER_LINEAR)
-
-
-def _resize_into(src: np.ndarray, dst: np.ndarray, interpolation: int) -> None:
-    """Resample `src` into the view `dst` (a copy when the sizes match)."""
-    if src.shape[:2] == dst.shape[:2]:
-        dst[:] = src
-        return
-    dst[:] = cv2.resize(src, (dst.shape[1], dst.shape[0]), interpolation=interpolation).reshape(dst.shape)
-
-
 def _contiguous_rows(pixels: np.ndarray) -> np.ndarray:
     # OpenCV takes padded rows but not every stride numpy can express.
     return pixels if pixels.strides[-1] == pixels.itemsize else np.ascontiguousarray(pixels)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .line_fit import fit_scale_shift
+
 # Depths a sensor can report: readings outside are no readings (NaN, inf, 0, negative,
 # denormal floats, under a millimetre, beyond any LiDAR), and published metres outside are NaN.
 MIN_METRES, MAX_METRES = 1e-3, 1000.0
@@ -173,11 +175,9 @@ def _ransac_inliers(d, inverse, tolerance, rng) -> np.ndarray:
 
 
 def _least_squares(d, inverse) -> tuple:
-    a = np.stack([d, np.ones_like(d)], axis=1)
-    try:
-        (scale, shift), *_ = np.linalg.lstsq(a, inverse, rcond=None)
-    except np.linalg.LinAlgError as exc:   # values at the edge of float64: no line, no crash
-        raise Unaligned('fit_refused', f'no line through the reference readings: {exc}') from exc
+    scale, shift = fit_scale_shift(d, inverse)
+    if not (np.isfinite(scale) and np.isfinite(shift)):   # values at the edge of float64: no line, no crash
+        raise Unaligned('fit_refused', f'no line through the reference readings (scale {scale}, shift {shift})')
     return scale, shift
 
 

@@ -7,7 +7,8 @@ canvas without an RGB round trip. Other frames are resized in RGB and then
 converted to NV12 at the model size.
 
 Two input forms are recognised: separate planes (Y uint8 1xHxWx1 and UV uint8
-1x(H/2)x(W/2)x2) or one packed tensor (uint8 1x(H*3/2)xWx1).
+1x(H/2)x(W/2)x2) or one packed tensor (uint8 1x(H*3/2)xWx1). `resize_nv12_into`, the
+plane-by-plane resample, also serves the RGB path's 8-bit resize of NV12 frames.
 """
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import cv2
 import numpy as np
 
 from ..engines import EngineError
-from .image_codec import NV12_RANGES, Frame, resize_nv12_into, rgb_to_nv12, to_rgb
-from .preprocess import IMAGENET_MEAN, RESIZE_MODES, Placement, Rect, place
+from .image_codec import NV12_RANGES, Frame, rgb_to_nv12, to_rgb
+from .placement import Placement, Rect, place
+from .recipe import IMAGENET_MEAN, OFFICIAL_INPUT_SIZE, Recipe
 
 # Bilinear for both planes: bicubic on uint8 chroma rings into colour fringes
 # at edges and saturates; the resize is a plain plane resample either way.
@@ -71,16 +73,14 @@ def _even_out(lo: int, size: int, limit: int) -> tuple:
 class Nv12Preprocessor:
     """Frames -> ({input name: uint8 array}, Placement) for an NV12 model.
 
-    `normalization` does not apply: the model normalizes inside its graph with
-    the mean/scale it was compiled with. `nv12_range`: the range of the NV12 frames that
+    Of the recipe only `resize_mode` applies: the model converts colour and normalizes inside
+    its graph with the mean/scale it was compiled with. `nv12_range`: the range of the NV12 frames that
     come in and that the model was compiled for (hb_compile's input_space_and_range);
     NV12 frames pass through as they are, other frames are converted in that range.
     """
 
-    def __init__(self, inputs, resize_mode: str = 'letterbox', input_size: int = 518,
+    def __init__(self, inputs, recipe: Recipe = Recipe(), input_size: int = OFFICIAL_INPUT_SIZE,
                  nv12_range: str = 'video'):
-        if resize_mode not in RESIZE_MODES:
-            raise ValueError(f"resize_mode '{resize_mode}' is not one of {RESIZE_MODES}")
         self.kind = nv12_input_kind(inputs)
         if self.kind is None:
             raise EngineError(f'inputs {[(s.name, list(s.shape)) for s in inputs]} are not NV12 '
@@ -105,7 +105,7 @@ class Nv12Preprocessor:
         self.canvas_hw = (h, w)
         if nv12_range not in NV12_RANGES:
             raise ValueError(f"nv12_range '{nv12_range}' is not one of {NV12_RANGES}")
-        self.resize_mode = resize_mode
+        self.recipe = recipe
         self.input_size = input_size
         self.nv12_range = nv12_range
         # Letterbox pad: the ImageNet mean colour, not black. The RGB path pads
@@ -114,7 +114,7 @@ class Nv12Preprocessor:
         self.pad_y, self.pad_uv = _mean_color_yuv(nv12_range)
 
     def placement(self, frame: Frame) -> Placement:
-        p = place((frame.height, frame.width), self.canvas_hw, self.resize_mode, self.input_size)
+        p = place((frame.height, frame.width), self.canvas_hw, self.recipe.resize_mode, self.input_size)
         t = p.target
         tx, tw = _even_out(t.x, t.width, self.canvas_hw[1])
         ty, th = _even_out(t.y, t.height, self.canvas_hw[0])
@@ -162,3 +162,21 @@ def _as_input(hwc: np.ndarray, spec) -> np.ndarray:
     return np.ascontiguousarray(chw_or_hwc)[None]
 
 
+def resize_nv12_into(frame: Frame, x: int, y: int, w: int, h: int, y_out: np.ndarray, uv_out: np.ndarray):
+    """Resample the rectangle (x, y, w, h) of an nv12/nv21 frame plane by plane into the
+    views `y_out` (HxW) and `uv_out` (H/2 x W/2 x 2): no colour conversion at full size.
+    x, y, w, h must be even (chroma covers 2x2 pixels); chroma order is kept."""
+    fh, fw = frame.height, frame.width
+    y_plane = frame.pixels[:fh]
+    uv_plane = frame.pixels[fh:fh * 3 // 2].reshape(fh // 2, fw // 2, 2)
+    # Luma bicubic like the RGB path; chroma bilinear: bicubic rings into colour fringes there.
+    _resize_into(y_plane[y:y + h, x:x + w], y_out, cv2.INTER_CUBIC)
+    _resize_into(uv_plane[y // 2:(y + h) // 2, x // 2:(x + w) // 2], uv_out, cv2.INTER_LINEAR)
+
+
+def _resize_into(src: np.ndarray, dst: np.ndarray, interpolation: int) -> None:
+    """Resample `src` into the view `dst` (a copy when the sizes match)."""
+    if src.shape[:2] == dst.shape[:2]:
+        dst[:] = src
+        return
+    dst[:] = cv2.resize(src, (dst.shape[1], dst.shape[0]), interpolation=interpolation).reshape(dst.shape)

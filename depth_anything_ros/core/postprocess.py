@@ -8,7 +8,7 @@ import threading
 import cv2
 import numpy as np
 
-from .preprocess import Placement
+from .placement import Placement
 
 COLORMAPS = {
     'inferno': cv2.COLORMAP_INFERNO, 'turbo': cv2.COLORMAP_TURBO,
@@ -177,7 +177,8 @@ class Colorizer:
     - 'smoothed': the percentile range through an exponential moving average
       (new = smoothing * old + (1 - smoothing) * this frame's; the first frame
       initializes it), so colours do not flicker when the per-frame range jumps.
-      `reset()` forgets it. Thread-safe: the worker threads share one colorizer.
+      `reset()` forgets it. One colorizer draws a processor's frames one at a time
+      (FrameProcessor.finish); its lock keeps that state whole all the same.
 
     Works at model resolution and upsamples the 8-bit picture: a percentile of
     a 1080p map alone costs more than the whole colorizing does this way. The

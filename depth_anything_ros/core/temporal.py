@@ -29,6 +29,8 @@ import threading
 
 import numpy as np
 
+from .line_fit import fit_scale_shift
+
 # Pixels used to fit scale/shift and to detect cuts: ~10k evenly spread ones
 # determine two parameters and a mean to well under a percent.
 _SAMPLE = 10000
@@ -37,8 +39,9 @@ _SAMPLE = 10000
 class DepthSmoother:
     """Exponential moving average of model-resolution depth maps, affine-aligned per frame.
 
-    Call it once per frame in stamp order; it is thread-safe (one lock), but
-    frames given out of order would be blended out of order.
+    Call it once per frame in the order the frames are finished (FrameProcessor.finish: arrival
+    order; a stamp that goes back resets it there); it is thread-safe (one lock), but frames
+    given out of order would be blended out of order.
     """
 
     def __init__(self, alpha: float = 0.5, scene_cut: float = 0.5):
@@ -113,18 +116,11 @@ def _fit(previous: np.ndarray, current: np.ndarray, scene_cut: float, rect=None)
 
 
 def _fit_sample(p: np.ndarray, c: np.ndarray, scene_cut: float):
-    pm, cm = p.mean(), c.mean()
-    dp = p - pm
-    var = float(np.dot(dp, dp))
-    if var > 0.0:
-        a = float(np.dot(dp, c - cm)) / var
-        if not a > 0.0:           # reversed (or no) depth order: another scene
-            return None
-    else:
-        a = 1.0                   # a flat past: only the shift can be fitted
-    b = cm - a * pm
+    a, b = fit_scale_shift(p, c, flat_scale=1.0)   # a flat past: only the shift can be fitted
+    if not a > 0.0:               # reversed (or no) depth order: another scene
+        return None
     error = float(np.mean(np.abs(a * p + b - c)))
-    spread = float(np.mean(np.abs(c - cm)))        # the error of the best constant
+    spread = float(np.mean(np.abs(c - c.mean())))  # the error of the best constant
     if not error <= scene_cut * spread:            # NaN-safe: NaN counts as a cut
         return None
     return a, b

@@ -17,13 +17,14 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from ..core.frame_processor import FrameProcessor, check_camera_info, stamp_ns, view_settings
+from ..core.frame_processor import check_camera_info, stamp_ns
 from ..core.image_codec import (ImageFormatError, canonical_encoding, check_compressed, decode_compressed,
                                 decode_image, image_buffer, image_fields, is_compressed_encoding)
 from ..core.estimator import BadOutputError
-from ..core.params import PARAMS, ConfigError, validate
+from ..core.params import PARAMS, RUNTIME, ConfigError, validate
+from ..core.processor_factory import build_processor, view_settings
 from ..core.pointcloud import pointcloud2_fields
-from ..core.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter, RecentGrowth
+from ..core.diagnostics import Counters, LatencyWindow, RateLimitedLog, RateMeter, RecentGrowth
 from ..core.worker_pool import ArrivalOrder, WorkerPool
 from .messages import image_message
 
@@ -41,8 +42,6 @@ UNALIGNED = ('no_reference', 'unusable_stamp', 'no_camera_info', 'low_support', 
 UNALIGNED_WARNED = ('low_support', 'fit_refused')
 # /diagnostics is WARN while frames went out relative, or references were refused, this recently.
 ALIGNMENT_WINDOW_S = 10.0
-RUNTIME_PARAMS = ('colormap', 'color_range', 'color_min', 'color_max', 'color_smoothing',
-                  'temporal_smoothing', 'scene_cut')
 
 
 @dataclass
@@ -66,7 +65,7 @@ class DepthNode(Node):
         super().__init__('depth_anything', **node_kwargs)
         self.config = validate(self._declare_parameters())
         cfg = self.config
-        self.processor = FrameProcessor.from_config(cfg)
+        self.processor = build_processor(cfg)
         self.alignment = Counters('aligned', 'references', 'bad_reference', 'reference_restarts', *UNALIGNED)
         self.recent_alignment = RecentGrowth(self.alignment, ALIGNMENT_WINDOW_S)
         self._fit = None
@@ -124,7 +123,7 @@ class DepthNode(Node):
         values = {}
         for p in PARAMS:
             descriptor = ParameterDescriptor(description=p.description,
-                                             read_only=p.name not in RUNTIME_PARAMS)
+                                             read_only=not p.runtime)
             if p.choices:
                 descriptor.additional_constraints = f'one of {list(p.choices)}'
             if p.min is not None and isinstance(p.default, int):
@@ -144,10 +143,10 @@ class DepthNode(Node):
         ([color_min=5, color_max=10] from [0, 1]): that step is accepted and the previous range
         kept until the other bound arrives; the outcome no longer depends on the order."""
         changes = {p.name: p.value for p in params}
-        refused = [n for n in changes if n not in RUNTIME_PARAMS]
+        refused = [n for n in changes if n not in RUNTIME]
         if refused:
             return SetParametersResult(successful=False, reason=(
-                f'{refused} are fixed at start-up; only {list(RUNTIME_PARAMS)} change at runtime'))
+                f'{refused} are fixed at start-up; only {list(RUNTIME)} change at runtime'))
         merged = {**self.config, **changes}
         try:
             self.processor.set_view(*view_settings(validate(merged, at_start_up=False),

@@ -16,8 +16,8 @@ def sample_frame(size: str, encoding: str):
 
     from ..core.image_codec import decode_image, encode_bgr
     from ..core.paths import SAMPLE_IMAGE
-    from ..tool_support.errors import parse_size
-    w, h = parse_size(size, '--size', 'WxH')
+    from .sizes import camera_size
+    w, h = camera_size(size)
     fields = encode_bgr(cv2.resize(cv2.imread(SAMPLE_IMAGE), (w, h)), encoding)
     return fields, lambda: decode_image(fields['height'], fields['width'], fields['encoding'],
                                         fields['is_bigendian'], fields['step'], fields['data'])
@@ -125,7 +125,7 @@ def replay_processor(cfg: dict, engine, size: str, encoding: str):
 def compare_on_images(model_a, model_b, images: list) -> list:
     """compare_depth of two FrameProcessors' depth on each image file, at the image's size (so
     models with different input sizes compare too); one dict per image, in order."""
-    from ..core.metrics import compare_depth
+    from ..core.depth_metrics import compare_depth
     from .files import read_frame
     rows = []
     for path in images:

@@ -2,8 +2,9 @@
 
 A parameter `name_with_underscores` is the option `--name-with-underscores` (model_path
 is `--model`), with the parameter's default, choices, range and description, so
-a tool and the node take the same settings and explain them the same way.
-Tools turn the options into the node's FrameProcessor with `processor_from_args`.
+a tool and the node take the same settings and explain them the same way. A tool takes
+whole groups of them (the table's `group`: in_groups('engine', 'recipe', ...)), or single
+ones by name. Tools turn the options into the node's FrameProcessor with `processor_from_args`.
 """
 from __future__ import annotations
 
@@ -11,20 +12,8 @@ import argparse
 import os
 import re
 
-from ..core.params import PARAMS, ConfigError, validate
+from ..core.params import PARAM, ConfigError, validate
 from .errors import CliError
-
-PARAM = {p.name: p for p in PARAMS}
-ENGINE = ('model_path', 'engine', 'providers', 'intra_op_threads', 'bpu_priority', 'bpu_cores')
-RECIPE = ('input_size', 'recipe', 'resize_mode', 'interpolation', 'normalization', 'channel_order', 'upsampling',
-          'nv12_range')
-DEPTH = ('depth_type', 'max_depth')
-MODEL = ENGINE + RECIPE + DEPTH
-COLOR = ('colormap', 'color_range', 'color_min', 'color_max', 'color_smoothing')
-SMOOTHING = ('temporal_smoothing', 'scene_cut')
-METRIC = ('metric_reference', 'reference_tolerance', 'reference_transform', 'camera_height', 'camera_pitch',
-          'floor_rows', 'alignment_min_support', 'alignment_smoothing', 'alignment_scene_cut',
-          'publish_depth_mm', 'publish_points', 'points_decimation', 'points_rgb')
 
 
 def option_of(name: str, suffix: str = '') -> str:
@@ -98,10 +87,10 @@ def processor_from_args(args, suffix: str = '', fallback_suffix: str | None = No
 
 
 def processor_from_config(cfg: dict, suffix: str = '', engine=None):
-    """FrameProcessor.from_config for a tool: its recipe printed, a ConfigError in option words."""
-    from ..core.frame_processor import FrameProcessor
+    """build_processor for a tool: its recipe printed, a ConfigError in option words."""
+    from ..core.processor_factory import build_processor
     try:
-        processor = FrameProcessor.from_config(cfg, engine)
+        processor = build_processor(cfg, engine)
     except ConfigError as exc:
         raise CliError(in_option_words(str(exc), suffix)) from exc
     print(f"{os.path.basename(cfg['model_path'])}: {processor.estimator.recipe.describe()}")

@@ -11,7 +11,8 @@ HELP = ('run the node\'s processing on every image of a rosbag2 topic (sensor_ms
 
 def add_arguments(parser):
     from ..tool_support.bag_io import DISTROS, STORAGES
-    from ..tool_support.options import COLOR, METRIC, MODEL, SMOOTHING, add_param_options
+    from ..core.params import in_groups
+    from ..tool_support.options import add_param_options
     parser.add_argument('bag', help='input rosbag2 (its directory, or an .mcap/.db3 file)')
     parser.add_argument('--topic', required=True, help='image topic to run on, e.g. /camera/image_raw')
     parser.add_argument('--out', required=True, help='output bag directory (must not exist)')
@@ -22,7 +23,7 @@ def add_arguments(parser):
                         help='output depth topic; the others are <depth-topic>/colorized, /mm, /points, /relative')
     parser.add_argument('--reference-topic', help="metric_reference 'depth_image' or 'points': the bag's "
                                                   'reference topic (the node\'s reference/depth or reference/points)')
-    add_param_options(parser, MODEL + COLOR + SMOOTHING + METRIC)
+    add_param_options(parser, in_groups('engine', 'recipe', 'depth', 'color', 'smoothing', 'metric'))
 
 
 def run(args) -> int:

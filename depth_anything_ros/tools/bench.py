@@ -9,10 +9,11 @@ HELP = ('benchmark: CPU time per stage at a camera resolution, engine throughput
 
 
 def add_arguments(parser):
-    from ..tool_support.options import ENGINE, RECIPE, add_param_options
-    add_param_options(parser, ENGINE + RECIPE + ('workers',))
+    from ..core.params import in_groups
+    from ..tool_support.options import add_param_options
+    add_param_options(parser, in_groups('engine', 'recipe') + ('workers',))
     parser.add_argument('--what', default='stages,threads', help='comma list of stages, threads, graph, load')
-    parser.add_argument('--size', default='1920x1080', help='camera WxH for the stage timings')
+    parser.add_argument('--camera-size', default='1920x1080', metavar='WxH', help='camera WxH for the stage timings')
     parser.add_argument('--encoding', default='bgr8', help='camera encoding for the stage timings')
     parser.add_argument('--frames', type=int, default=20, help='frames per measurement')
     parser.add_argument('--threads', default='1,2,4,8', help='thread counts for the perf table')
@@ -26,11 +27,13 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..core.frame_processor import default_intra_op_threads
+    from ..core.processor_factory import default_intra_op_threads
     from ..ros.camera_load import load_run
     from ..tool_support.measure import engine_throughput, sample_frame
     from ..tool_support.options import config_from_args, processor_from_config
     what = set(args.what.split(','))
+    if 'load' in what:
+        _load_option(args.load)   # a bad one stops the run before any measuring
     cfg = config_from_args(args)
     threads = cfg['intra_op_threads'] or default_intra_op_threads(cfg['workers'])
     processor = processor_from_config(cfg)
@@ -68,14 +71,14 @@ def _print_stages(cfg, processor, args):
 
     from ..tool_support.measure import STAGES, fast_options, replay_processor, stage_samples
     from ..tool_support.options import processor_from_config
-    runs = [replay_processor(cfg, processor.estimator.engine, args.size, args.encoding)]
+    runs = [replay_processor(cfg, processor.estimator.engine, args.camera_size, args.encoding)]
     fast = processor_from_config(fast_options(cfg), engine=runs[0].estimator.engine)
     if fast.estimator.recipe.settings != runs[0].estimator.recipe.settings:
         runs.append(fast)
     names = [runs[0].estimator.recipe.name, 'fast options'][:len(runs)]
-    wall = stage_samples(runs, args.size, args.encoding, args.frames)
-    cpu = stage_samples(runs, args.size, args.encoding, args.frames, time.process_time)
-    print(f'\nper {args.size} {args.encoding} frame, inference excluded (ms, median of {args.frames} '
+    wall = stage_samples(runs, args.camera_size, args.encoding, args.frames)
+    cpu = stage_samples(runs, args.camera_size, args.encoding, args.frames, time.process_time)
+    print(f'\nper {args.camera_size} {args.encoding} frame, inference excluded (ms, median of {args.frames} '
           'frames; CPU: process time, all threads; the recipes take turns, half of the frames each):')
     print(f'  {"":<13}' + ''.join(f' {name[:17]:>17}' for name in names))
     print(f'  {"stage":<13}' + f' {"wall":>8} {"CPU":>8}' * len(runs))
@@ -97,12 +100,24 @@ def _print_stages(cfg, processor, args):
 def _print_load(cfg, args):
     from ..ros.camera_load import load_run
     from ..tool_support.measure import sample_frame
-    size, rate = args.load.split('@')
+    size, rate = _load_option(args.load)
     print(f'\nload: camera {size} bgr8 at {rate}/s for {args.seconds:g} s per worker count:')
     print(f'  {"workers":>7} {"offered/s":>9} {"published/s":>11} {"p50 ms":>8} {"p95 ms":>8}  drops by reason')
     for workers in (int(w) for w in args.load_workers.split(',')):
-        r = load_run({**cfg, 'workers': workers}, args.seconds, sample_frame(size, 'bgr8')[0], float(rate),
+        r = load_run({**cfg, 'workers': workers}, args.seconds, sample_frame(size, 'bgr8')[0], rate,
                      args.domain)
         drops = ', '.join(f'{k} {v}' for k, v in sorted(r['drops'].items())) or 'none'
         print(f'  {workers:>7} {r["offered_fps"]:>9.1f} {r["published_fps"]:>11.2f} {r["p50_ms"]:>8.0f} '
               f'{r["p95_ms"]:>8.0f}  {drops}', flush=True)
+
+
+def _load_option(text: str) -> tuple:
+    """--load WxH@rate -> ('WxH', frames/s); CliError if it is not that."""
+    from ..tool_support.errors import CliError
+    from ..tool_support.sizes import camera_size
+    try:
+        size, rate = text.split('@')
+        camera_size(size, '--load')
+        return size, float(rate)
+    except ValueError:
+        raise CliError(f"--load '{text}' is not WxH@frames/s, e.g. 1280x720@30") from None

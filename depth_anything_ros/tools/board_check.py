@@ -28,7 +28,7 @@ def add_arguments(parser):
                         help='the compiled model, e.g. depth_any.hbm')
     parser.add_argument('--float-model', required=True, metavar='ONNX',
                         help='the float ONNX of the same network at the same input size (`depth-anything-ros '
-                             'export --size 518x686`), run on the CPU with ONNX Runtime as the reference')
+                             'export --model-size 518x686`), run on the CPU with ONNX Runtime as the reference')
     parser.add_argument('--out', default='board_check.md', help='the report (default board_check.md)')
     add_param_options(parser, ('workers', 'nv12_range'), what='the node run: ')
     parser.add_argument('--what', default=','.join(SECTIONS),
@@ -82,7 +82,8 @@ class Report:
 
 def run(args) -> int:
     from ..core.paths import SAMPLE_DIR
-    from ..tool_support.errors import CliError, parse_size
+    from ..tool_support.errors import CliError
+    from ..tool_support.sizes import camera_size
     from ..tool_support.files import expand_images
     from ..tool_support.options import config_from_args
     for option, path in (('--model', args.model_path), ('--float-model', args.float_model)):
@@ -96,7 +97,7 @@ def run(args) -> int:
         raise CliError('--frames and --seconds must be positive')
     try:
         size, rate = args.camera.split('@')
-        camera = (parse_size(size, '--camera', 'WxH'), float(rate))
+        camera = (camera_size(size, '--camera'), float(rate))
     except ValueError:
         raise CliError(f"--camera '{args.camera}' is not WxH@frames/s, e.g. 1920x1080@30") from None
     images = expand_images(args.images or [SAMPLE_DIR])
@@ -157,7 +158,7 @@ def header(args, images: list) -> list:
     import cv2
     import numpy as np
 
-    from ..core.model_zoo import sha256_of
+    from ..core.model_catalog import sha256_of
     board = _read('/proc/device-tree/model') or 'unknown (no /proc/device-tree/model)'
     lines = [f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
              f'- board: {board}; {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}',
@@ -248,14 +249,15 @@ def agreement_section(cfg: dict, engine, float_model: str, images: list) -> list
     on the same input (how faithfully the BPU computes the network on that recipe's input: inputs
     outside the calibrated range clip in its int16 input quantizer), and against the float model
     fed the official way (the depth the node's output is worth with that recipe)."""
-    from ..core.model_zoo import DEFAULT_RECIPE, load_recipes
+    from ..core.model_catalog import load_catalog
+    from ..core.recipe import OFFICIAL
     from ..tool_support.measure import compare_on_images, mean_metrics
     from ..tool_support.options import processor_from_config
     float_cfg = {**cfg, 'model_path': float_model, 'engine': 'onnxruntime'}
-    reference = processor_from_config({**float_cfg, 'recipe': DEFAULT_RECIPE})
+    reference = processor_from_config({**float_cfg, 'recipe': OFFICIAL})
     float_engine = reference.estimator.engine
     rows, per_image = [], {}
-    for name in sorted(load_recipes(), key=lambda n: (n != DEFAULT_RECIPE, n)):
+    for name in sorted(load_catalog().recipes, key=lambda n: (n != OFFICIAL, n)):
         bpu = processor_from_config({**cfg, 'recipe': name}, engine=engine)
         same = compare_on_images(bpu, processor_from_config({**float_cfg, 'recipe': name}, engine=float_engine), images)
         official = compare_on_images(bpu, reference, images)

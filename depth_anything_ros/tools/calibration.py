@@ -50,15 +50,16 @@ class TemplateError(ValueError):
 
 
 def add_arguments(parser):
-    from ..tool_support.options import RECIPE, add_param_options
+    from ..core.params import in_groups
+    from ..tool_support.options import add_param_options
     parser.add_argument('--for', dest='template', default='featuremap', metavar='TEMPLATE',
                         help="the hb_compile template the samples are for: 'featuremap', 'nv12' (the "
                              'templates in models/s100/) or a path to your own template .yaml '
                              '(default featuremap)')
-    parser.add_argument('--model-size', default='518x686',
+    parser.add_argument('--model-size', default='518x686', metavar='HxW',
                         help="the compiled model's input HxW (default 518x686, depth_any.hbm)")
     parser.add_argument('--out', required=True, help='output directory (created if missing)')
-    add_param_options(parser, RECIPE[1:],
+    add_param_options(parser, tuple(n for n in in_groups('recipe') if n != 'input_size'),  # --model-size is it
                       what='as the node will run the compiled model (auto: official, no model known): ')
     parser.add_argument('--max-samples', type=int, default=100,
                         help='at most this many samples, picked evenly from the images in order '
@@ -182,16 +183,14 @@ def sampler(template: Template, canvas_hw: tuple, recipe, nv12_range: str = 'vid
 
     from ..engines import TensorSpec
     from ..core.nv12_input import Nv12Preprocessor
-    from ..core.preprocess import RgbPreprocessor
+    from ..core.preprocess import RgbPreprocessor, rgb_input
     if template.kind == 'featuremap':
-        rgb = RgbPreprocessor(canvas_hw, 'NCHW', recipe.resize_mode, normalization=recipe.normalization,
-                              interpolation=recipe.interpolation, channel_order=recipe.channel_order)
-        return lambda frame: rgb(frame)[0]
+        rgb = RgbPreprocessor(rgb_input(canvas_hw), recipe)
+        return lambda frame: rgb.tensor(frame)[0]
     h, w = canvas_hw
     u8 = np.dtype(np.uint8)
     planes = Nv12Preprocessor([TensorSpec('y', (1, h, w, 1), u8, 'NHWC'),
-                               TensorSpec('uv', (1, h // 2, w // 2, 2), u8, 'NHWC')], recipe.resize_mode,
-                              nv12_range=nv12_range)
+                               TensorSpec('uv', (1, h // 2, w // 2, 2), u8, 'NHWC')], recipe, nv12_range=nv12_range)
     return lambda frame: nv12_in_model(planes(frame)[0], template)
 
 
@@ -214,11 +213,12 @@ def nv12_in_model(feeds: dict, template: Template):
 def run(args) -> int:
     import numpy as np
 
-    from ..tool_support.errors import CliError, parse_size
+    from ..tool_support.errors import CliError
+    from ..tool_support.sizes import model_size
     from ..tool_support.files import expand_images, read_frame
     template = load_template(template_path(args.template))
     multiple = 2 if template.kind == 'nv12' else 1  # chroma covers 2x2 pixels
-    canvas = parse_size(args.model_size, '--model-size', multiple=multiple)
+    canvas = model_size(args.model_size, multiple)
     if args.max_samples < 1:
         raise CliError(f'--max-samples {args.max_samples} must be at least 1')
     if template.kind == 'nv12':
@@ -262,11 +262,11 @@ def check_nv12_options(template: Template, args) -> None:
 def chosen_recipe(args):
     """--recipe from models.yaml (auto: official, as for a model it does not know) with the
     single-field options over it."""
-    from ..core.model_zoo import resolve_recipe
+    from ..core.model_catalog import load_catalog
     from ..tool_support.errors import CliError
     from ..tool_support.options import in_option_words
     try:
-        return resolve_recipe(None, vars(args))
+        return load_catalog().recipe(None, vars(args))
     except ValueError as exc:
         raise CliError(in_option_words(str(exc))) from exc
 

@@ -8,7 +8,7 @@ def add_arguments(parser):
     parser.add_argument('--image', help='image file (default: the built-in robot camera frame)')
     parser.add_argument('--video', help='video file, looped (instead of --image)')
     parser.add_argument('--rate', type=float, default=10.0, help='frames per second (default 10)')
-    parser.add_argument('--size', default='640x480', help='published WxH (default 640x480)')
+    parser.add_argument('--camera-size', default='640x480', metavar='WxH', help='published WxH (default 640x480)')
     parser.add_argument('--encoding', default='bgr8', choices=['bgr8', 'rgb8', 'mono8', 'nv12'])
     parser.add_argument('--frames', type=int, default=0, help='stop after N frames (0: run until Ctrl-C)')
     parser.add_argument('--frame-id', default='camera_optical_frame')
@@ -17,9 +17,10 @@ def add_arguments(parser):
 def frame_source(args):
     """An endless iterator of bgr8 frames of the requested size."""
     import cv2
-    from ..tool_support.errors import CliError, parse_size
     from ..core.paths import SAMPLE_IMAGE
-    w, h = parse_size(args.size, '--size', 'WxH')
+    from ..tool_support.errors import CliError
+    from ..tool_support.sizes import camera_size
+    w, h = camera_size(args.camera_size)
     if args.video:
         return _video_frames(args.video, (w, h))
     path = args.image or SAMPLE_IMAGE

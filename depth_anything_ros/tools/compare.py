@@ -5,20 +5,20 @@ HELP = ('run two models on the same images and print how closely their depth agr
         '(cosine similarity, relative L1, AbsRel and depth correlation of A against reference B, per image '
         'and mean); '
         'meant for one network run two ways, e.g. the quantized .hbm against the float ONNX')
-# Each model its own engine and recipe (the float ONNX and the .hbm want different inputs): an
-# option without suffix sets both, one with -a/-b a single model.
-SHARED = ('engine', 'input_size', 'recipe', 'resize_mode', 'interpolation', 'normalization', 'channel_order',
-          'upsampling')
 
 
 def add_arguments(parser):
+    from ..core.params import in_groups
     from ..tool_support.options import add_param_options
+    # Each model its own engine and recipe (the float ONNX and the .hbm want different inputs): an
+    # option without suffix sets both, one with -a/-b a single model.
+    shared = ('engine',) + in_groups('recipe')
     parser.add_argument('--a', required=True, dest='model_path_a', metavar='MODEL_A', help='first model')
     parser.add_argument('--b', required=True, dest='model_path_b', metavar='MODEL_B',
                         help='second model; metrics treat it as the reference')
-    add_param_options(parser, SHARED, what='both models: ')
-    add_param_options(parser, SHARED, '-a', 'model A: ', inherit=True)
-    add_param_options(parser, SHARED, '-b', 'model B: ', inherit=True)
+    add_param_options(parser, shared, what='both models: ')
+    add_param_options(parser, shared, '-a', 'model A: ', inherit=True)
+    add_param_options(parser, shared, '-b', 'model B: ', inherit=True)
     parser.add_argument('images', nargs='+', metavar='IMAGES', help='image files or directories')
 
 

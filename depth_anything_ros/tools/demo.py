@@ -18,9 +18,10 @@ def add_arguments(parser):
                         help='do not try to download real weights: use the random-weight test model')
     parser.add_argument('--model-url', help='download the real model from this URL instead (a mirror)')
     parser.add_argument('--seconds', type=float, default=30.0, help='how long to run (default 30)')
-    parser.add_argument('--out-dir', default='demo_out', help='where colorized depth PNGs go')
+    parser.add_argument('--out', metavar='DIR', default='demo_out',
+                        help='where colorized depth PNGs go (default demo_out)')
     parser.add_argument('--rate', type=float, default=10.0, help='camera frames per second')
-    parser.add_argument('--size', default='640x480', help='camera WxH')
+    parser.add_argument('--camera-size', default='640x480', metavar='WxH', help='camera WxH')
     parser.add_argument('--encoding', default='bgr8', choices=['bgr8', 'rgb8', 'mono8', 'nv12'])
     parser.add_argument('--image', help='camera image (default: the built-in robot camera frame)')
     parser.add_argument('--video', help='camera video, looped')
@@ -37,14 +38,15 @@ def default_model() -> str:
     return path
 
 
-def real_model(url: str | None = None, dest: str | None = None, entries=None, timeout: float = 20.0) -> tuple:
-    """(path, None) of DA-V2 Small ONNX, fetched once into the cache (checksum checked when models.yaml
-    has one), or (None, why) when it cannot be downloaded here."""
-    from ..core import model_zoo as zoo
-    entry = zoo.find(entries if entries is not None else zoo.load_catalog(), REAL_MODEL)
+def real_model(url: str | None = None, dest: str | None = None, entry=None, timeout: float = 20.0) -> tuple:
+    """(path, None) of DA-V2 Small ONNX (`entry`: its models.yaml entry by default), fetched once into
+    the cache (checksum checked when the entry has one), or (None, why) when it cannot be downloaded here."""
+    from ..core.model_catalog import load_catalog
+    from ..tool_support.download import FetchError, fetch
+    entry = entry or load_catalog().find(REAL_MODEL)
     try:
-        path, _, _ = zoo.fetch(entry, dest, url, timeout)
-    except (zoo.FetchError, OSError) as exc:
+        path, _, _ = fetch(entry, dest, url, timeout)
+    except (FetchError, OSError) as exc:
         return None, str(exc)
     return path, None
 
@@ -69,18 +71,18 @@ def run(args) -> int:
     if not os.path.isfile(model):
         raise CliError(f"model '{model}' does not exist")
     params = args.params or share_path('config', 'depth.yaml')
-    camera = ['camera', '--rate', str(args.rate), '--size', args.size, '--encoding', args.encoding]
+    camera = ['camera', '--rate', str(args.rate), '--camera-size', args.camera_size, '--encoding', args.encoding]
     camera += ['--image', args.image] if args.image else []
     camera += ['--video', args.video] if args.video else []
     with RosGraph() as graph:
         print(f'demo: model {model}; ROS_DOMAIN_ID={graph.env["ROS_DOMAIN_ID"]}; '
-              f'{args.seconds:.0f} s; colorized depth -> {args.out_dir}/', flush=True)
+              f'{args.seconds:.0f} s; colorized depth -> {args.out}/', flush=True)
         if random_weights:
             print('demo: NOTE the test model has random weights: the pictures show the pipeline '
                   'working, not depth quality.', flush=True)
         graph.start('node', graph.node_command('--params-file', params, '-p', f'model_path:={model}'))
         graph.start('camera', graph.cli_command(*camera))
-        sink = graph.start('sink', graph.cli_command('sink', '--out-dir', args.out_dir,
+        sink = graph.start('sink', graph.cli_command('sink', '--out', args.out,
                                                      '--seconds', str(args.seconds)), echo=True)
         sink.wait(timeout=args.seconds + 60)
         codes = graph.stop()

@@ -10,8 +10,9 @@ HELP = ('evaluate a model against ground-truth depth with the standard monocular
 
 def add_arguments(parser):
     from ..core.evaluation import CROPS, FORMATS
-    from ..tool_support.options import ENGINE, RECIPE, add_param_options
-    add_param_options(parser, ENGINE + RECIPE + ('depth_type',))
+    from ..core.params import in_groups
+    from ..tool_support.options import add_param_options
+    add_param_options(parser, in_groups('engine', 'recipe') + ('depth_type',))
     parser.add_argument('--index', metavar='CSV',
                         help='index CSV with columns dataset,rgb,depth,decode (decode: mm, tum5000, '
                              'sun_bitshift_mm, kitti256); paths relative to the CSV\'s folder')
@@ -74,15 +75,16 @@ def _samples(args) -> list:
 def run(args) -> int:
     from ..tool_support.errors import CliError
     from ..core.evaluation import EvaluationError, evaluate, load_depth, protocol
-    from ..core.frame_processor import resolve_depth_type
-    from ..core.metrics import DEPTH_METRICS
+    from ..core.model_catalog import load_catalog
+    from ..core.processor_factory import resolve_depth_type
+    from ..core.depth_metrics import DEPTH_METRICS
     from ..tool_support.files import progress, read_frame
     from ..tool_support.options import config_from_args, processor_from_config
     cap = args.eval_max_depth
     if not 0 < args.min_depth < (float('inf') if cap is None else cap):
         raise CliError(f'need 0 < --min-depth < --max-depth, got {args.min_depth} and {cap}')
     cfg = config_from_args(args)
-    depth_type = resolve_depth_type(cfg)[0]
+    depth_type = resolve_depth_type(cfg, load_catalog().entry(cfg['model_path']))[0]
     if args.align_from_sparse is not None and not (0 < args.align_from_sparse <= 1 and depth_type == 'relative'):
         raise CliError(f'--align-from-sparse {args.align_from_sparse}: needs a fraction in (0, 1] '
                        f'and a relative model ({depth_type} here)')

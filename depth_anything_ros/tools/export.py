@@ -20,7 +20,7 @@ def add_arguments(parser):
                         help='the same, as an option')
     parser.add_argument('--out', required=True, help='output .onnx path')
     shape = parser.add_mutually_exclusive_group()
-    shape.add_argument('--size', '--model-size', dest='size', metavar='HxW',
+    shape.add_argument('--model-size', metavar='HxW',
                        help='fixed input HxW, multiples of 14 (518x686 for the S100 toolchain; DA3 needs '
                             f'one: {DA3_SIZE_HINT})')
     shape.add_argument('--dynamic', action='store_true',
@@ -44,11 +44,12 @@ class Loaded:
 
 
 def run(args) -> int:
-    from ..tool_support.errors import CliError, parse_model_size
+    from ..tool_support.errors import CliError
+    from ..tool_support.sizes import model_size
     if (args.checkpoint is None) == (args.checkpoint_option is None):
         raise CliError('give the checkpoint once: a directory or a weights file (positional or --checkpoint)')
     args.checkpoint = args.checkpoint or args.checkpoint_option
-    size = parse_model_size(args.size) if args.size else None
+    size = model_size(args.model_size) if args.model_size else None
     if not args.out.endswith('.onnx'):
         raise CliError(f"--out '{args.out}' must end in .onnx")
     if not os.path.exists(args.checkpoint):
@@ -115,7 +116,7 @@ def _within_tolerance(check: dict, tolerance: float) -> bool:
 
 
 def _write_int8(core, out: str, check: dict) -> None:
-    from ..core.metrics import compare_depth
+    from ..core.depth_metrics import compare_depth
     path = core.quantize_int8(out, core.int8_path(out))
     first = next(iter(check['onnx']))
     m = compare_depth(core.onnx_depth(path, check['pixels']), check['onnx'][first])

@@ -24,8 +24,9 @@ PNG_MAX = 65535
 
 
 def add_arguments(parser):
-    from ..tool_support.options import COLOR, MODEL, SMOOTHING, add_param_options
-    add_param_options(parser, MODEL + COLOR + SMOOTHING)
+    from ..core.params import in_groups
+    from ..tool_support.options import add_param_options
+    add_param_options(parser, in_groups('engine', 'recipe', 'depth', 'color', 'smoothing'))
     parser.add_argument('--out', required=True, metavar='DIR', help='output directory (created if missing)')
     parser.add_argument('--save-npy', action='store_true',
                         help='videos: also write each frame\'s float32 depth as NAME_NNNNNN_depth.npy')

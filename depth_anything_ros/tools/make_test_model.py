@@ -16,7 +16,7 @@ def add_arguments(parser):
                         help=f'network to build (default {DA_V2}); DA3 ones output depth (growing with '
                              'distance) and depth_conf (main series) or sky (Mono, Metric)')
     shape = parser.add_mutually_exclusive_group()
-    shape.add_argument('--size', '--model-size', dest='size', metavar='HxW',
+    shape.add_argument('--model-size', metavar='HxW',
                        help=f"fixed input HxW, multiples of 14 (default {DEFAULT_SIZE[DA_V2]}, the S100 model; "
                             f"DA3: {DEFAULT_SIZE['da3']}, its input for 4:3 cameras)")
     shape.add_argument('--dynamic', action='store_true', help='dynamic input height and width (DA-V2 only)')
@@ -27,13 +27,14 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..tool_support.errors import CliError, parse_model_size
+    from ..tool_support.errors import CliError
+    from ..tool_support.sizes import model_size
     da3 = args.architecture != DA_V2
     if da3 and args.dynamic:
         raise CliError('--dynamic is for DA-V2: a DA3 model has one fixed input size (--model-size HxW)')
     if da3 and args.metric is not None:
         raise CliError('--metric is for DA-V2: the metric DA3 is --architecture da3metric-large')
-    size = None if args.dynamic else parse_model_size(args.size or DEFAULT_SIZE['da3' if da3 else DA_V2])
+    size = None if args.dynamic else model_size(args.model_size or DEFAULT_SIZE['da3' if da3 else DA_V2])
     if not args.out.endswith('.onnx'):
         raise CliError(f"--out '{args.out}' must end in .onnx")
     try:

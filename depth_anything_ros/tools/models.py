@@ -24,22 +24,23 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    from ..core.model_catalog import catalog_path, load_catalog
+    from ..tool_support import download
     from ..tool_support.errors import CliError
-    from ..core import model_zoo as zoo
     try:
-        entries = zoo.load_catalog(args.catalog)
+        catalog = load_catalog(args.catalog)
     except (OSError, KeyError, TypeError, ValueError) as exc:  # yaml errors are ValueErrors
-        raise CliError(f'cannot read the model catalog {args.catalog or zoo.catalog_path()}: {exc}') from exc
+        raise CliError(f'cannot read the model catalog {args.catalog or catalog_path()}: {exc}') from exc
     if args.models_command == 'list':
-        _print_table(entries)
+        _print_table(catalog.models)
         return 0
     try:
-        entry = zoo.find(entries, args.name)
+        entry = catalog.find(args.name)
     except KeyError as exc:
         raise CliError(exc.args[0]) from exc
     if args.models_command == 'path':
         import os
-        path = zoo.cached_path(entry, args.dest)
+        path = download.cached_path(entry, args.dest)
         if os.path.isfile(path):
             print(path)
             return 0
@@ -47,13 +48,13 @@ def run(args) -> int:
               f'depth-anything-ros models fetch {entry.name}', file=sys.stderr)
         return 1
     try:
-        path, digest, how = zoo.fetch(entry, args.dest, args.url, args.timeout,
-                                      progress=not args.no_progress, force=args.force)
-    except zoo.FetchError as exc:
+        path, digest, how = download.fetch(entry, args.dest, args.url, args.timeout,
+                                           progress=not args.no_progress, force=args.force)
+    except download.FetchError as exc:
         print(f'depth-anything-ros models fetch: {exc}', file=sys.stderr)
         return 1
     except OSError as exc:  # the destination, not the network
-        raise CliError(f'cannot write into {zoo.models_dir(args.dest)}: {exc.strerror or exc}') from exc
+        raise CliError(f'cannot write into {download.models_dir(args.dest)}: {exc.strerror or exc}') from exc
     checked = 'checksum verified' if entry.sha256 else 'models.yaml gives no checksum'
     print(f"{'downloaded' if how == 'downloaded' else 'already there'}: {path} (sha256 {digest}, {checked})")
     return 0

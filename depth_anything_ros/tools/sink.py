@@ -5,7 +5,7 @@ HELP = 'subscribe to depth and depth/colorized, save colorized PNGs, print the f
 
 
 def add_arguments(parser):
-    parser.add_argument('--out-dir', help='folder for colorized PNGs (default: save nothing)')
+    parser.add_argument('--out', metavar='DIR', help='folder for colorized PNGs (default: save nothing)')
     parser.add_argument('--save-every', type=int, default=1, help='save every Nth colorized frame')
     parser.add_argument('--frames', type=int, default=0, help='exit after N depth frames')
     parser.add_argument('--seconds', type=float, default=0.0, help='exit after this long')
@@ -17,7 +17,7 @@ def run(args) -> int:
     holder = {}
 
     def make():
-        holder['node'] = SinkNode(args.out_dir, args.save_every, args.frames, args.seconds)
+        holder['node'] = SinkNode(args.out, args.save_every, args.frames, args.seconds)
         return holder['node']
 
     code = run_node(make)

@@ -11,7 +11,7 @@ import math
 import os
 import re
 
-from ..core.model_zoo import metric_name
+from ..core.depth_type import metric_name
 from .build import INPUT_NAME, OUTPUT_NAME, export_onnx, use_official_pos_embedding
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -1,4 +1,5 @@
-"""Thread-safe counters, rates and latency percentiles for diagnostics."""
+"""What the node measures about itself for /diagnostics and its log, without ROS: thread-safe
+counters by reason, their recent growth, rates, latency percentiles, rate-limited log lines."""
 from __future__ import annotations
 
 import collections

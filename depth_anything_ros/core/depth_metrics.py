@@ -1,9 +1,10 @@
-"""Agreement between two depth maps of the same image (e.g. float model vs BPU model).
+"""Depth-map metrics: the agreement of two maps of the same image (e.g. float model vs BPU model:
+`compare`, `board-check`), and the accuracy of a prediction against ground truth (`eval`).
 
 All metrics use only pixels finite in both maps (NaN marks pixels a model
-never saw) and return NaN when nothing is left to compare. They compare raw
-values: two relative-depth models agree only up to scale and shift, so these
-are meant for the same network run two ways, not for unrelated models.
+never saw) and return NaN when nothing is left to compare. The agreement ones
+compare raw values: two relative-depth models agree only up to scale and shift,
+so they are meant for the same network run two ways, not for unrelated models.
 """
 from __future__ import annotations
 

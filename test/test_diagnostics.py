@@ -1,12 +1,12 @@
-"""The diagnostics helpers of core/stats.py: counters, rates, latency percentiles, rate-limited logs."""
+"""The diagnostics helpers of core/diagnostics.py: counters, rates, latency percentiles, rate-limited logs."""
 import threading
 import types
 
 import numpy as np
 import pytest
 
-from depth_anything_ros.core import stats
-from depth_anything_ros.core.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter, RecentGrowth
+from depth_anything_ros.core import diagnostics
+from depth_anything_ros.core.diagnostics import Counters, LatencyWindow, RateLimitedLog, RateMeter, RecentGrowth
 
 from test_worker_pool import WAIT
 
@@ -96,7 +96,7 @@ def test_latency_window_keeps_the_last_values():
 
 def test_rate_limited_log(monkeypatch):
     clock = [0.0]
-    monkeypatch.setattr(stats, 'time', types.SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(diagnostics, 'time', types.SimpleNamespace(monotonic=lambda: clock[0]))
     logged = []
     log = RateLimitedLog(logged.append, period_s=5.0)
 

@@ -1,4 +1,5 @@
-"""`depth-anything-ros models`: list, fetch (checksum, offline), path.
+"""The model catalogue (models/models.yaml) and `depth-anything-ros models`: list, fetch (checksum,
+offline), path; recipes by model and by name; the depth type from the catalogue or the file name.
 
 Downloads come from a local http.server on 127.0.0.1 through a test catalog (--catalog) or a
 mirror URL (--url); nothing leaves this machine. What this proves: every models.yaml entry is
@@ -17,6 +18,8 @@ import pytest
 import yaml
 
 from depth_anything_ros import cli
+from depth_anything_ros.core.depth_type import guess_depth_type
+from depth_anything_ros.core.model_catalog import load_catalog
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAYLOAD = os.urandom(300_000)
@@ -121,23 +124,45 @@ def test_mirror_url_pages_and_unknown_names(server, tmp_path, capsys):
 
 # ---------------------------------------------------------------- recipes
 
+def resolve_recipe(model_path, overrides=None, catalog=None):
+    """The recipe the node runs `model_path` with, given its parameters `overrides`."""
+    models = load_catalog(catalog)
+    return models.recipe(models.entry(model_path), overrides)
+
+
 def test_every_catalogue_model_has_a_known_recipe():
-    from depth_anything_ros.core import model_zoo as zoo
-    recipes = zoo.load_recipes()
-    assert {'official', 'd_robotics_sample'} <= set(recipes)
-    assert all(entry.recipe in recipes for entry in zoo.load_catalog())
+    catalog = load_catalog()
+    assert {'official', 'd_robotics_sample'} <= set(catalog.recipes)
+    assert catalog.models and all(entry.recipe in catalog.recipes for entry in catalog.models)
+
+
+def test_the_catalogue_is_read_once_per_processor(monkeypatch):
+    """build_processor parses models.yaml once: recipe and depth type from the same entry."""
+    from types import SimpleNamespace
+
+    import yaml as yaml_module
+
+    from depth_anything_ros.core.params import defaults
+    from depth_anything_ros.core.preprocess import rgb_input
+    from depth_anything_ros.core.processor_factory import build_processor
+    parses = []
+    real = yaml_module.safe_load
+    monkeypatch.setattr(yaml_module, 'safe_load', lambda f: parses.append(f.name) or real(f))
+    engine = SimpleNamespace(inputs=[rgb_input((14, 14))])
+    processor = build_processor(defaults(model_path='/m/depth_anything_v2_metric_hypersim_vits.onnx'), engine)
+    assert len(parses) == 1 and parses[0].endswith('models.yaml')
+    assert (processor.depth_type, processor.max_depth, processor.estimator.recipe.name) == ('metric', 20, 'official')
 
 
 def test_board_model_gets_the_official_recipe(tmp_path):
     """depth_any.hbm is DA-V2-Small compiled from a 1x3x518x686 ONNX: ImageNet input by default
     (issue 19); the D-Robotics sample's recipe stays selectable by name."""
-    from depth_anything_ros.core.model_zoo import load_recipes, resolve_recipe
     recipe = resolve_recipe(str(tmp_path / 'DEPTH_ANY.hbm'))       # by file name, in any folder
     assert recipe.name == 'official'
     assert recipe.settings == {'resize_mode': 'stretch', 'interpolation': 'cubic',
                                'normalization': 'imagenet', 'channel_order': 'rgb',
                                'upsampling': 'align_corners'}
-    assert load_recipes()['d_robotics_sample'].settings == {
+    assert load_catalog().recipes['d_robotics_sample'].settings == {
         'resize_mode': 'stretch', 'interpolation': 'nearest', 'normalization': 'pixel_zscore',
         'channel_order': 'rgb', 'upsampling': 'pixel_centres'}
 
@@ -149,26 +174,29 @@ def test_d_robotics_sample_normalization_discards_luminance():
     import numpy as np
 
     from depth_anything_ros.core.image_codec import Frame
-    from depth_anything_ros.core.preprocess import RgbPreprocessor
+    from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
+    from depth_anything_ros.core.recipe import Recipe
     greys = np.repeat(np.arange(256, dtype=np.uint8), 4).reshape(32, 32)
     frame = Frame('bgr8', np.dstack([greys] * 3), 32, 32)
     for interpolation in ('nearest', 'cubic'):
-        zscore = RgbPreprocessor((32, 32), normalization='pixel_zscore', interpolation=interpolation)(frame)[0]
+        zscore = RgbPreprocessor(rgb_input((32, 32)),
+                                 Recipe(normalization='pixel_zscore', interpolation=interpolation)).tensor(frame)[0]
         assert np.all(zscore == 0), interpolation
-    imagenet = RgbPreprocessor((32, 32), normalization='imagenet', interpolation='nearest')(frame)[0]
+    imagenet = RgbPreprocessor(rgb_input((32, 32)), Recipe(normalization='imagenet', interpolation='nearest')).tensor(
+        frame)[0]
     assert len(np.unique(imagenet[0, 0])) == 256
     # a dark and a bright version of one coloured scene: identical under the z-score
     rng = np.random.default_rng(0)
     scene = rng.integers(60, 120, (32, 32, 3)).astype(np.uint8)
     bright = (scene.astype(np.int32) + 100).astype(np.uint8)
-    dark_in, bright_in = (RgbPreprocessor((32, 32), normalization='pixel_zscore', interpolation='nearest')(
+    dark_in, bright_in = (RgbPreprocessor(rgb_input((32, 32)),
+                                          Recipe(normalization='pixel_zscore', interpolation='nearest')).tensor(
         Frame('bgr8', image, 32, 32))[0] for image in (scene, bright))
     np.testing.assert_allclose(dark_in, bright_in, atol=1e-3)  # float32 rounding of the mean
     assert np.abs(dark_in).max() > 0.5
 
 
 def test_unknown_and_official_models_get_the_official_recipe():
-    from depth_anything_ros.core.model_zoo import resolve_recipe
     for path in ('/models/my_export_518x686.onnx', '/x/depth_anything_v2_vits.onnx'):
         recipe = resolve_recipe(path)
         assert recipe.name == 'official'
@@ -178,7 +206,6 @@ def test_unknown_and_official_models_get_the_official_recipe():
 
 
 def test_parameters_override_single_fields():
-    from depth_anything_ros.core.model_zoo import resolve_recipe
     recipe = resolve_recipe('depth_any.hbm', {'resize_mode': 'letterbox', 'normalization': 'auto',
                                               'upsampling': 'align_corners', 'colormap': 'turbo'})
     assert recipe.resize_mode == 'letterbox' and recipe.normalization == 'imagenet'
@@ -187,9 +214,6 @@ def test_parameters_override_single_fields():
 
 
 def test_a_recipe_picked_by_name_then_single_fields():
-    import pytest
-
-    from depth_anything_ros.core.model_zoo import resolve_recipe
     recipe = resolve_recipe('depth_any.hbm', {'recipe': 'd_robotics_sample', 'upsampling': 'align_corners'})
     assert recipe.name == 'd_robotics_sample with upsampling set'
     assert (recipe.normalization, recipe.upsampling) == ('pixel_zscore', 'align_corners')
@@ -199,7 +223,6 @@ def test_a_recipe_picked_by_name_then_single_fields():
 
 
 def test_model_recognised_by_checksum_under_another_name(tmp_path):
-    from depth_anything_ros.core.model_zoo import resolve_recipe
     model = tmp_path / 'renamed.onnx'
     model.write_bytes(PAYLOAD)
     catalog = tmp_path / 'models.yaml'
@@ -214,7 +237,6 @@ def test_model_recognised_by_checksum_under_another_name(tmp_path):
 
 
 def test_bad_recipe_in_the_catalogue_names_it(tmp_path):
-    from depth_anything_ros.core.model_zoo import resolve_recipe
     catalog = tmp_path / 'models.yaml'
     catalog.write_text(yaml.safe_dump({'recipes': {'odd': {'interpolation': 'lanczos'}}, 'models': []}))
     with pytest.raises(ValueError, match="recipe 'odd'.*interpolation 'lanczos'"):
@@ -237,12 +259,12 @@ def test_bad_recipe_in_the_catalogue_names_it(tmp_path):
     ('/m/depth_anything_v2_vits.onnx', ('relative', None)),              # models.yaml: relative
 ])
 def test_depth_type_from_whole_tokens_of_the_file_name(path, expected):
-    from depth_anything_ros.core.model_zoo import guess_depth_type
-    assert guess_depth_type(path) == expected
+    assert guess_depth_type(path, load_catalog().entry(path)) == expected
 
 
 def test_the_catalogue_says_the_depth_type_of_its_files():
-    from depth_anything_ros.core.model_zoo import guess_depth_type, load_catalog
     catalog = load_catalog()
-    assert guess_depth_type('/m/depth_anything_v2_metric_hypersim_vits.pth', catalog) == ('metric', 20)
-    assert guess_depth_type('/m/DEPTH_ANY.hbm', catalog) == ('relative', None)
+    for path, expected in (('/m/depth_anything_v2_metric_hypersim_vits.pth', ('metric', 20)),
+                           ('/m/DEPTH_ANY.hbm', ('relative', None))):
+        assert catalog.entry(path) is not None
+        assert guess_depth_type(path, catalog.entry(path)) == expected
