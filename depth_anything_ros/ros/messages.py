@@ -1,8 +1,14 @@
-"""ROS messages from the plain values core/ produces: one way to build each."""
+"""ROS messages from the plain values core/ produces: one way to build each.
+
+`bag` builds the same messages with the rosbags library from the same fields (tool_support/bag_io.py)."""
 from __future__ import annotations
 
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import Header
+
+from ..core.output_topics import IMAGE, POINTCLOUD
+
+MESSAGE_TYPES = {IMAGE: Image, POINTCLOUD: PointCloud2}
 
 
 def header_at(stamp_ns: int, frame_id: str) -> Header:
@@ -20,3 +26,18 @@ def image_message(header: Header, fields: dict) -> Image:
     for name, value in fields.items():
         setattr(msg, name, value)
     return msg
+
+
+def points_message(header: Header, fields: dict) -> PointCloud2:
+    """A sensor_msgs/PointCloud2 from pointcloud.pointcloud2_fields (array-backed `data`, as above)."""
+    msg = PointCloud2(header=header)
+    for name, value in fields.items():
+        if name == 'fields':
+            value = [PointField(name=n, offset=o, datatype=t, count=c) for n, o, t, c in value]
+        setattr(msg, name, value)
+    return msg
+
+
+def output_message(destination, header: Header, fields: dict):
+    """The message of an output_topics.Destination from its fields (output_topics.routed)."""
+    return (image_message if destination.message == IMAGE else points_message)(header, fields)
