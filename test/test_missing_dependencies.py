@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, domain_for
 
 from depth_anything_ros.core.dependencies import HINTS
-from depth_anything_ros.ros.process_graph import ros_env
+from depth_anything_ros.ros.environment import ros_environment
 
 pytestmark = pytest.mark.slow
 DOMAIN = domain_for(11)  # shared with test_startup: no DDS traffic is asserted on
@@ -57,7 +57,7 @@ def hider(tmp_path_factory):
 
 
 def run_without(hider, module, *command, tmp_path):
-    env = ros_env(DOMAIN)  # the package from this tree, installed or not (the board job's is not)
+    env = ros_environment(DOMAIN)  # the package from this tree, installed or not (the board job's is not)
     env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO, env.get('PYTHONPATH')]))
     proc = subprocess.run([sys.executable, hider, module, *command], env=env, cwd=str(tmp_path),
                           capture_output=True, text=True, timeout=120)
