@@ -12,7 +12,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import data_file
+from helpers.data import data_file
 
 from depth_anything_ros.core.metric_alignment import ReferenceAligner
 from depth_anything_ros.core.metric_fit import (InverseDepthFit, ScaleTracker, Unaligned, fit_inverse_depth,

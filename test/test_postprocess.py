@@ -3,14 +3,14 @@
 import cv2
 import numpy as np
 import pytest
-from conftest import run_in_threads
+from helpers.threads import run_in_threads
 
 from depth_anything_ros.core.image_codec import decode_image, image_fields
 from depth_anything_ros.core.postprocess import (
     COLORMAPS, RANGE_MODES, Colorizer, model_depth_2d, restore_depth)
 from depth_anything_ros.core.preprocess import Placement, Rect, RgbPreprocessor
 
-from conftest import data_file
+from helpers.data import data_file
 
 CANVAS = (518, 686)
 SIZES = [(480, 640), (1080, 1920), (640, 480), (300, 500), (518, 686), (97, 131)]
@@ -104,6 +104,7 @@ def test_restore_aligns_corners_by_default():
     Placement((1080, 1920), (518, 686), Rect(235, 0, 1450, 1080), Rect(0, 0, 686, 518)),  # crop
     Placement((1, 5), (3, 4), Rect(0, 0, 5, 1), Rect(0, 0, 4, 3)),                       # one row
 ])
+@pytest.mark.dev_tools
 def test_restore_equals_torch_align_corners(placement):
     """Against the official upsampling itself, on a rough random map (large neighbour steps)."""
     torch = pytest.importorskip('torch')
