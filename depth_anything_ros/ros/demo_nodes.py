@@ -13,6 +13,7 @@ from std_msgs.msg import Header
 
 from ..core.camera_messages import camera_frame
 from ..core.image_codec import encode_bgr
+from ..core.output_topics import COLORIZED, DEPTH
 from .messages import image_message
 
 
@@ -60,8 +61,8 @@ class SinkNode(Node):
         self.last_depth_range = None
         if out_dir:
             os.makedirs(out_dir, exist_ok=True)
-        self.create_subscription(Image, 'depth', self._on_depth, qos_profile_sensor_data)
-        self.create_subscription(Image, 'depth/colorized', self._on_colorized, qos_profile_sensor_data)
+        self.create_subscription(Image, DEPTH.topic(), self._on_depth, qos_profile_sensor_data)
+        self.create_subscription(Image, COLORIZED.topic(), self._on_colorized, qos_profile_sensor_data)
         self.create_timer(1.0, self._report)
 
     def _on_depth(self, msg: Image):
