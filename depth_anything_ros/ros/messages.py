@@ -8,7 +8,6 @@ from std_msgs.msg import Header
 
 from ..core.output_topics import IMAGE, POINTCLOUD
 
-MESSAGE_TYPES = {IMAGE: Image, POINTCLOUD: PointCloud2}
 
 
 def header_at(stamp_ns: int, frame_id: str) -> Header:
@@ -38,6 +37,15 @@ def points_message(header: Header, fields: dict) -> PointCloud2:
     return msg
 
 
+# output_topics' message kinds -> (message type, its builder)
+OUTPUT_MESSAGES = {IMAGE: (Image, image_message), POINTCLOUD: (PointCloud2, points_message)}
+
+
+def message_type(destination):
+    """The message class of an output_topics.Destination (its publisher's type)."""
+    return OUTPUT_MESSAGES[destination.message][0]
+
+
 def output_message(destination, header: Header, fields: dict):
     """The message of an output_topics.Destination from its fields (output_topics.routed)."""
-    return (image_message if destination.message == IMAGE else points_message)(header, fields)
+    return OUTPUT_MESSAGES[destination.message][1](header, fields)

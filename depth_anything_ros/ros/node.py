@@ -25,7 +25,7 @@ from ..core.output_topics import MessageBuffers, destinations, requested_outputs
 from ..core.params import PARAMS, ConfigError, validate
 from ..core.stats import Counters, LatencyWindow, RateLimitedLog, RateMeter, RecentGrowth
 from ..core.worker_pool import ArrivalOrder, WorkerPool
-from .messages import MESSAGE_TYPES, output_message
+from .messages import message_type, output_message
 
 DROP_REASONS = ('no_subscribers', 'bad_input', 'superseded', 'out_of_order', 'inference_error',
                 'bad_output', 'inference_timeout')
@@ -93,7 +93,7 @@ class DepthNode(Node):
         out_qos = QoSProfile(depth=2)
         requested = requested_outputs(cfg['publish_depth_mm'], cfg['publish_points'])
         # output_topics.Destination -> its publisher; an output is computed only for listeners
-        self.output_publishers = {d: self.create_publisher(MESSAGE_TYPES[d.message], d.topic(), out_qos)
+        self.output_publishers = {d: self.create_publisher(message_type(d), d.topic(), out_qos)
                                   for d in destinations(self.processor, requested)}
         self.pub_info = self.create_publisher(CameraInfo, 'depth/camera_info', out_qos)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)

@@ -22,6 +22,7 @@ import numpy as np
 from ..core.camera_messages import camera_frame, stamp_ns
 from ..core.image_codec import ImageFormatError
 from ..core.output_topics import IMAGE as IMAGE_OUTPUT
+from ..core.output_topics import POINTCLOUD as POINTCLOUD_OUTPUT
 from ..core.output_topics import MessageBuffers, destinations, routed
 
 IMAGE = 'sensor_msgs/msg/Image'
@@ -81,14 +82,13 @@ def points_message(store, header, fields: dict):
         data=np.frombuffer(fields['data'], np.uint8), is_dense=fields['is_dense'])
 
 
-def msgtype(destination) -> str:
-    """The rosbags message type of an output_topics.Destination."""
-    return IMAGE if destination.message == IMAGE_OUTPUT else POINTCLOUD2
+# output_topics' message kinds -> (rosbags message type, its builder)
+OUTPUT_MESSAGES = {IMAGE_OUTPUT: (IMAGE, image_message), POINTCLOUD_OUTPUT: (POINTCLOUD2, points_message)}
 
 
 def output_topics(processor, depth_topic: str, wanted) -> dict:
     """Output topic -> message type: the node's topics for this processor and `wanted` outputs."""
-    return {d.topic(depth_topic): msgtype(d) for d in destinations(processor, wanted)}
+    return {d.topic(depth_topic): OUTPUT_MESSAGES[d.message][0] for d in destinations(processor, wanted)}
 
 
 def image_topics(bag: str) -> dict:
@@ -194,8 +194,8 @@ def _outputs(store, header, result, buffers, depth_topic, processor, summary):
     if result.points_skipped:
         _count(summary.outputs_skipped, f'points: {result.points_skipped}')
     for destination, fields in routed(result, buffers, processor.aligner is not None):
-        build = image_message if destination.message == IMAGE_OUTPUT else points_message
-        yield destination.topic(depth_topic), store.serialize_cdr(build(store, header, fields), msgtype(destination))
+        msgtype, build = OUTPUT_MESSAGES[destination.message]
+        yield destination.topic(depth_topic), store.serialize_cdr(build(store, header, fields), msgtype)
 
 
 def _sources(reader, bag, topic):
