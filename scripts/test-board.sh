@@ -37,4 +37,17 @@ assert sys.version_info[:2] == (3, 10), sys.version
 assert numpy.__version__ == '1.21.5' and cv2.__version__.startswith('4.5.4'), (numpy.__version__, cv2.__version__)
 print(f'test-board: Python {sys.version.split()[0]}, numpy {numpy.__version__}, OpenCV {cv2.__version__}')
 PY
-exec bash scripts/pytest.sh "$VENV/bin/python" -m "not dev_tools" "$@"
+status=0
+bash scripts/pytest.sh "$VENV/bin/python" -m "not dev_tools" "$@" || status=$?
+# The per-stage CPU table on the board's library versions (printed, never asserted), with the
+# dynamic test model the main job built, so the Arm figure can be estimated before a board exists.
+model="$DEPTH_TEST_MODELS/$(sha256sum depth_anything_ros/torch_models/build.py | cut -c1-12)/tiny_dynamic.onnx"
+if [ -f "$model" ]; then
+  for encoding in bgr8 nv12; do
+    PYTHONPATH=. "$VENV/bin/python" -m depth_anything_ros.cli bench --model "$model" --what stages \
+      --size 1920x1080 --encoding "$encoding" --frames 20 || status=1
+  done
+else
+  echo "test-board: no $model for the stage table: run scripts/test.sh with the same DEPTH_TEST_MODELS" >&2
+fi
+exit "$status"

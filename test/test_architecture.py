@@ -1,4 +1,4 @@
-"""The package's dependency rule (README, Architecture) and its one-way-to-do-it rules, and the test
+"""The package's dependency rule (docs/architecture.md) and its one-way-to-do-it rules, and the test
 suite's own conventions, checked on the source with `ast`.
 
 Every import counts wherever it is written (lazy imports inside functions too); relative imports are

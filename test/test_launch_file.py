@@ -3,7 +3,7 @@ remappings and environment, what it logs, and which arguments it refuses.
 
 It runs on test/launch_standin.py, a stand-in for launch and launch_ros that keeps their semantics
 (neither is installable here); the same cases were run by hand with the real `ros2 launch` built
-from the Jazzy sources, and the file under Humble's launch and launch_ros (README, Launch).
+from the Jazzy sources, and the file under Humble's launch and launch_ros (docs/launch.md).
 """
 import importlib.util
 import os

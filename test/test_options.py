@@ -22,7 +22,16 @@ def test_every_option_defaults_to_the_node_parameter(tmp_path):
     model = tmp_path / 'm.onnx'
     model.write_bytes(b'')
     cfg = config_from_args(parser_with().parse_args(['--model', str(model)]))
-    assert cfg == {p.name: str(model) if p.name == 'model_path' else p.default for p in PARAMS}
+    # a tool without --workers runs one frame at a time: one worker (every core for its inferences)
+    assert cfg == {p.name: str(model) if p.name == 'model_path' else 1 if p.name == 'workers' else p.default
+                   for p in PARAMS}
+
+
+def test_a_tool_with_workers_keeps_the_node_default(tmp_path):
+    model = tmp_path / 'm.onnx'
+    model.write_bytes(b'')
+    cfg = config_from_args(parser_with(MODEL + ('workers',)).parse_args(['--model', str(model)]))
+    assert cfg['workers'] == next(p.default for p in PARAMS if p.name == 'workers') == 2
 
 
 def test_options_take_the_parameters_types_and_choices(tmp_path):
@@ -71,3 +80,24 @@ def test_the_tools_options_are_the_node_parameters(tmp_path, capsys):
     with pytest.raises(SystemExit) as code:
         cli.main(['infer', '--model', 'm.onnx', '--input-sise', '280', '--out', str(tmp_path), 'x.jpg'])
     assert code.value.code == 2 and '--input-sise' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('names,threads', [(MODEL, 6), (MODEL + ('workers',), 3)])
+def test_one_frame_at_a_time_tools_give_inference_every_core(monkeypatch, tmp_path, names, threads):
+    """infer, eval, compare, bag (no --workers) run one frame at a time: intra_op_threads 0 means
+    every core there; a tool with --workers (bench) keeps the node's cores / workers."""
+    from depth_anything_ros.core import frame_processor
+    from depth_anything_ros.engines import EngineError
+    from depth_anything_ros.tool_support.options import processor_from_args
+    model = tmp_path / 'm.onnx'
+    model.write_bytes(b'')
+    opened = {}
+
+    def open_engine(path, engine, **options):
+        opened.update(options)
+        raise EngineError('not opened in this test')
+    monkeypatch.setattr(frame_processor, 'open_engine', open_engine)
+    monkeypatch.setattr(frame_processor.os, 'cpu_count', lambda: 6)
+    with pytest.raises(CliError, match='not opened in this test'):
+        processor_from_args(parser_with(names).parse_args(['--model', str(model)]))
+    assert opened['intra_op_threads'] == threads

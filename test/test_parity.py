@@ -112,7 +112,7 @@ def test_fixed_model_stretched_matches_the_official_recipe(fixed_estimator, offi
 
 
 # The faster options, measured on the same images (worst max error / range): cubic_uint8
-# 8.2e-3, pixel_centres 9.1e-2 (README, Recipes).
+# 8.2e-3, pixel_centres 9.1e-2 (docs/recipes.md).
 @pytest.mark.parametrize('option', [{'interpolation': 'cubic_uint8'}, {'upsampling': 'pixel_centres'}])
 def test_fast_options_are_outside_the_bound(tiny_dynamic_model, official_torch_model, option):
     """Each approximation is caught by the bound: the parity tests above can fail."""

@@ -17,6 +17,7 @@ its workers in parallel and step 2 in arrival order (see ros/node.py).
 """
 from __future__ import annotations
 
+import ctypes
 import os
 from dataclasses import dataclass, field
 
@@ -75,6 +76,25 @@ class NewArrays:
         return empty_image(height, width, 'bgr8')
 
 
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory() -> bool:
+    """Let freed frame-sized buffers be reused, not returned to the system: glibc maps every block
+    over its (adaptive) threshold afresh and trims the heap as soon as 2x that lies free, so each
+    frame's multi-MB arrays can come back as new pages the kernel faults in and zeroes one by one
+    (measured up to 2300 faults and 6.6 ms of system time per 1080p frame, in the main thread, with
+    a 518x686 model). Blocks up to 32 MiB (glibc's limit) from the heap, trimmed past 256 MiB: the
+    resident size stays at the largest frame's working set. Process-wide; False where the C
+    library is not glibc."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 256 << 20))
+
+
 def default_intra_op_threads(workers: int) -> int:
     """Cores shared out between the workers that run at once: more threads than cores makes
     each parallel step wait for a preempted thread (measured: 25 % of throughput on 2 cores)."""
@@ -107,8 +127,10 @@ class FrameProcessor:
     @classmethod
     def from_config(cls, cfg: dict, engine=None) -> 'FrameProcessor':
         """From validated node parameters (core/params.py); ConfigError says what to set.
-        `engine`: an open engine to use instead of opening cfg['model_path']."""
+        `engine`: an open engine to use instead of opening cfg['model_path']. Sets the process's
+        malloc to reuse freed frame buffers (keep_freed_memory)."""
         depth_type, max_depth = resolve_depth_type(cfg)
+        keep_freed_memory()
         try:
             engine = engine or open_engine(
                 cfg['model_path'], cfg['engine'], providers=cfg['providers'],

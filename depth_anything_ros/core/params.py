@@ -37,7 +37,8 @@ PARAMS = (
     Param('hbmem_frame_id', 'camera_optical_frame', "frame_id for 'hbmem' input, whose messages carry none"),
     Param('engine', 'auto', 'inference engine; auto picks by file extension', ENGINE_CHOICES),
     Param('providers', ['cpu'], 'ONNX Runtime execution providers in order: cpu, cuda, tensorrt'),
-    Param('intra_op_threads', 0, 'ONNX Runtime/OpenVINO threads per inference; 0 = CPU cores / workers',
+    Param('intra_op_threads', 0, 'ONNX Runtime/OpenVINO threads per inference; 0 = CPU cores / workers '
+          '(tools that run one frame at a time: every core)',
           min=0, max=256),
     Param('bpu_priority', 0, 'hbm engine: BPU scheduling priority, higher runs first', min=0, max=255),
     Param('bpu_cores', [-1], 'hbm engine: BPU core indices to run on; [-1] lets the runtime choose'),

@@ -26,7 +26,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_MODES = ('stretch', 'letterbox', 'crop')
 NORMALIZATIONS = ('imagenet', 'pixel_zscore', 'none')
 # cubic: the float image (official); cubic_uint8: the 8-bit image, faster, rounds to a grey
-# level and clips the cubic overshoot (see README, Recipes); nearest: the D-Robotics sample.
+# level and clips the cubic overshoot (see docs/recipes.md); nearest: the D-Robotics sample.
 INTERPOLATIONS = ('cubic', 'cubic_uint8', 'nearest')
 CHANNEL_ORDERS = ('rgb', 'bgr')
 # align_corners: the official bilinear upsampling of the output; pixel_centres: OpenCV's.
@@ -144,11 +144,11 @@ _NV12_TO_RGB = {'nv12': cv2.COLOR_YUV2RGB_NV12, 'nv21': cv2.COLOR_YUV2RGB_NV21}
 class RgbPreprocessor:
     """Frames -> float32 tensor (NCHW or NHWC) for one model input.
 
-    Resizes as `interpolation` says: `cubic` resizes the float image like the
-    official code (the 8-bit image is converted first: rounding it after the
-    resize would move depth by up to 2 % of its range); `cubic_uint8` and
-    `nearest` resize the 8-bit image. Then normalizes each channel plane in
-    place at model resolution, in the model's `channel_order`.
+    Resizes as `interpolation` says: `cubic` resizes like the official code, in float
+    arithmetic, not on the rounded 8-bit image (rounding after the resize would move depth by
+    up to 2 % of its range): see `_resized`. `cubic_uint8` and `nearest` resize the 8-bit image.
+    Then each channel plane goes into the model input once, normalized on the way, in the
+    model's `channel_order`.
     """
 
     def __init__(self, canvas_hw: tuple | None, layout: str = 'NCHW',
@@ -166,10 +166,9 @@ class RgbPreprocessor:
         self.channel_order = channel_order
         # value/255 normalized = value * gain + bias, per RGB channel
         if normalization == 'imagenet':
-            self._gain_bias = [(np.float32(1 / (255 * s)), np.float32(-m / s))
-                               for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
+            self._gain_bias = [(1 / (255 * s), -m / s) for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
         else:
-            self._gain_bias = [(np.float32(1 / 255), np.float32(0))] * 3
+            self._gain_bias = [(1 / 255, 0.0)] * 3
 
     def __call__(self, frame: Frame) -> tuple:
         """Return (tensor with batch axis, Placement)."""
@@ -177,34 +176,40 @@ class RgbPreprocessor:
                           self.resize_mode, self.input_size)
         small, channels = _resized(frame, placement.source, placement.target, self.interpolation)
         dst = placement.target
-        if small.ndim == 2:
-            small = small[:, :, None]
         h, w = placement.canvas_hw
         nchw = self.layout == 'NCHW'
-        tensor = np.zeros((1, 3, h, w) if nchw else (1, h, w, 3), np.float32)
+        padded = (dst.width, dst.height) != (w, h)  # letterbox: the padding is normalized 0
+        tensor = (np.zeros if padded else np.empty)((1, 3, h, w) if nchw else (1, h, w, 3), np.float32)
         rows, cols = slice(dst.y, dst.y + dst.height), slice(dst.x, dst.x + dst.width)
         # Model channel c holds RGB channel order[c].
         order = (0, 1, 2) if self.channel_order == 'rgb' else (2, 1, 0)
-        planes = cv2.split(small)
+        planes = cv2.split(small) if small.ndim == 3 else [small]
+        unit, zero = _GREY_LEVEL[small.dtype.type]  # grey level = stored value * unit + zero
         if self.normalization == 'pixel_zscore':
-            values = _pixel_zscore([planes[channels[rgb]] for rgb in range(3)])
+            values = _pixel_zscore([planes[channels[rgb]] * np.float32(unit) + np.float32(zero) for rgb in range(3)])
             for c, rgb in enumerate(order):
                 tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)] = values[rgb]
             return tensor, placement
         for c, rgb in enumerate(order):
-            out = tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)]
-            out[...] = planes[channels[rgb]]  # straight into the model input
             gain, bias = self._gain_bias[rgb]
-            out *= gain
-            out += bias
+            _scaled_into(tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)],
+                         planes[channels[rgb]], gain * unit, gain * zero + bias)
         return tensor, placement
 
 
 _CV2_INTERPOLATION = {'cubic': cv2.INTER_CUBIC, 'cubic_uint8': cv2.INTER_CUBIC, 'nearest': cv2.INTER_NEAREST}
+# `cubic` resizes int16 values of 128 per grey level, 0 at grey 128: OpenCV's 16-bit cubic
+# computes in float (the coefficients and sums of its float path) and rounds to 1/128 of a grey
+# level, where a float image would be converted in full first (1080p: 25 MB of float32 written,
+# then read back). The 2-D cubic (a = -0.75) overshoots [0, 255] by at most 0.445 x 255 = 114 grey
+# levels either way: (-128 - 114) x 128 and (127 + 114) x 128 stay inside int16.
+_CUBIC_SHIFT = 7
+_GREY_LEVEL = {np.uint8: (1.0, 0.0), np.int16: (1.0 / (1 << _CUBIC_SHIFT), 128.0)}
 
 
 def _resized(frame: Frame, src: Rect, dst: Rect, interpolation: str) -> tuple:
-    """The source rectangle at the target size, and where R, G, B are in its channels."""
+    """The source rectangle at the target size (uint8, or for `cubic` int16 as _GREY_LEVEL
+    says), and where R, G, B are in its channels."""
     flag = _CV2_INTERPOLATION[interpolation]
     if frame.encoding in _RGB_CHANNELS:
         image, channels = frame.pixels, _RGB_CHANNELS[frame.encoding]
@@ -219,8 +224,19 @@ def _resized(frame: Frame, src: Rect, dst: Rect, interpolation: str) -> tuple:
         image, channels = to_rgb(frame), (0, 1, 2)
     crop = image[src.y:src.y + src.height, src.x:src.x + src.width]
     if interpolation == 'cubic':
-        crop = crop.astype(np.float32)  # values 0..255: the /255 is folded into the normalization
+        crop = crop.astype(np.int16)
+        crop <<= _CUBIC_SHIFT
+        crop -= 128 << _CUBIC_SHIFT
     return cv2.resize(crop, (dst.width, dst.height), interpolation=flag), channels
+
+
+def _scaled_into(out: np.ndarray, plane: np.ndarray, gain: float, bias: float) -> None:
+    """out = plane * gain + bias in float32: one OpenCV pass (convert, scale, offset), written
+    straight into the model input where its rows are contiguous (NCHW)."""
+    in_place = out.strides[-1] == out.itemsize
+    done = cv2.addWeighted(plane, gain, plane, 0.0, bias, dst=out if in_place else None, dtype=cv2.CV_32F)
+    if done.__array_interface__['data'][0] != out.__array_interface__['data'][0]:
+        out[...] = done
 
 
 def _pixel_zscore(planes: list) -> list:

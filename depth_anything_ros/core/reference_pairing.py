@@ -1,6 +1,6 @@
 """Which reference each frame pairs with: the store of references by stamp. No ROS here.
 
-Rules (the README's Metres section states them for users):
+Rules (docs/metres.md states them for users):
 - A frame pairs with the stored reference nearest its stamp within the tolerance.
 - Up to `capacity` references are kept (64 x at most ~200 kB of samples). Frames in flight are
   announced (`expect`) when they arrive and released (`forget`) when done: the reference each of

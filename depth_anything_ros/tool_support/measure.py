@@ -40,26 +40,42 @@ class ReplayEngine(Engine):
         return self.output
 
 
-def stage_times(processor, size: str, encoding: str, frames: int, clock=time.perf_counter) -> dict:
-    """Median milliseconds of each CPU stage of the node's FrameProcessor on one camera frame,
-    inference excluded (`processor` runs a ReplayEngine).
+STAGES = ('decode', 'preprocess', 'postprocess', 'colorize', 'message fill')
+
+
+def stage_samples(processors: list, size: str, encoding: str, frames: int, clock=time.perf_counter) -> list:
+    """Milliseconds of each CPU stage of the node's FrameProcessor on one camera frame, inference
+    excluded (the processors run a ReplayEngine): per processor {stage: [one value per frame]}.
+    The processors take turns, half of the frames each time (A B A B), so a change in the
+    machine's load reaches each alike; not frame by frame, where each pipeline's allocations
+    would land on memory the other one just returned to the system (page faults, ms per frame).
 
     clock=time.perf_counter gives wall time; time.process_time the CPU time of all
     threads (OpenCV spreads some stages over cores, so it can exceed wall time)."""
     _, decode = sample_frame(size, encoding)
-    processor.estimator.clock = clock
-    samples = {k: [] for k in ('decode', 'preprocess', 'postprocess', 'colorize', 'message fill')}
-    for _ in range(frames):
-        buffers = _TimedBuffers(clock)  # as the node does it: straight into message buffers
-        t0 = clock()
-        frame = decode()  # validation and zero-copy views; colour conversion is preprocessing
-        decoded = clock() - t0
-        out = processor.finish(frame, processor.infer(frame), ('depth', 'colorized'), arrays=buffers)
-        for key, dt in (('decode', decoded), ('message fill', buffers.seconds),
-                        *((k, out.timings[k]) for k in ('preprocess', 'postprocess', 'colorize'))):
-            samples[key].append(dt * 1e3)
-    processor.estimator.clock = time.perf_counter
-    return {k: float(np.median(v)) for k, v in samples.items()}
+    samples = [{k: [] for k in STAGES} for _ in processors]
+    for processor in processors:
+        processor.estimator.clock = clock
+    halves = (frames - frames // 2, frames // 2)
+    for processor, times, count in ((p, t, n) for n in halves for p, t in zip(processors, samples)):
+        for _ in range(count):
+            buffers = _TimedBuffers(clock)  # as the node does it: straight into message buffers
+            t0 = clock()
+            frame = decode()  # validation and zero-copy views; colour conversion is preprocessing
+            decoded = clock() - t0
+            out = processor.finish(frame, processor.infer(frame), ('depth', 'colorized'), arrays=buffers)
+            for key, dt in (('decode', decoded), ('message fill', buffers.seconds),
+                            *((k, out.timings[k]) for k in ('preprocess', 'postprocess', 'colorize'))):
+                times[key].append(dt * 1e3)
+    for processor in processors:
+        processor.estimator.clock = time.perf_counter
+    return samples
+
+
+def stage_times(processor, size: str, encoding: str, frames: int, clock=time.perf_counter) -> dict:
+    """Median milliseconds of each stage (see stage_samples)."""
+    times = stage_samples([processor], size, encoding, frames, clock)[0]
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 class _TimedBuffers(MessageBuffers):

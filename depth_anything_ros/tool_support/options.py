@@ -82,6 +82,10 @@ def config_from_args(args, suffix: str = '', fallback_suffix: str | None = None)
         if value is None and fallback_suffix is not None:
             value = getattr(args, dest_of(name, fallback_suffix), None)
         values[name] = p.default if value is None else value
+    if not hasattr(args, dest_of('workers', suffix)):
+        # A tool without --workers runs one frame at a time: one worker, so intra_op_threads 0 (the
+        # node's cores / workers) gives its inferences every core, not the node's per-worker share.
+        values['workers'] = 1
     try:
         return validate(values, setting=_option_setting)
     except ConfigError as exc:

@@ -61,24 +61,37 @@ def run(args) -> int:
 
 
 def _print_stages(cfg, processor, args):
-    from ..tool_support.measure import fast_options, replay_processor, stage_times
+    """The stage table of the configured recipe and, measured in the same run, taking turns, of
+    the fast options: the baseline the exact numerics are held against. The sum row is the
+    median of each frame's sum."""
+    import numpy as np
+
+    from ..tool_support.measure import STAGES, fast_options, replay_processor, stage_samples
     from ..tool_support.options import processor_from_config
-    processor = replay_processor(cfg, processor.estimator.engine, args.size, args.encoding)
-    wall = stage_times(processor, args.size, args.encoding, args.frames)
-    cpu = stage_times(processor, args.size, args.encoding, args.frames, time.process_time)
-    print(f'\nper {args.size} {args.encoding} frame, inference excluded (median of {args.frames}, ms):')
-    print(f'  {"stage":<13} {"wall":>8} {"CPU":>8}')
-    for stage in wall:
-        print(f'  {stage:<13} {wall[stage]:8.2f} {cpu[stage]:8.2f}')
-    print(f'  {"sum":<13} {sum(wall.values()):8.2f} {sum(cpu.values()):8.2f}')
-    fast = processor_from_config(fast_options(cfg), engine=processor.estimator.engine)
-    if fast.estimator.recipe.settings != processor.estimator.recipe.settings:
-        # Same run, same frame: what the exact numerics cost against the fast options.
-        fast_wall = stage_times(fast, args.size, args.encoding, args.frames)
-        print(f'\npre/postprocessing wall ms, {processor.estimator.recipe.name} vs fast options '
-              f'(interpolation {fast.estimator.recipe.interpolation}, upsampling {fast.estimator.recipe.upsampling}):')
-        for stage in ('preprocess', 'postprocess'):
-            print(f'  {stage:<13} {wall[stage]:8.2f} {fast_wall[stage]:8.2f}')
+    runs = [replay_processor(cfg, processor.estimator.engine, args.size, args.encoding)]
+    fast = processor_from_config(fast_options(cfg), engine=runs[0].estimator.engine)
+    if fast.estimator.recipe.settings != runs[0].estimator.recipe.settings:
+        runs.append(fast)
+    names = [runs[0].estimator.recipe.name, 'fast options'][:len(runs)]
+    wall = stage_samples(runs, args.size, args.encoding, args.frames)
+    cpu = stage_samples(runs, args.size, args.encoding, args.frames, time.process_time)
+    print(f'\nper {args.size} {args.encoding} frame, inference excluded (ms, median of {args.frames} '
+          'frames; CPU: process time, all threads; the recipes take turns, half of the frames each):')
+    print(f'  {"":<13}' + ''.join(f' {name[:17]:>17}' for name in names))
+    print(f'  {"stage":<13}' + f' {"wall":>8} {"CPU":>8}' * len(runs))
+    medians = [[{k: float(np.median(v)) for k, v in run.items()} for run in clock] for clock in (wall, cpu)]
+    for stage in STAGES:
+        print(f'  {stage:<13}' + ''.join(f' {medians[0][i][stage]:8.2f} {medians[1][i][stage]:8.2f}'
+                                          for i in range(len(runs))))
+    totals = [[np.sum([run[k] for k in STAGES], axis=0) for run in clock] for clock in (wall, cpu)]
+    print(f'  {"sum":<13}' + ''.join(f' {np.median(totals[0][i]):8.2f} {np.median(totals[1][i]):8.2f}'
+                                      for i in range(len(runs))))
+    print('  CPU sum, frames p25-p75: ' + ', '.join(
+        f'{np.percentile(totals[1][i], 25):.2f}-{np.percentile(totals[1][i], 75):.2f} ({names[i]})'
+        for i in range(len(runs))))
+    if len(runs) > 1:
+        print(f'fast options: interpolation {fast.estimator.recipe.interpolation}, upsampling '
+              f'{fast.estimator.recipe.upsampling} (approximate numerics, see docs/recipes.md)')
 
 
 def _print_load(cfg, args):

@@ -1,5 +1,5 @@
 """launch and launch_ros, as far as a launch file needs them to be run and looked at: neither is
-installable here (README, Development), so test/test_launch_file.py runs depth.launch.py on this.
+installable here (docs/development.md), so test/test_launch_file.py runs depth.launch.py on this.
 
 It keeps their semantics (checked against their Humble and Jazzy sources): arguments set before the
 description runs, a declared default filling what was not given, declared choices checked;
@@ -8,7 +8,7 @@ restoring launch configurations and environment; OpaqueFunction's entities run w
 substitutions performed on use; launch_ros's parameter values YAML-typed unless a ParameterValue
 names a type. Instead of starting a process, a Node is recorded as `Started`. Whatever the
 launch file imports from launch that is not here fails the import: add it here, with launch's
-semantics. The real launch was run by hand on the same file (README, Launch).
+semantics. The real launch was run by hand on the same file (docs/launch.md).
 """
 from __future__ import annotations
 
