@@ -1,5 +1,5 @@
-"""The package's dependency rule and its one-convention rules (docs/architecture.md), checked on the
-source with `ast`.
+"""The package's dependency rule (docs/architecture.md), its one-way-to-do-it rules, and the test
+suite's own conventions, checked on the source with `ast`.
 
 Every import counts wherever it is written (lazy imports inside functions too); relative imports are
 resolved, and `from pkg import name` counts as importing pkg.name when that is a submodule. Imports
@@ -384,3 +384,262 @@ def test_the_checker_reports_each_broken_convention(tmp_path):
     assert sorted(p.split(' declares')[0] for p in found) == [f'{more}:2', f'{node}:7', f'{node}:9'], found
     lists = name_list_violations(root, 'fake', {'colormap', 'color_min', 'color_max'})
     assert [p.split(' lists')[0] for p in lists] == [os.path.join('fake', 'core', 'view.py') + ':1'], lists
+
+
+# ---------------------------------------------------------------- one way: camera messages in, outputs out
+# image_codec's message decoders: only camera_messages.camera_frame turns camera message fields into a Frame.
+FRAME_DECODERS = {'decode_image', 'decode_compressed', 'check_compressed'}
+FRAME_PATH_MODULES = {'core.image_codec', 'core.camera_messages'}
+# ROS output messages are built from plain fields in ros/messages.py only (rosbags ones in bag_io).
+OUTPUT_MESSAGES = {'Image', 'PointCloud2', 'PointField'}
+MESSAGE_MODULES = {'ros.messages'}
+# The output topics are named in core/output_topics.py only (the node, bag, sink and load client use it).
+OUTPUT_TOPIC_NAMES = {f'{prefix}{suffix}' for prefix in ('depth', '/depth', '')
+                      for suffix in ('/relative', '/colorized', '/mm', '/points')}
+TOPIC_MODULES = {'core.output_topics'}
+
+
+@functools.lru_cache()
+def _tree(path: str) -> ast.Module:
+    with open(path, encoding='utf-8') as f:
+        return ast.parse(f.read(), path)
+
+
+def _where(root: str, package: str, exempt: set, found) -> list:
+    """(relative path, line, what) for each found(node) in every module of the package but `exempt`
+    (module names relative to the package)."""
+    hits = []
+    for module, path in package_modules(root, package).items():
+        if module.split('.', 1)[-1] in exempt:
+            continue
+        for node in ast.walk(_tree(os.path.join(root, path))):
+            what = found(node)
+            if what:
+                hits.append((path, node.lineno, what))
+    return sorted(hits)
+
+
+def _named(node, names: set):
+    """The name in `names` that node uses or imports (a Name, an attribute, an imported alias)."""
+    if isinstance(node, ast.Name) and node.id in names:
+        return node.id
+    if isinstance(node, ast.Attribute) and node.attr in names:
+        return node.attr
+    if isinstance(node, ast.ImportFrom):
+        return next((a.name for a in node.names if a.name in names), None)
+    return None
+
+
+def frame_path_violations(root: str, package: str) -> list:
+    return [f'{path}:{line} uses image_codec.{name}: camera messages become Frames only through '
+            'core/camera_messages.camera_frame (the node, bag and the tools alike)'
+            for path, line, name in _where(root, package, FRAME_PATH_MODULES,
+                                           lambda node: _named(node, FRAME_DECODERS))]
+
+
+def message_building_violations(root: str, package: str) -> list:
+    def constructed(node):
+        return _named(node.func, OUTPUT_MESSAGES) if isinstance(node, ast.Call) else None
+    return [f'{path}:{line} builds a {name}: ROS messages are built from plain fields in ros/messages.py only'
+            for path, line, name in _where(root, package, MESSAGE_MODULES, constructed)]
+
+
+def topic_name_violations(root: str, package: str) -> list:
+    def topic(node):
+        return isinstance(node, ast.Constant) and node.value in OUTPUT_TOPIC_NAMES and node.value
+    return [f'{path}:{line} names the output topic {name!r}: take it from core/output_topics.py'
+            for path, line, name in _where(root, package, TOPIC_MODULES, topic)]
+
+
+def test_camera_messages_become_frames_one_way():
+    problems = frame_path_violations(REPO, PACKAGE)
+    assert not problems, '\n'.join(problems)
+
+
+def test_output_messages_are_built_one_way():
+    problems = message_building_violations(REPO, PACKAGE)
+    assert not problems, '\n'.join(problems)
+
+
+def test_output_topics_are_named_one_way():
+    problems = topic_name_violations(REPO, PACKAGE)
+    assert not problems, '\n'.join(problems)
+
+
+# ---------------------------------------------------------------- the test suite's conventions
+TESTS = os.path.join(REPO, 'test')
+
+
+def suite_sources(test_root: str) -> dict:
+    """Path relative to test_root -> path, for every .py of the suite (helpers and stand-ins included)."""
+    found = {}
+    for folder, dirs, files in os.walk(test_root):
+        dirs[:] = sorted(d for d in dirs if d not in ('__pycache__', 'data'))
+        for name in sorted(files):
+            if name.endswith('.py'):
+                path = os.path.join(folder, name)
+                found[os.path.relpath(path, test_root)] = path
+    return found
+
+
+def _is_test_module(relpath: str) -> bool:
+    return os.sep not in relpath and os.path.basename(relpath).startswith('test_')
+
+
+def suite_import_violations(test_root: str) -> list:
+    """Imports of a test module or of conftest, anywhere in the suite: what tests share lives in helpers/."""
+    problems = []
+    for rel, path in suite_sources(test_root).items():
+        for node in ast.walk(_tree(path)):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and not node.level and node.module else [])
+            for name in names:
+                top = name.split('.')[0]
+                if top == 'conftest' or top.startswith('test_'):
+                    problems.append(f'{rel}:{node.lineno} imports {name}: tests import what they share from '
+                                    'helpers/, never a test module or conftest')
+    return sorted(problems)
+
+
+def _top_functions(path: str) -> dict:
+    return {n.name: n.lineno for n in _tree(path).body if isinstance(n, ast.FunctionDef)}
+
+
+def helper_redefinition_violations(test_root: str) -> list:
+    """A test module's top-level function named like a helpers/ function: a second copy of it."""
+    sources = suite_sources(test_root)
+    helpers = {name: rel for rel, path in sources.items() if rel.startswith('helpers' + os.sep)
+               for name in _top_functions(path) if not name.startswith('_')}
+    return [f'{rel}:{line} defines {name}, which {helpers[name]} has: use that one'
+            for rel, path in sources.items() if _is_test_module(rel)
+            for name, line in _top_functions(path).items() if name in helpers]
+
+
+def _private(name) -> bool:
+    return isinstance(name, str) and name.startswith('_') and not name.startswith('__')
+
+
+def private_patch_violations(test_root: str) -> list:
+    """Assigning or deleting another object's private attribute, or monkeypatching one: tests drive the
+    node through helpers.node_harness (injected engine, recorded publishers), not through its insides."""
+    problems = []
+    for rel, path in suite_sources(test_root).items():
+        for node in ast.walk(_tree(path)):
+            targets = (node.targets if isinstance(node, (ast.Assign, ast.Delete)) else
+                       [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+            patched = [t.attr for t in targets if isinstance(t, ast.Attribute) and _private(t.attr)
+                       and not (isinstance(t.value, ast.Name) and t.value.id in ('self', 'cls'))]
+            if isinstance(node, ast.Call) and _named(node.func, {'setattr', 'delattr'}) and len(node.args) >= 2 \
+                    and isinstance(node.args[1], ast.Constant) and _private(node.args[1].value):
+                patched.append(node.args[1].value)
+            problems += [f'{rel}:{node.lineno} patches {name}: drive the code through its public interface '
+                         '(helpers.node_harness for the node)' for name in patched]
+    return sorted(problems)
+
+
+def conftest_side_effect_violations(path: str) -> list:
+    """conftest.py statements that run something when pytest imports it: only imports, definitions and
+    literal constants belong there (the DDS domain and ROS environment are set in pytest_configure)."""
+    problems = []
+    for node in _tree(path).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # the docstring
+        if isinstance(node, ast.Assign):
+            try:
+                ast.literal_eval(node.value)
+                continue
+            except ValueError:
+                pass
+        problems.append(f'{os.path.basename(path)}:{node.lineno} runs at import: move it into a pytest hook '
+                        '(pytest_configure) or a fixture')
+    return problems
+
+
+def test_tests_import_helpers_never_each_other_or_conftest():
+    problems = suite_import_violations(TESTS)
+    assert not problems, '\n'.join(problems)
+
+
+def test_no_test_module_has_its_own_copy_of_a_helper():
+    problems = helper_redefinition_violations(TESTS)
+    assert not problems, '\n'.join(problems)
+
+
+def test_tests_patch_no_private_attribute():
+    problems = private_patch_violations(TESTS)
+    assert not problems, '\n'.join(problems)
+
+
+def test_conftest_runs_nothing_at_import():
+    problems = conftest_side_effect_violations(os.path.join(TESTS, 'conftest.py'))
+    assert not problems, '\n'.join(problems)
+
+
+def test_the_convention_checkers_see_what_they_check():
+    """Each rule has something to apply to here: the one frame path, the messages, the topics, the helpers."""
+    assert 'helpers' + os.sep + 'node_harness.py' in suite_sources(TESTS)
+    assert {'wait_until', 'data_file', 'domain_for'} <= {
+        name for rel, path in suite_sources(TESTS).items() if rel.startswith('helpers')
+        for name in _top_functions(path)}
+    calls = _where(REPO, PACKAGE, set(), lambda node: _named(node, FRAME_DECODERS))
+    assert {p for p, _, _ in calls} == {os.path.join(PACKAGE, 'core', 'image_codec.py'),
+                                        os.path.join(PACKAGE, 'core', 'camera_messages.py')}
+
+
+FAKE_WAYS = {  # one breach of each one-way rule, beside allowed uses
+    '__init__.py': '',
+    'core/__init__.py': '',
+    'core/image_codec.py': 'def decode_image():\n    pass\n\n\ndef f():\n    return decode_image()\n',
+    'core/camera_messages.py': 'from .image_codec import decode_image\n',
+    'core/output_topics.py': "SUFFIX = '/colorized'\n",
+    'ros/__init__.py': '',
+    'ros/messages.py': 'from sensor_msgs.msg import Image\n\n\ndef image():\n    return Image()\n',
+    'ros/node.py': ('from sensor_msgs.msg import Image\nfrom ..core.image_codec import decode_image\n\n\n'
+                    "def f(node):\n    node.create_publisher(Image, 'depth/colorized', 1)\n    return Image()\n"),
+    'tool_support/__init__.py': '',
+    'tool_support/bag_io.py': ("from ..core import image_codec\n\n\ndef f(t):\n    x = image_codec.check_compressed\n"
+                               "    return f'{t}/mm', 'depth/camera_info', x\n"),
+}
+FAKE_TESTS = {  # one breach of each suite rule, beside allowed uses
+    'conftest.py': ('"""Docstring."""\nimport os\n\nfrom helpers import dds\n\nTIERS = (\'unit\', \'slow\')\n'
+                    'FIRST = dds.claim_domains()\n\n\ndef pytest_configure(config):\n    dds.claim_domains()\n'),
+    'helpers/__init__.py': '',
+    'helpers/threads.py': 'def wait_until(predicate):\n    return predicate()\n\n\ndef _private():\n    pass\n',
+    'helpers/harness.py': 'from conftest import X\n\n\nclass H:\n    def __init__(self):\n        self._x = 1\n',
+    'test_a.py': ('import test_b\nfrom helpers.threads import wait_until\n\n\ndef _private():\n    pass\n\n\n'
+                  'def test_x(node, monkeypatch):\n    node.warn._log = print\n    node.__init__ = None\n'
+                  "    monkeypatch.setattr(node, '_run', None)\n    del node._cache\n"),
+    'test_b.py': ('from conftest import data_file\n\n\ndef wait_until(predicate):\n    return True\n\n\n'
+                  "def test_y(monkeypatch):\n    setattr(object, '_z', 1)\n"),
+}
+
+
+def _write(root, files: dict):
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+
+
+def test_the_one_way_checkers_report_each_kind_of_violation(tmp_path):
+    _write(tmp_path / 'fake', FAKE_WAYS)
+    root, node, bag = str(tmp_path), os.path.join('fake', 'ros', 'node.py'), os.path.join('fake', 'tool_support',
+                                                                                             'bag_io.py')
+    assert [p.split(' uses')[0] for p in frame_path_violations(root, 'fake')] == [f'{node}:2', f'{bag}:5']
+    assert [p.split(' builds')[0] for p in message_building_violations(root, 'fake')] == [f'{node}:7']
+    assert [p.split(': ')[0] for p in topic_name_violations(root, 'fake')] == [
+        f"{node}:6 names the output topic 'depth/colorized'", f"{bag}:6 names the output topic '/mm'"]
+
+
+def test_the_suite_checkers_report_each_kind_of_violation(tmp_path):
+    _write(tmp_path, FAKE_TESTS)
+    root, harness = str(tmp_path), os.path.join('helpers', 'harness.py')
+    assert [p.split(': ')[0] for p in suite_import_violations(root)] == sorted([
+        f'{harness}:1 imports conftest', 'test_a.py:1 imports test_b', 'test_b.py:1 imports conftest'])
+    assert [p.split(',')[0] for p in helper_redefinition_violations(root)] == ['test_b.py:4 defines wait_until']
+    assert [p.split(': ')[0] for p in private_patch_violations(root)] == [
+        'test_a.py:10 patches _log', 'test_a.py:12 patches _run', 'test_a.py:13 patches _cache',
+        'test_b.py:9 patches _z']
+    assert [p.split(' runs')[0] for p in conftest_side_effect_violations(str(tmp_path / 'conftest.py'))] == [
+        'conftest.py:7']

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import domain_for
+from helpers.dds import domain_for
 
 from depth_anything_ros import cli
 

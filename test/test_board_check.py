@@ -12,11 +12,11 @@ import sys
 
 import pytest
 
-from conftest import domain_for
+from helpers.dds import domain_for
 
 from depth_anything_ros import cli
 
-from test_hbm_engine import SIM_DIR, sim
+from helpers.hbm import SIM_ROOT, sim
 
 pytestmark = [pytest.mark.slow, pytest.mark.graph]
 DOMAIN = domain_for(10)
@@ -33,7 +33,7 @@ def stand_in(tmp_path, onnx, input_range: float) -> str:
 def runtime(monkeypatch):
     """The stand-in for this process and for the node process the report starts."""
     monkeypatch.setitem(sys.modules, 'hbm_runtime', sim)
-    monkeypatch.setenv('PYTHONPATH', os.pathsep.join(filter(None, [os.path.dirname(SIM_DIR),
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join(filter(None, [SIM_ROOT,
                                                                      os.environ.get('PYTHONPATH')])))
     return sim
 

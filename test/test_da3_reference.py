@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import data_file
-from da3_reference import FILL_THRESHOLD, MASK_THRESHOLD, official_inference, resize_to_image
+from helpers.data import data_file
+from helpers.da3_reference import FILL_THRESHOLD, MASK_THRESHOLD, official_inference, resize_to_image
 
 pytestmark = [pytest.mark.slow, pytest.mark.dev_tools]
 
@@ -130,7 +130,7 @@ def _check_sky_fill(result, graph):
 def test_upper_bound_resize_examples():
     """The issue's examples through the official InputProcessor itself: 1920x1080 -> 504x280,
     640x480 -> 504x378; an image smaller than 504 is enlarged."""
-    from da3_reference import input_processor
+    from helpers.da3_reference import input_processor
     processor = input_processor()
     for (w, h), expected in [((1920, 1080), (280, 504)), ((640, 480), (378, 504)), ((320, 240), (378, 504)),
                              ((300, 500), (504, 308))]:

@@ -8,7 +8,7 @@ import pytest
 from depth_anything_ros.core import diagnostics
 from depth_anything_ros.core.diagnostics import Counters, LatencyWindow, RateLimitedLog, RateMeter, RecentGrowth
 
-from test_worker_pool import WAIT
+from helpers.threads import WAIT
 
 
 def test_counters():

@@ -12,7 +12,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from conftest import data_file
+from helpers.data import data_file
 
 from depth_anything_ros import cli
 from depth_anything_ros.core.evaluation import (FORMATS, EvaluationError, align_disparity, crop_region, evaluate,

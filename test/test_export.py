@@ -206,7 +206,7 @@ def test_exported_network_interpolates_position_embeddings_officially(tiny_dynam
     can fail."""
     from depth_anything_ros.engines import open_engine
     from depth_anything_ros.torch_models.export import random_input
-    from conftest import tiny_model_with
+    from helpers.models import tiny_model_with
     official = official_torch_model
     transformers_own = tiny_model_with(type(official.backbone.embeddings).interpolate_pos_encoding)
     dynamic = open_engine(tiny_dynamic_model)

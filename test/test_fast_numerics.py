@@ -13,13 +13,13 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import data_file
-
 from depth_anything_ros.core import postprocess
 from depth_anything_ros.core.image_codec import decode_image, image_fields
 from depth_anything_ros.core.postprocess import COLORMAPS, Colorizer
 from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
 from depth_anything_ros.core.recipe import Recipe
+
+from helpers.data import data_file
 
 pytestmark = pytest.mark.unit
 

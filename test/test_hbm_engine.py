@@ -4,8 +4,6 @@ The simulator follows the vendor's HB_HBMRuntime.pyi and computes with ONNX
 Runtime, so these tests check our use of the documented API and our numerics,
 not the BPU itself (that needs a board: `depth-anything-ros compare`).
 """
-import importlib.util
-import os
 import sys
 import threading
 
@@ -25,18 +23,10 @@ from depth_anything_ros.core.preprocess import RgbPreprocessor
 from depth_anything_ros.core.processor_factory import build_processor
 from depth_anything_ros.core.recipe import Recipe
 
-from test_nv12_input import bgr_frame, nv12_frame, nv12_specs
+from helpers.frames import bgr_frame, nv12_frame, nv12_specs
+from helpers.hbm import sim
 
 pytestmark = pytest.mark.slow
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-SIM_DIR = os.path.join(HERE, 'hbm_sim', 'hbm_runtime')
-
-# Loaded without entering sys.modules: other test modules must still see a
-# missing hbm_runtime. The `hbm` fixture installs it per test.
-_spec = importlib.util.spec_from_file_location('hbm_runtime', os.path.join(SIM_DIR, '__init__.py'))
-sim = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sim)
 
 SMALL_HW = (140, 182)  # multiples of 14 and even: cheap model for the many-run tests
 

@@ -1,6 +1,5 @@
 """sensor_msgs/Image fields <-> numpy: every encoding, padded rows, malformed input."""
 import array
-import os
 
 import cv2
 import numpy as np
@@ -10,7 +9,8 @@ from depth_anything_ros.core.image_codec import (
     SUPPORTED_ENCODINGS, ImageFormatError, canonical_encoding, decode_compressed, decode_image, image_fields,
     rgb_to_nv12, to_rgb)
 
-from conftest import data_file
+from helpers import hostile_images
+from helpers.data import data_file
 
 H, W = 24, 32   # even sizes so that every encoding, 4:2:0 and 4:2:2 included, can hold them
 PAD = 7         # odd on purpose: rows start at unaligned offsets
@@ -515,13 +515,6 @@ def test_image_buffer_shares_memory_with_the_message_data(encoding, dtype, shape
 
 # ---------------------------------------------------------------- pixel limit from the header (issue 11, B3)
 
-def _hostile():
-    import sys
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import hostile_images
-    return hostile_images
-
-
 @pytest.mark.parametrize('ext, shape', [('.jpg', (48, 64, 3)), ('.png', (30, 50)), ('.png', (7, 9, 4))])
 def test_compressed_size_reads_the_header_of_real_files(ext, shape):
     from depth_anything_ros.core.image_codec import compressed_size
@@ -541,7 +534,7 @@ def test_progressive_jpeg_with_metadata_segments_is_sized():
 @pytest.mark.parametrize('make', ['jpeg', 'png'])
 def test_header_over_the_pixel_limit_is_refused_before_decoding(make, monkeypatch):
     from depth_anything_ros.core import image_codec
-    hostile = _hostile()
+    hostile = hostile_images
     data = hostile.jpeg_claiming(20000, 20000) if make == 'jpeg' else hostile.png_1bit(20000, 20000)
     assert len(data) < 60_000
     decoded = []

@@ -5,7 +5,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from conftest import data_file
+from helpers.data import data_file
 
 from depth_anything_ros import cli
 from depth_anything_ros.engines import open_engine

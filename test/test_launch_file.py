@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-import launch_standin
+from helpers import launch_standin
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TROS = ('rviz2', 'hobot_usb_cam', 'mipi_cam', 'hobot_shm')

@@ -12,7 +12,8 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import data_file
+from helpers.data import data_file
+from helpers.scenes import SCALE, SHIFT, patch_reference, relative_output, sparse_reference
 
 from depth_anything_ros.core.metric_alignment import ReferenceAligner
 from depth_anything_ros.core.metric_fit import (InverseDepthFit, ScaleTracker, Unaligned, fit_inverse_depth,
@@ -21,7 +22,6 @@ from depth_anything_ros.core.depth_metrics import abs_rel
 from depth_anything_ros.core.reference_samples import (RigidTransform, floor_depth, image_samples,
                                                        ray_samples)
 
-SCALE, SHIFT = 0.37, 0.05          # 1/Z = SCALE * output + SHIFT
 K = (525.0, 525.0, 319.5, 239.5)   # the TUM frame's intrinsics (index.csv)
 
 
@@ -31,12 +31,6 @@ def truth():
     z = raw.astype(np.float64) / 5000.0
     z[raw == 0] = np.nan
     return z
-
-
-def relative_output(z):
-    """A perfect relative model: affine in inverse depth, no unit; filled where the sensor had a hole."""
-    out = (1.0 / z - SHIFT) / SCALE
-    return np.where(np.isfinite(out), out, np.nanmedian(out)).astype(np.float32)
 
 
 def sample_registered(output, reference_m):
@@ -50,18 +44,6 @@ def sample_points(output, xyz, intrinsics):
 
 def transform_points(xyz, pose):
     return RigidTransform.from_pose(pose).apply(xyz)
-
-
-def sparse_reference(z, fraction, outliers, seed=0):
-    """A reference with `fraction` of the pixels valid, `outliers` of those wrong (0.3-20 m)."""
-    rng = np.random.default_rng(seed)
-    valid = np.flatnonzero(np.isfinite(z))
-    picked = rng.choice(valid, max(1, int(fraction * z.size)), replace=False)
-    ref = np.full(z.shape, np.nan)
-    ref.flat[picked] = z.flat[picked]
-    bad = rng.choice(picked, int(outliers * picked.size), replace=False)
-    ref.flat[bad] = rng.uniform(0.3, 20.0, bad.size)
-    return ref
 
 
 def test_metres_from_a_tenth_of_a_percent_with_ten_percent_outliers(truth):
@@ -189,15 +171,6 @@ def test_tracker_smooths_and_restarts_on_a_scene_cut(truth):
 
 
 # ---------------------------------------------------------------- refused fits (issue 18.5)
-
-def patch_reference(truth, metres, noise_m=0.0, size=40):
-    """A ToF seeing a flat wall in a narrow view: `metres` over a size x size patch, NaN elsewhere."""
-    ref = np.full(truth.shape, np.nan)
-    top, left = truth.shape[0] // 2, truth.shape[1] // 2
-    rng = np.random.default_rng(3)
-    ref[top:top + size, left:left + size] = metres + rng.uniform(-noise_m, noise_m, (size, size))
-    return ref
-
 
 @pytest.mark.parametrize('reference', [
     lambda truth: patch_reference(truth, 2.0),                   # a flat wall in a narrow view

@@ -5,7 +5,6 @@ real depth map (TUM RGB-D, test/data): a perfect relative model. Whatever the no
 (pairing, sampling, the fit, writing metres, routing) shows against that ground truth.
 """
 import array
-import collections
 import contextlib
 import shutil
 import threading
@@ -13,19 +12,22 @@ import threading
 import cv2
 import numpy as np
 import pytest
-import rclpy
-from conftest import data_file
 from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
-from test_metric_alignment import patch_reference, relative_output, sparse_reference
-from test_node_faults import published_diagnostics, wait_until
 
-from depth_anything_ros.engines import Engine, open_engine
+from depth_anything_ros.core.camera_messages import stamp_ns
 from depth_anything_ros.core.image_codec import encode_bgr, image_fields
 from depth_anything_ros.core.depth_metrics import abs_rel
+from depth_anything_ros.core.reference_samples import floor_depth
+from depth_anything_ros.engines import Engine, open_engine
 from depth_anything_ros.ros.messages import header_at, image_message
-from depth_anything_ros.ros.node import DepthNode
+
+from helpers.data import data_file
+from helpers.frames import sample_bgr
+from helpers.graph import node_and_probe
+from helpers.node_harness import running_node
+from helpers.scenes import patch_reference, relative_output, sparse_reference
+from helpers.threads import wait_until
 
 pytestmark = pytest.mark.graph
 H, W = 518, 686   # the fixed test model's input: frames of that size map 1:1 onto its output
@@ -38,7 +40,7 @@ class AffineEngine(Engine):
     name = 'affine'
 
     def __init__(self, real, output):
-        self.inputs, self.outputs = real.inputs, real.outputs
+        self.path, self.inputs, self.outputs = real.path, real.inputs, real.outputs
         self.output = output
         self.gate = threading.Event()
         self.gate.set()
@@ -61,30 +63,23 @@ def truth():
 
 @contextlib.contextmanager
 def metric_node(model, output, **params):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    values = {'model_path': model, 'workers': 1, 'metric_reference': 'depth_image',
-              'reference_tolerance': 0.01, 'alignment_smoothing': 0.0, **params}
-    try:
-        node = DepthNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
-    except Exception:
-        rclpy.try_shutdown(context=context)
-        raise
-    node.processor.estimator.engine = AffineEngine(open_engine(model), output)
-    node.sent = collections.defaultdict(list)
-    node.logged = []
-    node.warn._log = lambda msg: node.logged.append(('WARN', msg))
-    node.note._log = lambda msg: node.logged.append(('INFO', msg))
-    for publisher in node.outputs:
-        publisher.get_subscription_count = lambda: 1
-        publisher.publish = lambda msg, topic=publisher.topic_name: node.sent[topic].append(msg)
-    try:
-        yield node
-    finally:
-        node.processor.estimator.engine.gate.set()
-        node.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+    """The node in-process (helpers.node_harness) running AffineEngine: metric_reference depth_image,
+    pairs within 10 ms, no smoothing of the fit, unless set."""
+    engine = AffineEngine(open_engine(model), output)
+    values = {'metric_reference': 'depth_image', 'reference_tolerance': 0.01, 'alignment_smoothing': 0.0, **params}
+    with running_node(model, engine, **values) as harness:
+        try:
+            yield harness
+        finally:
+            engine.gate.set()
+
+
+def reference_topic(harness) -> str:
+    return {'depth_image': 'reference/depth', 'points': 'reference/points'}[harness.node.config['metric_reference']]
+
+
+def send_reference(harness, msg):
+    harness.send(reference_topic(harness), msg)
 
 
 def header(stamp_ns):
@@ -105,34 +100,34 @@ def depth_of(msg):
 
 
 def test_metres_from_a_tenth_of_a_percent_of_pixels_with_ten_percent_outliers(tiny_fixed_model, truth):
-    with metric_node(tiny_fixed_model, relative_output(truth), publish_depth_mm=True) as node:
-        node._on_reference(reference_msg(1_000_000_000, sparse_reference(truth, 0.001, 0.10)))
-        node._on_image(frame_msg(1_004_000_000))              # 4 ms later: paired
-        assert wait_until(lambda: node.sent['/depth']), node.alignment.snapshot()
-        metres = depth_of(node.sent['/depth'][0])
+    with metric_node(tiny_fixed_model, relative_output(truth), publish_depth_mm=True) as harness:
+        send_reference(harness, reference_msg(1_000_000_000, sparse_reference(truth, 0.001, 0.10)))
+        harness.send('image', frame_msg(1_004_000_000))              # 4 ms later: paired
+        assert wait_until(lambda: harness.sent['/depth/mm']), harness.node.alignment.snapshot()   # after depth
+        metres = depth_of(harness.sent['/depth'][0])
         valid = np.isfinite(truth)
         err = abs_rel(metres[valid], truth[valid])
         assert err <= 1e-3, err
-        assert node.alignment.snapshot()['aligned'] == 1 and not node.sent['/depth/relative']
-        mm = np.frombuffer(bytes(node.sent['/depth/mm'][0].data), np.uint16).reshape(H, W)
+        assert harness.node.alignment.snapshot()['aligned'] == 1 and not harness.sent['/depth/relative']
+        mm = np.frombuffer(bytes(harness.sent['/depth/mm'][0].data), np.uint16).reshape(H, W)
         assert np.abs(mm[valid] - metres[valid] * 1000).max() <= 0.5 + 1e-3   # REP 118 millimetres
-        node._on_image(frame_msg(2_000_000_000))              # no reference: relative, and no mm
-        assert wait_until(lambda: node.sent['/depth/relative'])
-        assert len(node.sent['/depth/mm']) == 1
+        harness.send('image', frame_msg(2_000_000_000))              # no reference: relative, and no mm
+        assert wait_until(lambda: harness.sent['/depth/relative'])
+        assert len(harness.sent['/depth/mm']) == 1
 
 
 def test_frames_without_a_reference_go_out_relative_and_are_counted(tiny_fixed_model, truth):
     output = relative_output(truth)
-    with metric_node(tiny_fixed_model, output) as node:
-        node._on_image(frame_msg(2_000_000_000))               # no reference at all
-        assert wait_until(lambda: node.sent['/depth/relative'])
-        np.testing.assert_allclose(depth_of(node.sent['/depth/relative'][0]), output, rtol=1e-6)
-        assert node.sent['/depth'] == [] and node.alignment.snapshot()['no_reference'] == 1
+    with metric_node(tiny_fixed_model, output) as harness:
+        harness.send('image', frame_msg(2_000_000_000))               # no reference at all
+        assert wait_until(lambda: harness.sent['/depth/relative'])
+        np.testing.assert_allclose(depth_of(harness.sent['/depth/relative'][0]), output, rtol=1e-6)
+        assert harness.sent['/depth'] == [] and harness.node.alignment.snapshot()['no_reference'] == 1
         bad = reference_msg(3_000_000_000, truth)
         bad.encoding = 'rgb8'
-        node._on_reference(bad)                          # counted, never raises
-        assert node.alignment.snapshot()['bad_reference'] == 1
-        diag = node._alignment_values()
+        send_reference(harness, bad)                          # counted, never raises
+        assert harness.node.alignment.snapshot()['bad_reference'] == 1
+        diag = harness.diagnostic_values()
         assert diag['unaligned_no_reference'] == '1' and diag['references_rejected'] == '1'
 
 
@@ -157,7 +152,6 @@ def test_in_a_graph_frames_with_a_reference_come_out_in_metres_the_others_relati
     the tiny random-weight model: the reference is made from the model's own relative output for
     this frame, so the fitted metres are known exactly."""
     from rclpy.qos import qos_profile_sensor_data
-    from test_node_graph import node_and_probe, sample_bgr
     bgr = sample_bgr()
     extra = (('depth/relative', Image),)
     with node_and_probe(tiny_fixed_model, 15, '-p', 'metric_reference:=depth_image', '-p', 'reference_tolerance:=0.02',
@@ -217,12 +211,8 @@ def scaled(truth, factor):
     return sparse_reference(truth, 0.001, 0.10) * factor
 
 
-def published(node, topic):
-    return {stamp_of(msg): msg for msg in node.sent[topic]}
-
-
-def stamp_of(msg):
-    return msg.header.stamp.sec * SECOND + msg.header.stamp.nanosec
+def published(harness, topic):
+    return {stamp_ns(msg.header): msg for msg in harness.sent[topic]}
 
 
 def factor_of(msg, truth):
@@ -233,18 +223,18 @@ def factor_of(msg, truth):
     return round(float(ratio.mean()), 3)
 
 
-def send_and_wait(node, stamp, reference=None):
+def send_and_wait(harness, stamp, reference=None):
     """Optionally a reference, then the frame; wait until that frame is out (either topic)."""
-    before = len(node.sent['/depth']) + len(node.sent['/depth/relative'])
+    before = len(harness.sent['/depth']) + len(harness.sent['/depth/relative'])
     if reference is not None:
-        node._on_reference(reference_msg(stamp, reference))
-    node._on_image(frame_msg(stamp))
-    assert wait_until(lambda: len(node.sent['/depth']) + len(node.sent['/depth/relative']) > before), \
-        node.alignment.snapshot()
+        send_reference(harness, reference_msg(stamp, reference))
+    harness.send('image', frame_msg(stamp))
+    assert wait_until(lambda: len(harness.sent['/depth']) + len(harness.sent['/depth/relative']) > before), \
+        harness.node.alignment.snapshot()
 
 
-def warned(node, text):
-    return [msg for level, msg in node.logged if level == 'WARN' and text in msg]
+def warned(harness, text):
+    return harness.lines(text, severity='WARN')
 
 
 def cloud_msg(stamp_ns, xyz, width=None, data=None):
@@ -275,79 +265,79 @@ def back_projected(truth, count=2000, seed=5):
 
 def test_an_empty_cloud_is_rejected_and_counted_and_the_next_one_aligns(tiny_fixed_model, truth):
     """Issue 18.1: one cloud with no points (a LiDAR with no returns) ended the node."""
-    with metric_node(tiny_fixed_model, relative_output(truth), metric_reference='points') as node:
-        node._on_camera_info(camera_info())
-        node._on_reference(cloud_msg(5 * SECOND, np.zeros((0, 3)), width=0))
-        node._on_reference(cloud_msg(6 * SECOND, np.zeros((0, 3)), width=100))      # says 100, carries none
-        assert node.alignment.snapshot()['bad_reference'] == 2
-        assert warned(node, 'reference ignored: point cloud')
-        node._on_reference(cloud_msg(7 * SECOND, back_projected(truth)))
-        node._on_image(frame_msg(7 * SECOND))
-        assert wait_until(lambda: node.sent['/depth']), node.alignment.snapshot()
-        assert factor_of(node.sent['/depth'][0], truth) == 1.0
-        assert node._alignment_values()['references_rejected'] == '2'
+    with metric_node(tiny_fixed_model, relative_output(truth), metric_reference='points') as harness:
+        harness.send('camera_info', camera_info())
+        send_reference(harness, cloud_msg(5 * SECOND, np.zeros((0, 3)), width=0))
+        send_reference(harness, cloud_msg(6 * SECOND, np.zeros((0, 3)), width=100))      # says 100, carries none
+        assert harness.node.alignment.snapshot()['bad_reference'] == 2
+        assert warned(harness, 'reference ignored: point cloud')
+        send_reference(harness, cloud_msg(7 * SECOND, back_projected(truth)))
+        harness.send('image', frame_msg(7 * SECOND))
+        assert wait_until(lambda: harness.sent['/depth']), harness.node.alignment.snapshot()
+        assert factor_of(harness.sent['/depth'][0], truth) == 1.0
+        assert harness.diagnostic_values()['references_rejected'] == '2'
 
 
 def test_frames_in_flight_pair_with_their_own_reference_whatever_the_reference_rate(tiny_fixed_model, truth):
     """Issue 18.3: references at 10 Hz, inference far longer than the store's reach: 0 of 15 frames
     aligned although each frame's own reference was sent before it. Here three frames are held in
     flight (two workers and the waiting slot) while 100 more references arrive."""
-    with metric_node(tiny_fixed_model, relative_output(truth), workers=2) as node:
-        engine = node.processor.estimator.engine
+    with metric_node(tiny_fixed_model, relative_output(truth), workers=2) as harness:
+        engine = harness.engine
         engine.gate.clear()
         frames = {10 * SECOND: 1.5, 11 * SECOND: 2.0, 12 * SECOND: 2.5}
         for taken, (stamp, factor) in enumerate(frames.items()):
             for tick in range(9, 0, -1):                              # 10 Hz before it, another scene
-                node._on_reference(reference_msg(stamp - tick * SECOND // 10, scaled(truth, 3.0)))
-            node._on_reference(reference_msg(stamp, scaled(truth, factor)))
-            node._on_image(frame_msg(stamp))
+                send_reference(harness, reference_msg(stamp - tick * SECOND // 10, scaled(truth, 3.0)))
+            send_reference(harness, reference_msg(stamp, scaled(truth, factor)))
+            harness.send('image', frame_msg(stamp))
             if taken < 2:
                 assert wait_until(lambda: engine.entered == taken + 1)   # on a worker: the slot is free again
         for tick in range(1, 101):
-            node._on_reference(reference_msg(12 * SECOND + tick * SECOND // 10, scaled(truth, 3.0)))
+            send_reference(harness, reference_msg(12 * SECOND + tick * SECOND // 10, scaled(truth, 3.0)))
         engine.gate.set()
-        assert wait_until(lambda: len(node.sent['/depth']) == 3), node.alignment.snapshot()
-        assert {s: factor_of(m, truth) for s, m in published(node, '/depth').items()} == frames
-        assert node.alignment.snapshot()['references'] == 3 * 10 + 100
+        assert wait_until(lambda: len(harness.sent['/depth']) == 3), harness.node.alignment.snapshot()
+        assert {s: factor_of(m, truth) for s, m in published(harness, '/depth').items()} == frames
+        assert harness.node.alignment.snapshot()['references'] == 3 * 10 + 100
 
 
 def test_stamps_far_ahead_restart_the_store_and_later_pairs_align(tiny_fixed_model, truth):
     """Issue 18.3: 8 references stamped 1e6 s ahead, then normal pairs: every later frame was relative."""
-    with metric_node(tiny_fixed_model, relative_output(truth)) as node:
+    with metric_node(tiny_fixed_model, relative_output(truth)) as harness:
         for i in range(8):
-            node._on_reference(reference_msg((1_000_000 + i) * SECOND, scaled(truth, 3.0)))
+            send_reference(harness, reference_msg((1_000_000 + i) * SECOND, scaled(truth, 3.0)))
         for i in range(5):
-            send_and_wait(node, (20 + i) * SECOND, scaled(truth, 1.0 + i / 10))
-        assert [round(factor_of(m, truth), 1) for m in node.sent['/depth']] == [1.0, 1.1, 1.2, 1.3, 1.4]
-        values = node._alignment_values()
+            send_and_wait(harness, (20 + i) * SECOND, scaled(truth, 1.0 + i / 10))
+        assert [round(factor_of(m, truth), 1) for m in harness.sent['/depth']] == [1.0, 1.1, 1.2, 1.3, 1.4]
+        values = harness.diagnostic_values()
         assert values['reference_restarts'] == '1' and values['frames_aligned'] == '5'
-        assert warned(node, 'reference store restarted')
+        assert warned(harness, 'reference store restarted')
 
 
 def test_a_looping_bag_aligns_its_second_loop(tiny_fixed_model, truth):
     """Issue 18.3: the same 20 stamps again: 12 of 20 went out relative on the second loop."""
-    with metric_node(tiny_fixed_model, relative_output(truth)) as node:
+    with metric_node(tiny_fixed_model, relative_output(truth)) as harness:
         stamps = [30 * SECOND + i * SECOND // 10 for i in range(20)]
         for loop in range(2):
             for i, stamp in enumerate(stamps):
-                send_and_wait(node, stamp, scaled(truth, 1.0 + i / 20))
-        assert len(node.sent['/depth']) == 40 and not node.sent['/depth/relative']
-        second = [factor_of(m, truth) for m in node.sent['/depth'][20:]]
+                send_and_wait(harness, stamp, scaled(truth, 1.0 + i / 20))
+        assert len(harness.sent['/depth']) == 40 and not harness.sent['/depth/relative']
+        second = [factor_of(m, truth) for m in harness.sent['/depth'][20:]]
         assert second == [round(1.0 + i / 20, 3) for i in range(20)]
-        assert node._alignment_values()['reference_restarts'] == '1'
+        assert harness.diagnostic_values()['reference_restarts'] == '1'
 
 
 def test_a_reference_arriving_after_its_frame_is_used_while_the_frame_is_in_flight(tiny_fixed_model, truth):
     """Issue 18.3: a reference 50-500 ms after its frame (same stamp) was never used."""
-    with metric_node(tiny_fixed_model, relative_output(truth)) as node:
-        engine = node.processor.estimator.engine
+    with metric_node(tiny_fixed_model, relative_output(truth)) as harness:
+        engine = harness.engine
         engine.gate.clear()
-        node._on_image(frame_msg(40 * SECOND))
+        harness.send('image', frame_msg(40 * SECOND))
         assert wait_until(lambda: engine.entered == 1)
-        node._on_reference(reference_msg(40 * SECOND, scaled(truth, 1.25)))     # late, same stamp
+        send_reference(harness, reference_msg(40 * SECOND, scaled(truth, 1.25)))     # late, same stamp
         engine.gate.set()
-        assert wait_until(lambda: node.sent['/depth']), node.alignment.snapshot()
-        assert factor_of(node.sent['/depth'][0], truth) == 1.25
+        assert wait_until(lambda: harness.sent['/depth']), harness.node.alignment.snapshot()
+        assert factor_of(harness.sent['/depth'][0], truth) == 1.25
 
 
 @pytest.mark.parametrize('stamps', [
@@ -358,16 +348,16 @@ def test_unusable_stamps_never_pair_with_a_stale_reference(tiny_fixed_model, tru
     """Issue 18.4: frame k was aligned to the reference seven before its own, counted as aligned.
     Each frame is sent with a reference of its own scene: any frame out in metres must carry its
     own reference's factor."""
-    with metric_node(tiny_fixed_model, relative_output(truth), reference_tolerance=0.05) as node:
+    with metric_node(tiny_fixed_model, relative_output(truth), reference_tolerance=0.05) as harness:
         for k, stamp in enumerate(stamps):
-            send_and_wait(node, stamp, scaled(truth, 1.0 + k / 10))
-        metres = [factor_of(m, truth) for m in node.sent['/depth']]
+            send_and_wait(harness, stamp, scaled(truth, 1.0 + k / 10))
+        metres = [factor_of(m, truth) for m in harness.sent['/depth']]
         usable = [k for k, s in enumerate(stamps) if s and s not in stamps[:k]]      # first of each stamp
         assert metres == [round(1.0 + k / 10, 3) for k in usable]
-        counts = node.alignment.snapshot()
-        assert counts['unusable_stamp'] == len(stamps) - len(usable) == len(node.sent['/depth/relative'])
+        counts = harness.node.alignment.snapshot()
+        assert counts['unusable_stamp'] == len(stamps) - len(usable) == len(harness.sent['/depth/relative'])
         assert counts['bad_reference'] == len(stamps) - len(usable)                 # zero or repeated
-        assert warned(node, 'reference ignored: its stamp is')
+        assert warned(harness, 'reference ignored: its stamp is')
 
 
 @pytest.mark.parametrize('reference', [
@@ -379,14 +369,14 @@ def test_a_reference_that_cannot_fix_the_scale_leaves_the_frame_relative_and_war
                                                                                    reference):
     """Issue 18.5: the whole frame went out as exactly 2.0 m, counted as aligned, diagnostics ok."""
     output = relative_output(truth)
-    with metric_node(tiny_fixed_model, output) as node:
-        send_and_wait(node, 50 * SECOND, reference(truth))
-        assert node.sent['/depth'] == []
-        np.testing.assert_allclose(depth_of(node.sent['/depth/relative'][0]), output, rtol=1e-6)
-        counts = node.alignment.snapshot()
+    with metric_node(tiny_fixed_model, output) as harness:
+        send_and_wait(harness, 50 * SECOND, reference(truth))
+        assert harness.sent['/depth'] == []
+        np.testing.assert_allclose(depth_of(harness.sent['/depth/relative'][0]), output, rtol=1e-6)
+        counts = harness.node.alignment.snapshot()
         assert counts['fit_refused'] == 1 and counts['aligned'] == 0
-        assert warned(node, 'fit_refused: the reference cannot fix the scale')
-        diag = published_diagnostics(node)
+        assert warned(harness, 'fit_refused: the reference cannot fix the scale')
+        diag = harness.diagnostics()
         assert diag.level == DiagnosticStatus.WARN and 'fit_refused 1' in diag.message
         values = {kv.key: kv.value for kv in diag.values}
         assert values['unaligned_fit_refused'] == '1' and 'cannot fix the scale' in values['alignment_last_refusal']
@@ -394,13 +384,13 @@ def test_a_reference_that_cannot_fix_the_scale_leaves_the_frame_relative_and_war
 
 def test_a_reference_of_denormals_is_rejected_and_the_frame_goes_out_relative(tiny_fixed_model, truth):
     """Issue 18.5: a reference of positive denormal floats (1e-44) gave 0 m everywhere, counted aligned."""
-    with metric_node(tiny_fixed_model, relative_output(truth)) as node:
-        send_and_wait(node, 60 * SECOND, np.full(truth.shape, 1e-44))
-        assert node.sent['/depth'] == [] and len(node.sent['/depth/relative']) == 1
-        counts = node.alignment.snapshot()
+    with metric_node(tiny_fixed_model, relative_output(truth)) as harness:
+        send_and_wait(harness, 60 * SECOND, np.full(truth.shape, 1e-44))
+        assert harness.sent['/depth'] == [] and len(harness.sent['/depth/relative']) == 1
+        counts = harness.node.alignment.snapshot()
         assert counts['bad_reference'] == 1 and counts['no_reference'] == 1 and counts['aligned'] == 0
-        assert warned(node, 'no reading between 1 mm and 1000 m')
-        diag = published_diagnostics(node)
+        assert warned(harness, 'no reading between 1 mm and 1000 m')
+        diag = harness.diagnostics()
         assert diag.level == DiagnosticStatus.WARN and 'no_reference 1' in diag.message
         assert '1 references rejected' in diag.message
 
@@ -410,23 +400,22 @@ def test_a_reference_of_denormals_is_rejected_and_the_frame_goes_out_relative(ti
 def test_the_floor_needs_a_camera_info_that_belongs_to_the_frames(tiny_fixed_model, bad):
     """Issue 18.7: fx = fy = 1e-9 gave 'aligned' metres of 1e-11 m; a 2^31-1 size 3e-7 m. A camera
     0.6 m above a floor it sees whole: a good camera_info then gives the floor's metres exactly."""
-    from test_metric_alignment import floor_depth
     pitch = np.radians(25)
     scene = floor_depth((H, W), K, 0.6, pitch, floor_rows=1.0).astype(np.float64)
     with metric_node(tiny_fixed_model, relative_output(scene), metric_reference='ground_plane', camera_height=0.6,
-                     camera_pitch=float(pitch)) as node:
-        node._on_image(frame_msg(70 * SECOND))                       # a frame first: its size is known
-        assert wait_until(lambda: node.sent['/depth/relative'])
-        node._on_camera_info(camera_info(**bad))
-        node._on_image(frame_msg(71 * SECOND))
-        assert wait_until(lambda: len(node.sent['/depth/relative']) == 2)
-        assert node.skips.snapshot()['camera_info_rejected'] == 1 and node.sent['/depth'] == []
-        assert node.alignment.snapshot()['no_camera_info'] == 2
-        assert warned(node, 'camera_info ignored')
-        node._on_camera_info(camera_info())
-        node._on_image(frame_msg(72 * SECOND))
-        assert wait_until(lambda: node.sent['/depth']), node.alignment.snapshot()
-        metres = depth_of(node.sent['/depth'][0])
+                     camera_pitch=float(pitch)) as harness:
+        harness.send('image', frame_msg(70 * SECOND))                       # a frame first: its size is known
+        assert wait_until(lambda: harness.sent['/depth/relative'])
+        harness.send('camera_info', camera_info(**bad))
+        harness.send('image', frame_msg(71 * SECOND))
+        assert wait_until(lambda: len(harness.sent['/depth/relative']) == 2)
+        assert harness.node.skips.snapshot()['camera_info_rejected'] == 1 and harness.sent['/depth'] == []
+        assert harness.node.alignment.snapshot()['no_camera_info'] == 2
+        assert warned(harness, 'camera_info ignored')
+        harness.send('camera_info', camera_info())
+        harness.send('image', frame_msg(72 * SECOND))
+        assert wait_until(lambda: harness.sent['/depth']), harness.node.alignment.snapshot()
+        metres = depth_of(harness.sent['/depth'][0])
         valid = np.isfinite(scene)
         assert abs_rel(metres[valid], scene[valid]) < 1e-3
 
@@ -436,36 +425,39 @@ def test_a_relative_model_whose_name_contains_metric_stays_relative(tiny_fixed_m
     """Issue 18.6: the node published the relative values (0..2.32) on `depth` as metres."""
     model = str(tmp_path / name)
     shutil.copy(tiny_fixed_model, model)
-    with metric_node(model, relative_output(truth), metric_reference='none') as node:
-        assert node.processor.depth_type == 'relative' and not node.processor.metric
-        assert 'relative inverse depth' in node.processor.meaning()
+    with metric_node(model, relative_output(truth), metric_reference='none') as harness:
+        assert harness.node.processor.depth_type == 'relative' and not harness.node.processor.metric
+        assert 'relative inverse depth' in harness.node.processor.meaning()
 
 
 def test_the_finish_step_waits_briefly_for_a_reference_still_to_come(tiny_fixed_model, truth):
     """The frame reaches its finish step before its reference (a fast engine, a LiDAR publishing
     after its scan): with references arriving and none yet past the frame's stamp, alignment
     waits for it, up to reference_wait after the frame arrived."""
-    with metric_node(tiny_fixed_model, relative_output(truth), reference_wait=1.0) as node:
-        node._on_reference(reference_msg(44 * SECOND, scaled(truth, 3.0)))      # the stream is live
-        store = node.processor.aligner.references
+    with metric_node(tiny_fixed_model, relative_output(truth), reference_wait=1.0) as harness:
+        send_reference(harness, reference_msg(44 * SECOND, scaled(truth, 3.0)))      # the stream is live
+        store = harness.node.processor.aligner.references
         asked = threading.Event()
         pair = store.pair
         store.pair = lambda stamp, deadline=None: (asked.set(), pair(stamp, deadline))[1]
-        node._on_image(frame_msg(45 * SECOND))
+        harness.send('image', frame_msg(45 * SECOND))
         assert asked.wait(20)                                # finishing, and nothing within 10 ms of 45 s
-        node._on_reference(reference_msg(45 * SECOND, scaled(truth, 1.5)))
-        assert wait_until(lambda: node.sent['/depth'] or node.sent['/depth/relative'])
-        assert node.sent['/depth'] and factor_of(node.sent['/depth'][0], truth) == 1.5
+        send_reference(harness, reference_msg(45 * SECOND, scaled(truth, 1.5)))
+        assert wait_until(lambda: harness.sent['/depth'] or harness.sent['/depth/relative'])
+        assert harness.sent['/depth'] and factor_of(harness.sent['/depth'][0], truth) == 1.5
 
 
 def test_a_camera_info_that_does_not_describe_the_frames_is_rejected_when_they_come(tiny_fixed_model):
     """A camera_info of a plausible camera, received before any frame, for frames a quarter as wide:
     refused at the first frame, counted like one refused on arrival."""
     with metric_node(tiny_fixed_model, np.ones((H, W), np.float32), metric_reference='ground_plane',
-                     camera_height=0.6, camera_pitch=0.4) as node:
-        node._on_camera_info(camera_info(width=W // 4, height=H))
-        assert node.skips.snapshot()['camera_info_rejected'] == 0          # no frame yet to compare with
-        node._on_image(frame_msg(80 * SECOND))
-        assert wait_until(lambda: node.sent['/depth/relative'])
-        assert node.skips.snapshot()['camera_info_rejected'] == 1 and node._camera_info is None
-        assert node.alignment.snapshot()['no_camera_info'] == 1 and warned(node, 'does not describe')
+                     camera_height=0.6, camera_pitch=0.4) as harness:
+        harness.send('camera_info', camera_info(width=W // 4, height=H))
+        assert harness.node.skips.snapshot()['camera_info_rejected'] == 0          # no frame yet to compare with
+        harness.send('image', frame_msg(80 * SECOND))
+        assert wait_until(lambda: harness.sent['/depth/relative'])
+        harness.send('image', frame_msg(81 * SECOND))
+        assert wait_until(lambda: len(harness.sent['/depth/relative']) == 2)   # frame 80's messages are all out
+        assert harness.node.skips.snapshot()['camera_info_rejected'] == 1
+        assert harness.sent['/depth/camera_info'] == []                      # none kept to go beside them
+        assert harness.node.alignment.snapshot()['no_camera_info'] == 2 and warned(harness, 'does not describe')

@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from conftest import REPO, domain_for
+from helpers.data import REPO
+from helpers.dds import domain_for
 
 from depth_anything_ros.core.dependencies import HINTS
 from depth_anything_ros.ros.environment import ros_environment

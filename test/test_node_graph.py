@@ -1,5 +1,4 @@
 """The node in a real ROS 2 graph: separate processes talking over Fast DDS."""
-import contextlib
 import os
 import signal
 import time
@@ -11,44 +10,23 @@ import pytest
 
 from depth_anything_ros.ros.environment import use_ros_environment
 from depth_anything_ros.ros.process_graph import RosGraph
-from depth_anything_ros.core.paths import SAMPLE_IMAGE
 
-from conftest import cached_model, domain_for
-from ros_probe import Probe
+from helpers import hbm, hostile_images
+from helpers.dds import domain_for
+from helpers.frames import sample_bgr
+from helpers.graph import node_and_probe
+from helpers.ros_probe import Probe
+from helpers.models import cached_model
 
 pytestmark = pytest.mark.graph
 
 W, H = 640, 480
 
 
-def sample_bgr(w=W, h=H) -> np.ndarray:
-    return cv2.resize(cv2.imread(SAMPLE_IMAGE), (w, h))
-
-
-@contextlib.contextmanager
-def node_and_probe(model: str, offset: int, *params, extra_env=None, **probe_args):
-    """A depth node in a domain of its own, and a probe beside it; both stopped after."""
-    domain = domain_for(offset)
-    use_ros_environment(domain)
-    graph = RosGraph(domain, extra_env=extra_env)
-    start_node(graph, model, *params)
-    probe = Probe(**probe_args)
-    try:
-        yield graph, probe
-    finally:
-        probe.close()
-        graph.stop()
-
-
 def interrupt(proc, timeout: float = 60.0) -> int:
     """Ctrl-C a process: its exit code (the timeout catches a hang, it measures no speed)."""
     proc.send_signal(signal.SIGINT)
     return proc.wait(timeout=timeout)
-
-
-def start_node(graph: RosGraph, model: str, *params) -> None:
-    args = ['-p', f'model_path:={model}', '-p', 'diagnostics_period:=0.5', *params]
-    graph.start('node', graph.node_command(*args))
 
 
 @pytest.fixture(scope='module')
@@ -258,14 +236,9 @@ def test_points_on_a_relative_model_fail_start_up(tiny_fixed_model):
 def test_hbm_engine_on_the_simulator(tiny_fixed_model, tmp_path, variant):
     """engine: hbm in the real graph; hbm_runtime is the ONNX Runtime-backed simulator. The float
     model is named like D-Robotics' depth_any.hbm: its start-up line names the official recipe."""
-    import importlib.util
-    sim_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'hbm_sim')
-    spec = importlib.util.spec_from_file_location('hbm_sim', os.path.join(sim_dir, 'hbm_runtime', '__init__.py'))
-    sim = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sim)
     model = str(tmp_path / ('depth_any.hbm' if variant == 'float_rgb' else f'{variant}.hbm'))
-    sim.write_sim_model(model, tiny_fixed_model, variant)
-    pythonpath = os.pathsep.join(filter(None, [sim_dir, os.environ.get('PYTHONPATH')]))
+    hbm.sim.write_sim_model(model, tiny_fixed_model, variant)
+    pythonpath = os.pathsep.join(filter(None, [hbm.SIM_ROOT, os.environ.get('PYTHONPATH')]))
     with node_and_probe(model, 6, '-p', 'engine:=hbm', '-p', 'bpu_priority:=200',
                         extra_env={'PYTHONPATH': pythonpath}, name=f'probe_hbm_{variant}') as (graph, probe):
         assert probe.wait_connected() and probe.warm_up(sample_bgr()), graph.text('node')
@@ -352,7 +325,7 @@ def test_hostile_sizes_under_a_6_gb_address_space_cap(tiny_dynamic_model, transp
     B4 (raw rgb8 into a dynamic model) 100x1000, 64x2000 and 3x100000 frames. The node stays
     up, its peak RSS under 1.5 GB, and the next good frame is published."""
     import sys
-    from hostile_images import jpeg_claiming, png_1bit
+    jpeg_claiming, png_1bit = hostile_images.jpeg_claiming, hostile_images.png_1bit
     capped = [sys.executable, '-c', 'import resource, runpy, sys; '
               'resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30)); '
               'runpy.run_module("depth_anything_ros.ros.ros_main", run_name="__main__")']

@@ -5,24 +5,13 @@ import cv2
 import numpy as np
 
 from depth_anything_ros.engines import TensorSpec
-from depth_anything_ros.core.image_codec import Frame, bgr_to_nv12, decode_image
+from depth_anything_ros.core.image_codec import Frame, decode_image
 from depth_anything_ros.core.nv12_input import Nv12Preprocessor
 from depth_anything_ros.core.placement import Rect
 from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
 from depth_anything_ros.core.recipe import IMAGENET_MEAN, Recipe
 
-
-def bgr_frame(bgr):
-    return Frame('bgr8', bgr, *bgr.shape[:2])
-
-
-def nv12_frame(bgr):
-    return Frame('nv12', bgr_to_nv12(bgr), *bgr.shape[:2])
-
-
-def nv12_specs(h, w):
-    return [TensorSpec('y', (1, h, w, 1), np.dtype(np.uint8), 'NHWC'),
-            TensorSpec('uv', (1, h // 2, w // 2, 2), np.dtype(np.uint8), 'NHWC')]
+from helpers.frames import bgr_frame, nv12_frame, nv12_specs
 
 
 def planes(feeds):

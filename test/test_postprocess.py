@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 import pytest
-from conftest import run_in_threads
+from helpers.threads import run_in_threads
 
 from depth_anything_ros.core.image_codec import decode_image, image_fields
 from depth_anything_ros.core.postprocess import (
@@ -12,7 +12,7 @@ from depth_anything_ros.core.placement import Placement, Rect
 from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
 from depth_anything_ros.core.recipe import Recipe
 
-from conftest import data_file
+from helpers.data import data_file
 
 CANVAS = (518, 686)
 SIZES = [(480, 640), (1080, 1920), (640, 480), (300, 500), (518, 686), (97, 131)]
@@ -107,6 +107,7 @@ def test_restore_aligns_corners_by_default():
     Placement((1080, 1920), (518, 686), Rect(235, 0, 1450, 1080), Rect(0, 0, 686, 518)),  # crop
     Placement((1, 5), (3, 4), Rect(0, 0, 5, 1), Rect(0, 0, 4, 3)),                       # one row
 ])
+@pytest.mark.dev_tools
 def test_restore_equals_torch_align_corners(placement):
     """Against the official upsampling itself, on a rough random map (large neighbour steps)."""
     torch = pytest.importorskip('torch')

@@ -11,7 +11,7 @@ from depth_anything_ros.core.placement import Placement, Rect, lower_bound_size,
 from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
 from depth_anything_ros.core.recipe import IMAGENET_MEAN, IMAGENET_STD, Recipe
 
-from conftest import data_file
+from helpers.data import data_file
 
 MEAN = np.array(IMAGENET_MEAN, np.float64)
 STD = np.array(IMAGENET_STD, np.float64)
@@ -43,7 +43,8 @@ def official_preprocess(bgr, size_hw=None):
     return np.ascontiguousarray(rgb.transpose(2, 0, 1))
 
 
-def bgr_frame(bgr):
+def codec_frame(bgr):
+    """A bgr8 frame as the codec decodes it from its message fields."""
     return decode_image(**image_fields(np.ascontiguousarray(bgr), 'bgr8'))
 
 
@@ -103,7 +104,7 @@ def test_matches_the_official_float_recipe(relpath):
     """The default (interpolation 'cubic' on the float image) is the official tensor up to
     OpenCV's float32 arithmetic: measured max 1.4e-4 (a hundredth of a grey level)."""
     bgr = load_bgr(relpath)
-    tensor, placement = RgbPreprocessor(rgb_input(None)).tensor(bgr_frame(bgr))
+    tensor, placement = RgbPreprocessor(rgb_input(None)).tensor(codec_frame(bgr))
     ref = official_preprocess(bgr)
     assert tensor.dtype == np.float32
     assert tensor.shape == (1,) + ref.shape
@@ -115,7 +116,7 @@ def test_matches_the_official_float_recipe(relpath):
 @pytest.mark.parametrize('relpath', OFFICIAL_PHOTOS)
 def test_cubic_uint8_matches_official_recipe_rounded_to_8_bits(relpath):
     bgr = load_bgr(relpath)
-    tensor, placement = RgbPreprocessor(rgb_input(None), Recipe(interpolation='cubic_uint8')).tensor(bgr_frame(bgr))
+    tensor, placement = RgbPreprocessor(rgb_input(None), Recipe(interpolation='cubic_uint8')).tensor(codec_frame(bgr))
     ref = official_preprocess_8bit(bgr)
     assert tensor.shape == (1,) + ref.shape
     diff = np.abs(tensor[0].astype(np.float64) - ref)
@@ -132,7 +133,7 @@ def test_cubic_uint8_is_near_the_official_float_recipe(relpath):
     grey level) and clipped bicubic overshoot at strong edges (up to 0.76 here, at about 1 %
     of values)."""
     bgr = load_bgr(relpath)
-    tensor, _ = RgbPreprocessor(rgb_input(None), Recipe(interpolation='cubic_uint8')).tensor(bgr_frame(bgr))
+    tensor, _ = RgbPreprocessor(rgb_input(None), Recipe(interpolation='cubic_uint8')).tensor(codec_frame(bgr))
     ref = official_preprocess(bgr)
     diff = np.abs(tensor[0].astype(np.float64) - ref)
     # measured: mean 0.0043-0.0065, 99th pct 0.0086-0.048, > 1 grey level at 0.2-1.8 %
@@ -147,7 +148,7 @@ def test_cubic_uint8_is_near_the_official_float_recipe(relpath):
 
 def test_nhwc_layout_is_the_transpose():
     bgr = load_bgr('tum_rgbd/TUM_color.png')
-    frame = bgr_frame(bgr)
+    frame = codec_frame(bgr)
     nchw, _ = RgbPreprocessor(rgb_input(None)).tensor(frame)
     nhwc, _ = RgbPreprocessor(rgb_input(None, 'NHWC')).tensor(frame)
     assert nhwc.shape == (1, 518, 686, 3)
@@ -185,9 +186,10 @@ def _dpt_processor():
 # to 1 (425x640 -> 350x518) where the official recipe uses the lower bound (-> 518x784).
 @pytest.mark.parametrize('relpath', ['redwood_synthetic/color/00000.jpg', 'redwood_synthetic/color/00004.jpg',
                                      'tum_rgbd/TUM_color.png'])
+@pytest.mark.dev_tools
 def test_close_to_transformers_processor(relpath):
     bgr = load_bgr(relpath)
-    tensor, _ = RgbPreprocessor(rgb_input(None)).tensor(bgr_frame(bgr))
+    tensor, _ = RgbPreprocessor(rgb_input(None)).tensor(codec_frame(bgr))
     ref = _dpt_processor()(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), return_tensors='np')['pixel_values']
     assert ref.shape == tensor.shape
     # PIL bicubic (a=-0.5, antialiased, float) vs OpenCV (a=-0.75, 8-bit): measured mean abs
@@ -202,7 +204,7 @@ def test_close_to_transformers_processor(relpath):
 def test_bgr8_and_rgb8_give_identical_tensors():
     bgr = load_bgr('redwood_synthetic/color/00002.jpg')
     pre = RgbPreprocessor(rgb_input(None))
-    from_bgr, p1 = pre.tensor(bgr_frame(bgr))
+    from_bgr, p1 = pre.tensor(codec_frame(bgr))
     from_rgb, p2 = pre.tensor(decode_image(**image_fields(np.ascontiguousarray(bgr[:, :, ::-1]), 'rgb8')))
     # OpenCV's float resize rounds a channel differently by its place in the pixel: 1e-6.
     np.testing.assert_allclose(from_bgr, from_rgb, rtol=0, atol=1e-5)
@@ -211,9 +213,9 @@ def test_bgr8_and_rgb8_give_identical_tensors():
 
 def test_bgr_channel_order_reverses_the_planes():
     bgr = load_bgr('redwood_synthetic/color/00002.jpg')
-    rgb_tensor, _ = RgbPreprocessor(rgb_input(CANVAS), Recipe(normalization='none')).tensor(bgr_frame(bgr))
+    rgb_tensor, _ = RgbPreprocessor(rgb_input(CANVAS), Recipe(normalization='none')).tensor(codec_frame(bgr))
     bgr_tensor, _ = RgbPreprocessor(rgb_input(CANVAS), Recipe(normalization='none', channel_order='bgr')).tensor(
-        bgr_frame(bgr))
+        codec_frame(bgr))
     np.testing.assert_array_equal(bgr_tensor[0], rgb_tensor[0, ::-1])
     assert np.abs(bgr_tensor[0, 0] - bgr_tensor[0, 2]).mean() > 0.01   # a colour photo
 
@@ -223,7 +225,7 @@ def test_d_robotics_recipe_by_hand():
     bgr = np.random.default_rng(5).integers(0, 256, (90, 160, 3), dtype=np.uint8)
     bgr[0, 0] = 77                                                   # a grey pixel: all zero
     recipe = Recipe(resize_mode='stretch', interpolation='nearest', normalization='pixel_zscore')
-    tensor, _ = RgbPreprocessor(rgb_input(CANVAS), recipe).tensor(bgr_frame(bgr))
+    tensor, _ = RgbPreprocessor(rgb_input(CANVAS), recipe).tensor(codec_frame(bgr))
     rgb = cv2.resize(bgr, (CANVAS[1], CANVAS[0]), interpolation=cv2.INTER_NEAREST)[:, :, ::-1]
     for y, x in [(0, 0), (100, 200), (517, 685), (300, 7)]:
         px = rgb[y, x].astype(np.float64)
@@ -242,7 +244,7 @@ def test_nv12_close_to_rgb():
     nv12 = np.concatenate([i420[:h], np.stack([u, v], -1).reshape(h // 2, w)])
     pre = RgbPreprocessor(rgb_input(None))
     from_nv12, _ = pre.tensor(decode_image(h, w, 'nv12', 0, w, nv12.tobytes()))
-    from_rgb, _ = pre.tensor(bgr_frame(bgr))
+    from_rgb, _ = pre.tensor(codec_frame(bgr))
     diff = np.abs(from_nv12 - from_rgb)
     # measured mean 0.017, about one grey level (1/255/0.229 = 0.017 in these units)
     assert diff.mean() < 0.03, diff.mean()
@@ -303,7 +305,7 @@ def _gradient_bgr(h, w):
 @pytest.mark.parametrize('image_hw', IMAGE_SIZES)
 def test_letterbox_padding_is_normalized_zero(image_hw):
     bgr = _gradient_bgr(*image_hw)
-    tensor, p = RgbPreprocessor(rgb_input(CANVAS), Recipe(resize_mode='letterbox')).tensor(bgr_frame(bgr))
+    tensor, p = RgbPreprocessor(rgb_input(CANVAS), Recipe(resize_mode='letterbox')).tensor(codec_frame(bgr))
     assert tensor.shape == (1, 3) + CANVAS
     dst = p.target
     inside = np.zeros(CANVAS, bool)
@@ -318,7 +320,7 @@ def test_letterbox_padding_is_normalized_zero(image_hw):
 @pytest.mark.parametrize('image_hw', IMAGE_SIZES)
 def test_crop_and_stretch_fill_the_canvas(image_hw):
     bgr = _gradient_bgr(*image_hw)
-    frame = bgr_frame(bgr)
+    frame = codec_frame(bgr)
     for mode in ('crop', 'stretch'):
         tensor, _ = RgbPreprocessor(rgb_input(CANVAS), Recipe(resize_mode=mode)).tensor(frame)
         assert tensor.shape == (1, 3) + CANVAS
@@ -330,7 +332,7 @@ def test_crop_keeps_the_centre():
     h, w = 1080, 1920
     bgr = _gradient_bgr(h, w)
     tensor, p = RgbPreprocessor(rgb_input(CANVAS), Recipe(resize_mode='crop', normalization='none')).tensor(
-        bgr_frame(bgr))
+        codec_frame(bgr))
     red = tensor[0, 0]
     # red = x / (w-1): the crop covers x in [src.x, src.x + src.width)
     assert red[:, 0].mean() == pytest.approx(p.source.x / (w - 1), abs=0.01)

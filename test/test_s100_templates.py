@@ -18,11 +18,13 @@ import yaml
 
 from depth_anything_ros import cli
 from depth_anything_ros.engines import Engine, TensorSpec
-from depth_anything_ros.core.image_codec import Frame, bgr_to_nv12
+from depth_anything_ros.core.image_codec import Frame
 from depth_anything_ros.core.estimator import make_preprocessor
 from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
 from depth_anything_ros.core.recipe import IMAGENET_STD, Recipe
 from depth_anything_ros.tools.calibration import pick_evenly
+
+from helpers.frames import nv12_frame
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATES = {kind: os.path.join(REPO, 'models', 's100', f'depth_anything_{kind}.yaml')
@@ -118,17 +120,13 @@ def float_model_tensor(frame: Frame, hw: tuple, resize_mode: str) -> np.ndarray:
     return RgbPreprocessor(rgb_input(hw), Recipe(resize_mode=resize_mode, normalization='imagenet')).tensor(frame)[0]
 
 
-def sample_bgr(hw=(96, 128)) -> np.ndarray:
+def banded_sample(hw=(96, 128)) -> np.ndarray:
     """bgr8: the package sample, with a band of saturated and extreme colours (clipping)."""
     bgr = cv2.resize(cv2.imread(SAMPLE), (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
     colours = [(0, 0, 0), (255, 255, 255), (0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255)]
     for i, colour in enumerate(colours):
         bgr[:16, i * 16:(i + 1) * 16] = colour
     return bgr
-
-
-def nv12_frame(bgr: np.ndarray) -> Frame:
-    return Frame('nv12', bgr_to_nv12(bgr), *bgr.shape[:2])
 
 
 def level_error(template_path: str, frame: Frame, resize_mode: str = 'stretch') -> float:
@@ -205,7 +203,7 @@ def test_nv12_template_keys():
 
 @pytest.mark.parametrize('kind', sorted(TEMPLATES))
 def test_template_reproduces_the_float_preprocessing(kind):
-    error = level_error(TEMPLATES[kind], nv12_frame(sample_bgr()))
+    error = level_error(TEMPLATES[kind], nv12_frame(banded_sample()))
     # featuremap: the node's own tensor; nv12: OpenCV's decode vs the BT.601 formulas, one level at most
     assert (error == 0 if kind == 'featuremap' else error <= 1.01), f'{error:.1f} levels apart'
 
@@ -217,13 +215,13 @@ def test_check_rejects_mean_scale_on_the_0_1_scale(tmp_path):
     config['input_parameters'].update(mean_value='0.485 0.456 0.406', scale_value='4.3668 4.4643 4.4444')
     old = tmp_path / 'old_nv12.yaml'
     old.write_text(yaml.safe_dump(config))
-    assert level_error(str(old), nv12_frame(sample_bgr())) > 1000
+    assert level_error(str(old), nv12_frame(banded_sample())) > 1000
 
 
 def test_nv12_letterbox_padding_reaches_the_model_as_the_float_models_zero():
     """The node pads NV12 with the ImageNet mean colour; after the in-model steps the padding must be
     what the float model's padding is (0), within the rounding of that colour to YUV levels."""
-    frame = nv12_frame(sample_bgr((48, 128)))  # wider than the canvas: bands above and below
+    frame = nv12_frame(banded_sample((48, 128)))  # wider than the canvas: bands above and below
     hw = (96, 128)
     got = in_model_steps(load(TEMPLATES['nv12']), runtime_feeds('nv12', frame, hw, 'letterbox'))
     want = float_model_tensor(frame, hw, 'letterbox')
@@ -237,8 +235,8 @@ def test_nv12_letterbox_padding_reaches_the_model_as_the_float_models_zero():
 def image_dir(tmp_path):
     folder = tmp_path / 'images'
     folder.mkdir()
-    cv2.imwrite(str(folder / 'a.png'), sample_bgr())
-    cv2.imwrite(str(folder / 'b.png'), sample_bgr((77, 101)))  # odd sizes, another aspect ratio
+    cv2.imwrite(str(folder / 'a.png'), banded_sample())
+    cv2.imwrite(str(folder / 'b.png'), banded_sample((77, 101)))  # odd sizes, another aspect ratio
     return folder
 
 
@@ -338,7 +336,7 @@ def calibrate(tmp_path, template: str, image, *options) -> np.ndarray:
 ])
 def test_calibration_reads_templates_as_hb_compile_does(tmp_path, changes):
     image = tmp_path / 'model_size.png'   # no resize: the NV12 and float paths resample differently
-    cv2.imwrite(str(image), sample_bgr((56, 84)))
+    cv2.imwrite(str(image), banded_sample((56, 84)))
     shipped = calibrate(tmp_path, TEMPLATES['nv12'], image)
     variant = calibrate(tmp_path, write_template(tmp_path, 'variant', **changes), image)
     np.testing.assert_allclose(variant, shipped, rtol=2e-4, atol=1e-4)  # 1/std vs the rounded scale
@@ -376,7 +374,7 @@ def test_the_two_nv12_ranges_decode_differently_each_as_its_formula(tmp_path, im
     textbook decode of the node's planes."""
     from depth_anything_ros.tools.calibration import load_template, nv12_in_model
     video, full = TEMPLATES['nv12'], write_template(tmp_path, 'full', input_space_and_range='regular')
-    frame = Frame('bgr8', sample_bgr(), 96, 128)   # has black and white patches
+    frame = Frame('bgr8', banded_sample(), 96, 128)   # has black and white patches
     feeds = runtime_feeds('nv12', frame, (96, 128), 'stretch')
     y, uv = feeds['pixel_values_y'], feeds['pixel_values_uv']
     samples = {path: nv12_in_model({'y': y, 'uv': uv}, load_template(path)) for path in (video, full)}
@@ -394,7 +392,7 @@ def test_full_range_nodes_calibrate_a_regular_template(tmp_path, image_dir):
     """--nv12-range full (a full-range camera): the node's planes are full range, and a template with
     input_space_and_range 'regular' decodes them back: the ImageNet tensor within a level or two."""
     image = tmp_path / 'model_size.png'
-    cv2.imwrite(str(image), sample_bgr((56, 84)))
+    cv2.imwrite(str(image), banded_sample((56, 84)))
     template = write_template(tmp_path, 'regular', input_space_and_range='regular')
     sample = calibrate(tmp_path, template, image, '--nv12-range', 'full')
     bgr = cv2.imread(str(image))

@@ -2,27 +2,18 @@
 naming the parameter or file and the fix (as a launch argument when launched), exit 1, no
 traceback; Ctrl-C during start-up, or twice, exits 0 without a traceback."""
 import signal
-import time
 
 import psutil
 import pytest
 
-from conftest import domain_for
+from helpers.dds import domain_for
+from helpers.threads import wait_until
 
 from depth_anything_ros.ros.process_graph import RosGraph
 from depth_anything_ros.ros.ros_main import rcl_arguments_error
 
 pytestmark = pytest.mark.graph
 DOMAIN = domain_for(11)  # this run's own (no DDS traffic is asserted on)
-
-
-def wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def run_to_exit(*ros_args, env=None, timeout=60) -> tuple:

@@ -3,7 +3,8 @@
 import cv2
 import numpy as np
 import pytest
-from conftest import run_in_threads
+from helpers.data import SEQUENCE, data_file
+from helpers.threads import run_in_threads
 
 from depth_anything_ros.core.temporal import DepthSmoother
 
@@ -215,7 +216,6 @@ def _depth_proxy(bgr):
 
 def test_camera_sequence_is_smoothed_and_an_unrelated_image_is_a_cut():
     """Consecutive frames of a moving camera keep the history; a different photo starts over."""
-    from conftest import SEQUENCE, data_file
     smoother = DepthSmoother()
     for path in SEQUENCE:
         smoother(_depth_proxy(cv2.imread(path)))

@@ -6,18 +6,9 @@ import pytest
 
 from depth_anything_ros.core.worker_pool import ArrivalOrder, LatestSlot, WorkerPool
 
-from conftest import run_in_threads
+from helpers.threads import run_in_threads, wait_until
 
-WAIT = 5.0   # generous bound for events that must happen; never a speed assertion
-
-
-def wait_until(predicate, timeout=WAIT):
-    done = threading.Event()
-    for _ in range(int(timeout / 0.002)):
-        if predicate():
-            return True
-        done.wait(0.002)
-    return predicate()
+WAIT = 5.0   # generous bound for joins and gates that must open; never a speed assertion
 
 
 # ---------------------------------------------------------------- LatestSlot

@@ -55,6 +55,18 @@ class FrameOutputs:
     timings: dict = field(default_factory=dict)
 
 
+class NewArrays:
+    """finish's depth (HxW float32) and colorized view (HxWx3 uint8) in arrays of their own."""
+
+    @staticmethod
+    def depth_array(height: int, width: int) -> np.ndarray:
+        return empty_image(height, width, '32FC1')
+
+    @staticmethod
+    def colorized_array(height: int, width: int) -> np.ndarray:
+        return empty_image(height, width, 'bgr8')
+
+
 class FrameProcessor:
     """Frames -> FrameOutputs with one model, depth meaning and view (see the module docstring).
 
@@ -98,17 +110,17 @@ class FrameProcessor:
         return ModelDepth(depth, placement, timings)
 
     def finish(self, frame: Frame, model: ModelDepth, wanted=OUTPUTS, stamp_ns: int = 0, camera=None,
-               allocate=None, restart: bool = False, reference_deadline: float | None = None) -> FrameOutputs:
+               arrays=None, restart: bool = False, reference_deadline: float | None = None) -> FrameOutputs:
         """The outputs in `wanted` (depth always); call it one frame at a time, in frame order.
         `camera`: the last usable camera_info (anything with k, width, height), for points and
-        references that need intrinsics. `allocate(h, w, encoding)`: where depth ('32FC1') and
-        colorized ('bgr8') are written (a message buffer). `restart`: this frame does not follow
+        references that need intrinsics. `arrays`: where depth and colorized are written (NewArrays,
+        or output_topics.MessageBuffers: into messages). `restart`: this frame does not follow
         the previous one (stamps went back): temporal smoothing starts over from it.
         `reference_deadline` (time.monotonic()): until when alignment may wait for a late reference."""
-        allocate = allocate or empty_image
+        arrays = arrays or NewArrays()
         clock = self.estimator.clock
-        depth = allocate(frame.height, frame.width, '32FC1')
-        color = allocate(frame.height, frame.width, 'bgr8') if 'colorized' in wanted else None
+        depth = arrays.depth_array(frame.height, frame.width)
+        color = arrays.colorized_array(frame.height, frame.width) if 'colorized' in wanted else None
         t0 = clock()
         model_depth = self._smoothed(model, restart)
         self.estimator.restore(model_depth, model.placement, depth)
@@ -133,10 +145,10 @@ class FrameProcessor:
         out.timings.update(postprocess=t1 - t0, colorize=t2 - t1, metric_outputs=clock() - t2)
         return out
 
-    def process(self, frame: Frame, wanted=OUTPUTS, stamp_ns: int = 0, camera=None,
+    def process(self, frame: Frame, wanted=OUTPUTS, stamp_ns: int = 0, camera=None, arrays=None,
                 restart: bool = False) -> FrameOutputs:
         """Both steps, for callers that hand over one frame at a time in order."""
-        return self.finish(frame, self.infer(frame), wanted, stamp_ns, camera, restart=restart)
+        return self.finish(frame, self.infer(frame), wanted, stamp_ns, camera, arrays, restart)
 
     def _smoothed(self, model: ModelDepth, restart: bool) -> np.ndarray:
         smoother = self.smoother
@@ -177,18 +189,6 @@ class FrameProcessor:
             return depth_to_points(depth, *intrinsics, self.points_decimation, bgr), None
         except (ValueError, ImageFormatError) as exc:
             return None, str(exc)
-
-
-def stamp_ns(header) -> int:
-    """A message header's stamp in nanoseconds."""
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
-def check_camera_info(camera, frame_wh: tuple | None = None) -> None:
-    """ValueError saying why a camera_info cannot give intrinsics (for frames of `frame_wh`,
-    width and height, when known)."""
-    info_wh = (camera.width, camera.height)
-    scaled_intrinsics(camera.k, info_wh, frame_wh or info_wh)
 
 
 def frame_intrinsics(camera, depth_hw: tuple) -> tuple:

@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 
+from ..core.camera_messages import stamp_ns
+from ..core.output_topics import DEPTH
 from ..core.params import PARAMS
 from .environment import use_ros_environment
 from .process_graph import RosGraph
@@ -35,7 +37,7 @@ class LoadClient:
         self.pub = self.node.create_publisher(Image, 'image', qos_profile_sensor_data)
         self.arrivals = []  # (stamp ns, arrival ns)
         self.diagnostics = {}
-        self.node.create_subscription(Image, 'depth', self._on_depth, QoSProfile(depth=50))
+        self.node.create_subscription(Image, DEPTH.topic(), self._on_depth, QoSProfile(depth=50))
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -49,7 +51,7 @@ class LoadClient:
             pass
 
     def _on_depth(self, msg):
-        self.arrivals.append((msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, time.time_ns()))
+        self.arrivals.append((stamp_ns(msg.header), time.time_ns()))
 
     def _on_diagnostics(self, msg):
         self.diagnostics = {kv.key: kv.value for kv in msg.status[0].values}

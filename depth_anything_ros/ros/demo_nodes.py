@@ -11,7 +11,9 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from ..core.image_codec import decode_image, encode_bgr
+from ..core.camera_messages import camera_frame
+from ..core.image_codec import encode_bgr
+from ..core.output_topics import COLORIZED, DEPTH
 from .messages import image_message
 
 
@@ -59,8 +61,8 @@ class SinkNode(Node):
         self.last_depth_range = None
         if out_dir:
             os.makedirs(out_dir, exist_ok=True)
-        self.create_subscription(Image, 'depth', self._on_depth, qos_profile_sensor_data)
-        self.create_subscription(Image, 'depth/colorized', self._on_colorized, qos_profile_sensor_data)
+        self.create_subscription(Image, DEPTH.topic(), self._on_depth, qos_profile_sensor_data)
+        self.create_subscription(Image, COLORIZED.topic(), self._on_colorized, qos_profile_sensor_data)
         self.create_timer(1.0, self._report)
 
     def _on_depth(self, msg: Image):
@@ -74,7 +76,7 @@ class SinkNode(Node):
     def _on_colorized(self, msg: Image):
         self.colorized += 1
         if self.out_dir and (self.colorized - 1) % self.save_every == 0:
-            frame = decode_image(msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step, msg.data)
+            frame = camera_frame(msg).decode()
             cv2.imwrite(os.path.join(self.out_dir, f'depth_{self.colorized:05d}.png'), frame.pixels)
 
     def fps(self) -> float:

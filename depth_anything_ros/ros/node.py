@@ -14,19 +14,18 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 SetParametersResult)
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from ..core.frame_processor import check_camera_info, stamp_ns
-from ..core.image_codec import (ImageFormatError, canonical_encoding, check_compressed, decode_compressed,
-                                decode_image, image_buffer, image_fields, is_compressed_encoding)
+from ..core.camera_messages import PendingFrame, camera_frame, check_camera_info, stamp_ns
+from ..core.diagnostics import Counters, LatencyWindow, RateLimitedLog, RateMeter, RecentGrowth
 from ..core.estimator import BadOutputError
+from ..core.image_codec import ImageFormatError
+from ..core.output_topics import MessageBuffers, destinations, requested_outputs, routed
 from ..core.params import PARAMS, RUNTIME, ConfigError, validate
 from ..core.processor_factory import build_processor, view_settings
-from ..core.pointcloud import pointcloud2_fields
-from ..core.diagnostics import Counters, LatencyWindow, RateLimitedLog, RateMeter, RecentGrowth
 from ..core.worker_pool import ArrivalOrder, WorkerPool
-from .messages import image_message
+from .messages import message_type, output_message
 
 DROP_REASONS = ('no_subscribers', 'bad_input', 'superseded', 'out_of_order', 'inference_error',
                 'bad_output', 'inference_timeout')
@@ -47,7 +46,7 @@ ALIGNMENT_WINDOW_S = 10.0
 @dataclass
 class Job:
     header: object
-    frame: object     # a Frame, or a callable that decodes one (compressed input: on the worker)
+    pending: PendingFrame  # checked on arrival; its decode() runs on the worker (for jpeg/png the costly part)
     seq: int          # arrival order
     restart: bool     # its stamp went back: temporal smoothing starts over from this frame
     arrival: float    # time.monotonic() when it arrived
@@ -61,11 +60,13 @@ class DepthNode(Node):
     Every frame not published is counted by reason and reported on /diagnostics.
     """
 
-    def __init__(self, **node_kwargs):
+    def __init__(self, engine=None, **node_kwargs):
+        """`engine`: an open engine to run instead of opening model_path (tests); `node_kwargs`
+        go to rclpy's Node (context, parameter_overrides, ...)."""
         super().__init__('depth_anything', **node_kwargs)
         self.config = validate(self._declare_parameters())
         cfg = self.config
-        self.processor = build_processor(cfg)
+        self.processor = build_processor(cfg, engine)
         self.alignment = Counters('aligned', 'references', 'bad_reference', 'reference_restarts', *UNALIGNED)
         self.recent_alignment = RecentGrowth(self.alignment, ALIGNMENT_WINDOW_S)
         self._fit = None
@@ -88,22 +89,11 @@ class DepthNode(Node):
         self._closing = False
 
         out_qos = QoSProfile(depth=2)
-        self.pub_depth = self.create_publisher(Image, 'depth', out_qos)
-        self.pub_color = self.create_publisher(Image, 'depth/colorized', out_qos)
+        requested = requested_outputs(cfg['publish_depth_mm'], cfg['publish_points'])
+        # output_topics.Destination -> its publisher; an output is computed only for listeners
+        self.output_publishers = {d: self.create_publisher(message_type(d), d.topic(), out_qos)
+                                  for d in destinations(self.processor, requested)}
         self.pub_info = self.create_publisher(CameraInfo, 'depth/camera_info', out_qos)
-        metric = self.processor.metric
-        self.pub_mm = self.create_publisher(Image, 'depth/mm', out_qos) \
-            if metric and cfg['publish_depth_mm'] else None
-        self.pub_points = self.create_publisher(PointCloud2, 'depth/points', out_qos) \
-            if metric and cfg['publish_points'] else None
-        # Aligned to a reference, `depth` carries metres only; frames that could not be aligned
-        # go out here instead, as relative inverse depth (a topic never mixes units).
-        self.pub_relative = self.create_publisher(Image, 'depth/relative', out_qos) if self.processor.aligner else None
-        # frame_processor.OUTPUTS -> the publishers each feeds: an output is made only for listeners
-        feeds = {'depth': (self.pub_depth, self.pub_relative), 'colorized': (self.pub_color,),
-                 'depth_mm': (self.pub_mm,), 'points': (self.pub_points,)}
-        self._output_publishers = {name: [p for p in publishers if p] for name, publishers in feeds.items()}
-        self.outputs = [p for publishers in self._output_publishers.values() for p in publishers]
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.pool = WorkerPool(self._process, cfg['workers'], self._on_worker_error,
                                on_take=lambda job: self._order.started(job.seq))
@@ -166,7 +156,7 @@ class DepthNode(Node):
         if transport == 'raw':
             self.create_subscription(Image, 'image', self._on_image, sensor)
         elif transport == 'compressed':  # image_transport's topic naming; Python has no image_transport
-            self.create_subscription(CompressedImage, 'image/compressed', self._on_compressed, sensor)
+            self.create_subscription(CompressedImage, 'image/compressed', self._on_image, sensor)
         else:
             self.create_subscription(_hbmem_type(), '/hbmem_img', self._on_hbmem, sensor)
 
@@ -223,55 +213,35 @@ class DepthNode(Node):
             self._camera_info = None
             self._reject_camera_info(exc)
 
-    def _on_image(self, msg: Image):
-        if is_compressed_encoding(msg.encoding):  # MJPEG in an Image (TROS hobot_usb_cam)
-            self._on_compressed_bytes(msg.header, canonical_encoding(msg.encoding), msg.data)
-            return
-        self._accept(msg.header, lambda: decode_image(msg.height, msg.width, msg.encoding, msg.is_bigendian,
-                                                      msg.step, msg.data, self.config['max_input_pixels']))
-
-    def _on_compressed(self, msg: CompressedImage):
-        self._on_compressed_bytes(msg.header, msg.format, msg.data)
-
-    def _on_compressed_bytes(self, header, fmt: str, data):
-        """Only the header is read here (size checked before any decoding); the decode runs on
-        a worker, so a slow one never stalls the executor (timers, diagnostics)."""
-        limit = self.config['max_input_pixels']
-
-        def header_checked():
-            check_compressed(fmt, data, limit)
-            return lambda: decode_compressed(fmt, data, limit)
-        self._accept(header, header_checked)
+    def _on_image(self, msg):
+        """An Image or a CompressedImage."""
+        self._accept(msg.header, msg)
 
     def _on_hbmem(self, msg):
-        header = Header(stamp=msg.time_stamp, frame_id=self.config['hbmem_frame_id'])
-        encoding = bytes(msg.encoding).split(b'\0', 1)[0].decode('ascii', 'replace')
-        data = memoryview(msg.data)[:msg.data_size]
-        self._accept(header, lambda: decode_image(msg.height, msg.width, encoding, 0, msg.step, data,
-                                                  self.config['max_input_pixels']))
+        self._accept(Header(stamp=msg.time_stamp, frame_id=self.config['hbmem_frame_id']), msg)
 
-    def _accept(self, header, decode):
-        """Validate and hand a frame to the workers; cheap, so the executor never lags.
+    def _accept(self, header, msg):
+        """Check a camera message and hand it to the workers; cheap, so the executor never lags.
 
-        Decoding here is only checks and zero-copy views (compressed frames: their
-        header); a bad frame is rejected before it can displace a good one in the slot.
+        Only checks and zero-copy views here (jpeg/png: their header, the decode runs on a
+        worker); a bad frame is rejected before it can displace a good one in the slot.
         """
         now = time.monotonic()
         self.input_rate.tick(now)
         self.frames.add('received')
-        if not any(p.get_subscription_count() for p in self.outputs):
+        if not any(p.get_subscription_count() for p in self.output_publishers.values()):
             self.drops.add('no_subscribers')
             self.note('no_subscribers', 'frames dropped (no_subscribers): nobody listens to the depth outputs')
             return
         try:
-            frame = decode()
+            pending = camera_frame(msg, self.config['max_input_pixels'])
         except ImageFormatError as exc:
             self._bad_input(exc)
             return
         stamp = stamp_ns(header)
         restart = self._check_stamp(stamp) == 'backward'
         self.processor.expect_frame(stamp)
-        displaced = self.pool.submit(Job(header, frame, next(self._arrivals), restart, now))
+        displaced = self.pool.submit(Job(header, pending, next(self._arrivals), restart, now))
         if displaced is not None:
             self.processor.forget_frame(stamp_ns(displaced.header))
             self.drops.add('superseded')
@@ -302,7 +272,7 @@ class DepthNode(Node):
             self.processor.forget_frame(stamp_ns(job.header))
 
     def _infer_and_publish(self, job: Job):
-        frame = job.frame() if callable(job.frame) else job.frame  # compressed: decoded here
+        frame = job.pending.decode()
         with self.pool.engine_call():  # never more calls in flight than workers
             model = self.processor.infer(frame)
         self.latency.add(model.timings['inference'])
@@ -314,18 +284,16 @@ class DepthNode(Node):
             self._out_of_order(wait)
 
     def _finish_and_publish(self, job: Job, frame, model):
-        fields = {}  # depth and colorized are computed straight into their messages' buffers
-
-        def allocate(height, width, encoding):
-            fields[encoding], buffer = image_buffer(height, width, encoding)
-            return buffer
-        wanted = [name for name, publishers in self._output_publishers.items()
-                  if any(p.get_subscription_count() for p in publishers)]
+        listened = {d for d, p in self.output_publishers.items() if p.get_subscription_count()}
         self._check_frame_size(frame)
-        out = self.processor.finish(frame, model, wanted, stamp_ns(job.header), self._camera_info, allocate,
-                                    job.restart, job.arrival + self.config['reference_wait'])
+        buffers = MessageBuffers()
+        out = self.processor.finish(frame, model, {d.output for d in listened}, stamp_ns(job.header),
+                                    self._camera_info, buffers, job.restart,
+                                    job.arrival + self.config['reference_wait'])
         self._count_outputs(out)
-        self._publish(job.header, self._messages(job.header, out, fields))
+        self._publish(job.header, [(self.output_publishers[d], output_message(d, job.header, fields))
+                                   for d, fields in routed(out, buffers, self.processor.aligner is not None)
+                                   if d in listened])
 
     def _out_of_order(self, wait: float):
         self.drops.add('out_of_order')
@@ -365,19 +333,6 @@ class DepthNode(Node):
         elif out.points_skipped:
             self.skips.add('points_failed')
             self.warn('points_failed', f'depth/points skipped: {out.points_skipped}')
-
-    def _messages(self, header, out, fields: dict) -> list:
-        """(publisher, message) for every output computed. A frame a reference could not align
-        goes to depth/relative instead of depth (a topic never mixes units)."""
-        depth_out = self.pub_depth if out.metres or self.pub_relative is None else self.pub_relative
-        messages = [(depth_out, image_message(header, fields['32FC1']))] if depth_out.get_subscription_count() else []
-        if out.colorized is not None:
-            messages.append((self.pub_color, image_message(header, fields['bgr8'])))
-        if out.depth_mm is not None:
-            messages.append((self.pub_mm, image_message(header, image_fields(out.depth_mm, '16UC1'))))
-        if out.points is not None:
-            messages.append((self.pub_points, _points_msg(header, *out.points)))
-        return messages
 
     def _on_worker_error(self, exc: Exception):
         if self._stopping():  # calls cancelled by shutdown, publishers gone with the context
@@ -476,15 +431,6 @@ class DepthNode(Node):
             return False
         self.processor.estimator.engine.close()
         return True
-
-
-def _points_msg(header, xyz, colors) -> PointCloud2:
-    msg = PointCloud2(header=header)
-    for name, value in pointcloud2_fields(xyz, colors).items():
-        if name == 'fields':
-            value = [PointField(name=n, offset=o, datatype=t, count=c) for n, o, t, c in value]
-        setattr(msg, name, value)
-    return msg
 
 
 def _hbmem_type():

@@ -2,11 +2,13 @@
 
 Reads and writes with the `rosbags` library (sqlite3 or mcap; rosbag2_py is not
 installable without a ROS install). The output holds what the node would have
-published, made by the same FrameProcessor: depth (32FC1) and its colorized view
-(bgr8); with metres also depth/mm and depth/points when asked for, and, aligned to
-a reference, depth/relative for frames that could not be. Each message has the
-input's header and bag timestamp; every sensor_msgs/msg/CameraInfo topic is copied
-byte for byte, and the one beside the image topic gives points their intrinsics.
+published, made by the same FrameProcessor and routed to the same topics
+(core/output_topics.py) from frames decoded the node's way (core/camera_messages.py):
+depth (32FC1) and its colorized view (bgr8); with metres also depth/mm and depth/points
+when asked for, and, aligned to a reference, depth/relative for frames that could not be.
+Each message has the input's header and bag timestamp; every sensor_msgs/msg/CameraInfo
+topic is copied byte for byte, and the one beside the image topic gives points their
+intrinsics.
 """
 from __future__ import annotations
 
@@ -17,8 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.frame_processor import stamp_ns
-from ..core.image_codec import ImageFormatError, decode_compressed, decode_image, image_fields
+from ..core.camera_messages import camera_frame, stamp_ns
+from ..core.image_codec import ImageFormatError
+from ..core.output_topics import IMAGE as IMAGE_OUTPUT
+from ..core.output_topics import POINTCLOUD as POINTCLOUD_OUTPUT
+from ..core.output_topics import MessageBuffers, destinations, routed
 
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED = 'sensor_msgs/msg/CompressedImage'
@@ -51,15 +56,6 @@ def typestore(distro: str = 'humble'):
     return get_typestore(stores[distro])
 
 
-def frame_from_message(msg, msgtype: str):
-    """A deserialized Image or CompressedImage -> Frame (ImageFormatError if it cannot be decoded)."""
-    if msgtype == IMAGE:
-        return decode_image(msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step, msg.data)
-    if 'compresseddepth' in msg.format.lower():
-        raise ImageFormatError(f"'{msg.format}' is a compressed depth image, not a camera image")
-    return decode_compressed(msg.format, msg.data)
-
-
 def header_of(store, header):
     """`header` (of the input typestore) as a std_msgs/msg/Header of the output typestore."""
     types = store.types
@@ -67,19 +63,17 @@ def header_of(store, header):
     return types['std_msgs/msg/Header'](stamp=stamp, frame_id=header.frame_id)
 
 
-def image_message(store, header, pixels: np.ndarray, encoding: str):
-    """A sensor_msgs/msg/Image of the output typestore with `header`."""
-    fields = image_fields(pixels, encoding)
+def image_message(store, header, fields: dict):
+    """A sensor_msgs/msg/Image of the output typestore from image_codec's fields, with `header`."""
     return store.types[IMAGE](
-        header=header_of(store, header), height=fields['height'], width=fields['width'], encoding=encoding,
-        is_bigendian=fields['is_bigendian'], step=fields['step'], data=np.frombuffer(fields['data'], np.uint8))
+        header=header_of(store, header), height=fields['height'], width=fields['width'],
+        encoding=fields['encoding'], is_bigendian=fields['is_bigendian'], step=fields['step'],
+        data=np.frombuffer(fields['data'], np.uint8))
 
 
-def points_message(store, header, xyz: np.ndarray, colors):
-    """A sensor_msgs/msg/PointCloud2 of the output typestore, laid out as the node's depth/points."""
-    from ..core.pointcloud import pointcloud2_fields
+def points_message(store, header, fields: dict):
+    """A sensor_msgs/msg/PointCloud2 of the output typestore from pointcloud2_fields, with `header`."""
     types = store.types
-    fields = pointcloud2_fields(xyz, colors)
     point_fields = [types['sensor_msgs/msg/PointField'](name=n, offset=o, datatype=t, count=c)
                     for n, o, t, c in fields['fields']]
     return types[POINTCLOUD2](
@@ -88,16 +82,13 @@ def points_message(store, header, xyz: np.ndarray, colors):
         data=np.frombuffer(fields['data'], np.uint8), is_dense=fields['is_dense'])
 
 
+# output_topics' message kinds -> (rosbags message type, its builder)
+OUTPUT_MESSAGES = {IMAGE_OUTPUT: (IMAGE, image_message), POINTCLOUD_OUTPUT: (POINTCLOUD2, points_message)}
+
+
 def output_topics(processor, depth_topic: str, wanted) -> dict:
     """Output topic -> message type: the node's topics for this processor and `wanted` outputs."""
-    topics = {depth_topic: IMAGE, f'{depth_topic}/colorized': IMAGE}
-    if processor.aligner is not None:
-        topics[f'{depth_topic}/relative'] = IMAGE
-    if processor.metric and 'depth_mm' in wanted:
-        topics[f'{depth_topic}/mm'] = IMAGE
-    if processor.metric and 'points' in wanted:
-        topics[f'{depth_topic}/points'] = POINTCLOUD2
-    return topics
+    return {d.topic(depth_topic): OUTPUT_MESSAGES[d.message][0] for d in destinations(processor, wanted)}
 
 
 def image_topics(bag: str) -> dict:
@@ -178,12 +169,13 @@ def _convert(reader, bag, out, topic, processor, storage, store, depth_topic, wa
                 _add_reference(processor, msg, summary)
                 continue
             try:
-                frame = frame_from_message(msg, conn.msgtype)
+                frame = camera_frame(msg).decode()
             except ImageFormatError as exc:  # one bad frame should not lose the whole bag
                 _count(summary.skipped, str(exc))
                 continue
-            result = processor.process(frame, wanted, stamp_ns(msg.header), camera)
-            for name, serialized in _outputs(store, msg.header, result, depth_topic, processor, summary):
+            buffers = MessageBuffers()
+            result = processor.process(frame, wanted, stamp_ns(msg.header), camera, buffers)
+            for name, serialized in _outputs(store, msg.header, result, buffers, depth_topic, processor, summary):
                 writer.write(conns[name], timestamp, serialized)
             summary.images += 1
         writer.close()
@@ -195,20 +187,15 @@ def _convert(reader, bag, out, topic, processor, storage, store, depth_topic, wa
     return summary
 
 
-def _outputs(store, header, result, depth_topic, processor, summary):
+def _outputs(store, header, result, buffers, depth_topic, processor, summary):
     """(topic, serialized message) of one frame's outputs, as the node would publish them."""
     if result.unaligned:
         _count(summary.outputs_skipped, f'metres: {result.unaligned}')
     if result.points_skipped:
         _count(summary.outputs_skipped, f'points: {result.points_skipped}')
-    aligned_or_not = '' if result.metres or processor.aligner is None else '/relative'
-    yield depth_topic + aligned_or_not, store.serialize_cdr(image_message(store, header, result.depth, '32FC1'), IMAGE)
-    yield f'{depth_topic}/colorized', store.serialize_cdr(image_message(store, header, result.colorized, 'bgr8'),
-                                                          IMAGE)
-    if result.depth_mm is not None:
-        yield f'{depth_topic}/mm', store.serialize_cdr(image_message(store, header, result.depth_mm, '16UC1'), IMAGE)
-    if result.points is not None:
-        yield f'{depth_topic}/points', store.serialize_cdr(points_message(store, header, *result.points), POINTCLOUD2)
+    for destination, fields in routed(result, buffers, processor.aligner is not None):
+        msgtype, build = OUTPUT_MESSAGES[destination.message]
+        yield destination.topic(depth_topic), store.serialize_cdr(build(store, header, fields), msgtype)
 
 
 def _sources(reader, bag, topic):

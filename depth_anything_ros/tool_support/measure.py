@@ -8,19 +8,24 @@ import time
 
 import numpy as np
 
+from ..core.output_topics import MessageBuffers
 from ..engines import Engine
 
 
 def sample_frame(size: str, encoding: str):
+    """(Image fields of the sample camera frame at `size` in `encoding`, a function that turns
+    them into a Frame as the node does)."""
+    from types import SimpleNamespace
+
     import cv2
 
-    from ..core.image_codec import decode_image, encode_bgr
+    from ..core.camera_messages import camera_frame
+    from ..core.image_codec import encode_bgr
     from ..core.paths import SAMPLE_IMAGE
     from .sizes import camera_size
     w, h = camera_size(size)
     fields = encode_bgr(cv2.resize(cv2.imread(SAMPLE_IMAGE), (w, h)), encoding)
-    return fields, lambda: decode_image(fields['height'], fields['width'], fields['encoding'],
-                                        fields['is_bigendian'], fields['step'], fields['data'])
+    return fields, lambda: camera_frame(SimpleNamespace(**fields)).decode()
 
 
 class ReplayEngine(Engine):
@@ -47,7 +52,6 @@ def stage_samples(processors: list, size: str, encoding: str, frames: int, clock
 
     clock=time.perf_counter gives wall time; time.process_time the CPU time of all
     threads (OpenCV spreads some stages over cores, so it can exceed wall time)."""
-    from ..core.image_codec import image_buffer
     _, decode = sample_frame(size, encoding)
     samples = [{k: [] for k in STAGES} for _ in processors]
     for processor in processors:
@@ -55,18 +59,12 @@ def stage_samples(processors: list, size: str, encoding: str, frames: int, clock
     halves = (frames - frames // 2, frames // 2)
     for processor, times, count in ((p, t, n) for n in halves for p, t in zip(processors, samples)):
         for _ in range(count):
-            fill = []
-
-            def allocate(height, width, encoding):  # as the node does it: straight into message buffers
-                t = clock()
-                buffer = image_buffer(height, width, encoding)[1]
-                fill.append(clock() - t)
-                return buffer
+            buffers = _TimedBuffers(clock)  # as the node does it: straight into message buffers
             t0 = clock()
             frame = decode()  # validation and zero-copy views; colour conversion is preprocessing
             decoded = clock() - t0
-            out = processor.finish(frame, processor.infer(frame), ('depth', 'colorized'), allocate=allocate)
-            for key, dt in (('decode', decoded), ('message fill', sum(fill)),
+            out = processor.finish(frame, processor.infer(frame), ('depth', 'colorized'), arrays=buffers)
+            for key, dt in (('decode', decoded), ('message fill', buffers.seconds),
                             *((k, out.timings[k]) for k in ('preprocess', 'postprocess', 'colorize'))):
                 times[key].append(dt * 1e3)
     for processor in processors:
@@ -78,6 +76,20 @@ def stage_times(processor, size: str, encoding: str, frames: int, clock=time.per
     """Median milliseconds of each stage (see stage_samples)."""
     times = stage_samples([processor], size, encoding, frames, clock)[0]
     return {k: float(np.median(v)) for k, v in times.items()}
+
+
+class _TimedBuffers(MessageBuffers):
+    """The node's message buffers, timing their allocation (`seconds`)."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock, self.seconds = clock, 0.0
+
+    def new_buffer(self, height: int, width: int, encoding: str) -> tuple:
+        t = self.clock()
+        made = super().new_buffer(height, width, encoding)
+        self.seconds += self.clock() - t
+        return made
 
 
 def engine_throughput(engine, feeds: dict, threads: int, frames: int) -> dict:

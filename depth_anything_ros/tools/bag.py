@@ -27,6 +27,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    from ..core.output_topics import requested_outputs
     from ..tool_support.bag_io import BagError, image_topics, process_bag
     from ..tool_support.errors import CliError
     from ..tool_support.files import progress
@@ -35,8 +36,7 @@ def run(args) -> int:
         import rosbags  # noqa: F401
     except ImportError as exc:
         raise CliError('the bag tool needs the rosbags package: pip install rosbags') from exc
-    wanted = ('depth', 'colorized') + (('depth_mm',) if args.publish_depth_mm else ()) + \
-        (('points',) if args.publish_points else ())
+    wanted = requested_outputs(args.publish_depth_mm, args.publish_points)
     try:
         # Check the bag and topic before the (slow) model load.
         topics = image_topics(args.bag)

@@ -12,6 +12,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from depth_anything_ros.core.camera_messages import stamp_ns
 from depth_anything_ros.ros.demo_nodes import camera_info
 from depth_anything_ros.ros.messages import header_at, image_message
 from depth_anything_ros.core.image_codec import encode_bgr
@@ -109,7 +110,7 @@ class Probe:
 
     def stamps(self, topic: str) -> list:
         with self.cond:
-            return [m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec for m in self.received[topic]]
+            return [stamp_ns(m.header) for m in self.received[topic]]
 
     def latest_diagnostics(self) -> dict:
         with self.cond:
