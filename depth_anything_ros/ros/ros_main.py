@@ -81,6 +81,18 @@ def _close(rclpy, node, code: int) -> bool:
     return clean
 
 
+def _executor(context):
+    """A single-threaded executor built with SIGINT held back: a Ctrl-C inside rclpy's Executor
+    constructor leaves a half-built executor whose __del__ prints a traceback at exit
+    ('has no attribute _sigint_gc'); held back, the signal arrives once it is whole."""
+    from rclpy.executors import SingleThreadedExecutor
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return SingleThreadedExecutor(context=context)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def run_node(make_node, args=None) -> int:
     """Init rclpy, build the node (a ConfigError there logs its message and exits 1), spin."""
     import rclpy
@@ -99,7 +111,9 @@ def run_node(make_node, args=None) -> int:
     code = 0
     try:
         node = make_node()
-        rclpy.spin(node)
+        executor = _executor(node.context)
+        executor.add_node(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C: Humble raises the first, Jazzy the second; during start-up too
     except SystemExit as stop:
