@@ -1,4 +1,4 @@
-"""A missing numpy, OpenCV or engine runtime stops `depth_node` and `depth-anything-ros` with one line
+"""A missing numpy, OpenCV, engine runtime or build of the compiled kernels stops `depth_node` and `depth-anything-ros` with one line
 naming the install step for the route (apt on the board, the `pc` extra on a PC) and exit code 1,
 never a traceback (issue 19: a plain `pip install .` on a PC ended `ros2 launch` with
 `No module named 'cv2'`).
@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, domain_for
 
 from depth_anything_ros.core.dependencies import HINTS
-from depth_anything_ros.ros.process_graph import ros_env
+from depth_anything_ros.ros.environment import ros_environment
 
 pytestmark = pytest.mark.slow
 DOMAIN = domain_for(11)  # shared with test_startup: no DDS traffic is asserted on
@@ -46,6 +46,8 @@ EXPECTED = {
     'cv2': ('sudo apt-get install python3-opencv', "pip install '.[pc]'"),
     'numpy': ('sudo apt-get install python3-numpy', "pip install '.[pc]'"),
     'onnxruntime': ('pip install onnxruntime', "pip install '.[pc]'"),
+    'depth_anything_ros.core._kernels': ('colcon build', 'build-essential python3-dev',
+                                         'python3 setup.py build_ext --inplace'),
 }
 
 
@@ -57,7 +59,7 @@ def hider(tmp_path_factory):
 
 
 def run_without(hider, module, *command, tmp_path):
-    env = ros_env(DOMAIN)  # the package from this tree, installed or not (the board job's is not)
+    env = ros_environment(DOMAIN)  # the package from this tree, installed or not (the board job's is not)
     env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO, env.get('PYTHONPATH')]))
     proc = subprocess.run([sys.executable, hider, module, *command], env=env, cwd=str(tmp_path),
                           capture_output=True, text=True, timeout=120)
@@ -103,3 +105,8 @@ def test_an_unknown_missing_module_still_shows_its_traceback():
     assert missing_dependency(ModuleNotFoundError("No module named 'cv2.gapi'", name='cv2.gapi')) is not None
     assert missing_dependency(ImportError('numpy.core.multiarray failed to import')) is None
     assert set(HINTS) >= {'cv2', 'numpy'}
+    # the compiled kernels by their full name: another module of the package missing is a bug
+    kernels = ModuleNotFoundError("No module named 'depth_anything_ros.core._kernels'",
+                                  name='depth_anything_ros.core._kernels')
+    assert 'build_ext --inplace' in str(missing_dependency(kernels))
+    assert missing_dependency(ModuleNotFoundError('', name='depth_anything_ros.core.nothing')) is None
