@@ -181,7 +181,9 @@ def test_bad_buffers_are_errors_not_crashes():
     with pytest.raises((ValueError, BufferError, TypeError)):
         kernels.align_corners(np.zeros((4, 4), np.float32), readonly)
     with pytest.raises(ValueError, match='lut'):
-        kernels.colormap_linear(np.zeros((4, 4), np.uint8), np.zeros((8, 8, 3), np.uint8), bytes(10))
+        kernels.colormap_linear(np.zeros((4, 4), np.float32), np.zeros((8, 8, 3), np.uint8), bytes(10))
+    with pytest.raises(ValueError, match='finite'):
+        kernels.colormap_linear(np.zeros((4, 4), np.float32), np.zeros((8, 8, 3), np.uint8), bytes(768), 0, np.inf)
 
 
 # ---------------------------------------------------------------- align_corners upsampling
@@ -251,11 +253,20 @@ def test_colormap_picture_is_the_pixel_centre_resize(in_hw, out_hw):
     float32 and float64 round a half differently), within one level of OpenCV's 8-bit resize."""
     gray = cv2.GaussianBlur(np.random.default_rng(5).integers(0, 256, in_hw, dtype=np.uint8), (0, 0), 2)
     out = np.zeros(out_hw + (3,), np.uint8)
-    kernels.colormap_linear(gray, out, postprocess._colormap_lut('gray'))
+    kernels.colormap_linear(gray.astype(np.float32), out, postprocess._colormap_lut('gray'))
     levels = out[:, :, 0].astype(int)
     exact = centre_bilinear(gray, out_hw)
     assert np.abs(levels - exact).max() <= 0.5 + 1e-3
     assert np.abs(levels - cv2.resize(gray, out_hw[::-1], interpolation=cv2.INTER_LINEAR)).max() <= 1
+
+
+def test_colormap_levels_clip_and_nan_is_the_lowest():
+    """Values below the range take level 0, above it (+inf, 1e30 included) 255, NaN 0: as OpenCV's
+    saturating conversion to 8 bits after capping at the top of the range."""
+    values = np.array([[-np.inf, -1e30, -5.0, 0.0, 1.0, 2.0, 3.0, 9.0, 1e30, np.inf, np.nan]], np.float32)
+    out = np.zeros((1, values.shape[1], 3), np.uint8)
+    kernels.colormap_linear(values, out, postprocess._colormap_lut('gray'), 1.0, 127.5)
+    assert out[0, :, 0].tolist() == [0, 0, 0, 0, 0, 128, 255, 255, 255, 255, 0]
 
 
 @pytest.mark.parametrize('colormap', sorted(COLORMAPS))
@@ -265,19 +276,21 @@ def test_colormap_is_opencvs(colormap):
     expected = cv2.cvtColor(gray8, cv2.COLOR_GRAY2BGR) if COLORMAPS[colormap] is None \
         else cv2.applyColorMap(gray8, COLORMAPS[colormap])
     out = np.zeros((37, 53, 3), np.uint8)
-    kernels.colormap_linear(gray8, out, postprocess._colormap_lut(colormap))
+    kernels.colormap_linear(gray8.astype(np.float32), out, postprocess._colormap_lut(colormap))
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(Colorizer(colormap, 'fixed', fixed_range=(0, 255))(gray8.astype(np.float32)),
                                   expected)
 
 
 def test_colormap_into_a_view():
-    """Crop mode: the picture goes into the source rectangle of the message buffer, nothing beside it."""
-    gray = np.random.default_rng(6).integers(0, 256, (20, 30), dtype=np.uint8)
+    """Crop mode: the picture goes into the source rectangle of the message buffer, nothing beside it;
+    letterbox: the model's content is a rectangle of its output."""
+    depth = np.random.default_rng(6).random((30, 40)).astype(np.float32)
     buffer = np.full((50, 90, 3), 7, np.uint8)
-    kernels.colormap_linear(gray, buffer[5:45, 10:81], postprocess._colormap_lut('inferno'))
+    lut = postprocess._colormap_lut('inferno')
+    kernels.colormap_linear(depth[5:25, 5:35], buffer[5:45, 10:81], lut, 0.2, 300.0)
     expected = np.zeros((40, 71, 3), np.uint8)
-    kernels.colormap_linear(gray, expected, postprocess._colormap_lut('inferno'))
+    kernels.colormap_linear(np.ascontiguousarray(depth[5:25, 5:35]), expected, lut, 0.2, 300.0)
     np.testing.assert_array_equal(buffer[5:45, 10:81], expected)
     assert (buffer[:5] == 7).all() and (buffer[45:] == 7).all() and (buffer[:, :10] == 7).all() \
         and (buffer[:, 81:] == 7).all()

@@ -19,6 +19,11 @@
 #endif
 
 #define INLINE static inline __attribute__((always_inline))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define X86_DISPATCH 1
+#else
+#define X86_DISPATCH 0
+#endif
 
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
@@ -43,7 +48,7 @@ INLINE void store4(float *p, v4f v)
 /* `name(Job *, lanes)` compiled for the baseline and, on x86-64, for AVX2 + FMA too, picked at run time by
  * use_avx2. `lanes`: how many floats a run-time permutation handles in one instruction (AVX2 8, NEON 4;
  * 0 where there is none: SSE2). */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if X86_DISPATCH
 static int use_avx2;
 #define COMPILED_TWICE(name, Job)                                                                  \
     __attribute__((target("avx2,fma"))) static void name##_avx2(Job *job) { name(job, 8); }        \
@@ -471,7 +476,7 @@ enum { ROW_PAD = 8 };
 /* The `lanes` the loops will run with (COMPILED_TWICE). */
 static int permutation_lanes(void)
 {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if X86_DISPATCH
     return use_avx2 ? 8 : 0;
 #elif defined(__aarch64__)
     return 4;
@@ -607,9 +612,10 @@ static void pair_free(RowPair *p)
 }
 
 typedef struct {
-    const char *src;           /* float32 (align_corners) or uint8 (colormap) rows */
+    const char *src;           /* float32 rows */
     Py_ssize_t src_row_stride, src_step;
-    int src_bytes;
+    int to_levels;             /* colormap: resample clamp((value - lo) * scale, 0, 255), NaN 0 */
+    float lo, scale;
     char *dst;
     Py_ssize_t dst_row_stride, dst_step;
     Axis x, y;
@@ -625,12 +631,19 @@ INLINE const float *resampled_row(Bilinear *job, Py_ssize_t r, const int lanes)
         const char *row = job->src + r * job->src_row_stride;
         float *in = job->pair.source;
         const Py_ssize_t n = job->x.n_in, step = job->src_step;
-        if (job->src_bytes == 1)
-            for (Py_ssize_t i = 0; i < n; i++)
-                in[i] = (float)(uint8_t)row[i * step];
+        if (step == sizeof(float))
+            memcpy(in, row, n * sizeof(float));
         else
             for (Py_ssize_t i = 0; i < n; i++)
                 memcpy(in + i, row + i * step, sizeof(float));
+        if (job->to_levels) {
+            const float lo = job->lo, scale = job->scale;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                float level = (in[i] - lo) * scale;
+                level = level > 0.f ? level : 0.f;  /* NaN too */
+                in[i] = level < 255.f ? level : 255.f;
+            }
+        }
         for (int i = 0; i < ROW_PAD; i++)
             in[n + i] = in[n - 1];
         lerp_row(&job->x, in, slot, lanes);
@@ -662,11 +675,11 @@ INLINE void colormap_linear(Bilinear *job, const int lanes)
         Py_ssize_t top = job->y.left[y];
         const float *restrict a = resampled_row(job, top, lanes);
         const float *restrict b = resampled_row(job, top < job->y.n_in - 1 ? top + 1 : top, lanes);
-        uint8_t *restrict levels = job->levels;
         const float f = job->y.weight[y];
+        uint8_t *out = (uint8_t *)job->dst + y * job->dst_row_stride;
+        uint8_t *restrict levels = job->levels;
         for (Py_ssize_t x = 0; x < width; x++)
             levels[x] = (uint8_t)(a[x] + f * (b[x] - a[x]) + 0.5f);
-        uint8_t *out = (uint8_t *)job->dst + y * job->dst_row_stride;
         Py_ssize_t x = 0;
         if (job->dst_step == 3) {  /* four pixels as 8 + 4 bytes */
             for (; x + 4 <= width; x += 4) {
@@ -692,7 +705,6 @@ static PyObject *run_bilinear(Bilinear *job, const Array *src, const Array *dst,
     job->src = src->data;
     job->src_row_stride = src->strides[0];
     job->src_step = src->strides[1];
-    job->src_bytes = (int)src->view.itemsize;
     job->dst = dst->data;
     job->dst_row_stride = dst->strides[0];
     job->dst_step = dst->strides[1];
@@ -746,15 +758,19 @@ static PyObject *py_align_corners(PyObject *self, PyObject *args)
 static PyObject *py_colormap_linear(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *gray_obj, *dst_obj, *result = NULL;
+    PyObject *values_obj, *dst_obj, *result = NULL;
     Py_buffer lut;
-    if (!PyArg_ParseTuple(args, "OOy*", &gray_obj, &dst_obj, &lut))
+    double lo, scale;
+    if (!PyArg_ParseTuple(args, "OOy*dd", &values_obj, &dst_obj, &lut, &lo, &scale))
         return NULL;
-    Array gray = {0}, dst = {0};
+    Array values = {0}, dst = {0};
     Bilinear *job = NULL;
     if (lut.len != 768) {
         PyErr_SetString(PyExc_ValueError, "lut: 256 x 3 bytes (B, G, R) expected");
-    } else if (array_get(gray_obj, &gray, 2, 'B', 0, "gray") == 0 && array_get(dst_obj, &dst, 3, 'B', 1, "dst") == 0) {
+    } else if (!isfinite(lo) || !isfinite(scale)) {
+        PyErr_SetString(PyExc_ValueError, "lo and scale must be finite");
+    } else if (array_get(values_obj, &values, 2, 'f', 0, "values") == 0 &&
+               array_get(dst_obj, &dst, 3, 'B', 1, "dst") == 0) {
         if (dst.shape[2] != 3 || dst.strides[2] != 1 || dst.strides[1] < 3) {
             PyErr_SetString(PyExc_ValueError, "dst: an HxWx3 image with contiguous channels expected");
         } else if (!(job = calloc(1, sizeof(Bilinear)))) {
@@ -763,11 +779,14 @@ static PyObject *py_colormap_linear(PyObject *self, PyObject *args)
             const uint8_t *bgr = lut.buf;
             for (int i = 0; i < 256; i++)
                 job->words[i] = (uint32_t)bgr[3 * i] | (uint32_t)bgr[3 * i + 1] << 8 | (uint32_t)bgr[3 * i + 2] << 16;
-            result = run_bilinear(job, &gray, &dst, 0, run_colormap_linear);
+            job->to_levels = 1;
+            job->lo = (float)lo;
+            job->scale = (float)scale;
+            result = run_bilinear(job, &values, &dst, 0, run_colormap_linear);
         }
     }
     free(job);
-    array_release(&gray);
+    array_release(&values);
     array_release(&dst);
     PyBuffer_Release(&lut);
     return result;
@@ -781,7 +800,7 @@ static PyObject *py_instruction_set(PyObject *self, PyObject *args)
     const char *name = NULL;
     if (!PyArg_ParseTuple(args, "|z", &name))
         return NULL;
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if X86_DISPATCH
     const char *before = use_avx2 ? "avx2" : "baseline";
     if (name && strcmp(name, "baseline") == 0) {
         use_avx2 = 0;
@@ -814,7 +833,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1,
 
 PyMODINIT_FUNC PyInit__kernels(void)
 {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if X86_DISPATCH
     __builtin_cpu_init();
     use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif

@@ -8,8 +8,8 @@ its output once, on one thread, without the GIL.
   COLOR_YUV2RGB_NV12, BT.601 video range), as if converted whole first.
 - `align_corners`: the official upsampling, F.interpolate(mode='bilinear', align_corners=True),
   PyTorch's grid in float32.
-- `colormap_linear`: an 8-bit picture resized bilinearly on OpenCV's INTER_LINEAR grid (pixel
-  centres) and looked up in a colormap, into bgr8.
+- `colormap_linear`: values mapped to colour levels, resized bilinearly on OpenCV's INTER_LINEAR grid
+  (pixel centres), rounded and looked up in a colormap, into bgr8.
 
 On x86-64 each is compiled for the baseline (SSE2) and for AVX2 with FMA; `instruction_set()` says
 which one runs ('avx2' where the CPU has both, else 'baseline'), `instruction_set(name)` switches
@@ -54,8 +54,9 @@ def align_corners(image: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def colormap_linear(gray8: np.ndarray, out: np.ndarray, lut: bytes) -> np.ndarray:
-    """`gray8` (2-D uint8) resized onto all of `out` (HxWx3 uint8, contiguous pixels) and coloured by
-    `lut`, 256 x (B, G, R) bytes; levels round to nearest."""
-    _colormap_linear(gray8, out, lut)
+def colormap_linear(values: np.ndarray, out: np.ndarray, lut: bytes, lo: float = 0.0, scale: float = 1.0) -> np.ndarray:
+    """The levels clamp((values - lo) * scale, 0, 255) (NaN: 0) of `values` (2-D float32) resized onto
+    all of `out` (HxWx3 uint8, contiguous pixels), rounded to nearest and coloured by `lut`,
+    256 x (B, G, R) bytes."""
+    _colormap_linear(values, out, lut, float(lo), float(scale))
     return out

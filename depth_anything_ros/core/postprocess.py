@@ -79,9 +79,11 @@ class Colorizer:
       initializes it), so colours do not flicker when the per-frame range jumps.
       `reset()` forgets it. Thread-safe: the worker threads share one colorizer.
 
-    Works at model resolution and upsamples the 8-bit picture: a percentile of
-    a 1080p map alone costs more than the whole colorizing does this way. The
-    colormap is applied last, so every colour is on the map. Pixels the model
+    Takes the range at model resolution (a percentile of a 1080p map alone costs
+    more than the whole colorizing does this way) and draws the image in one
+    compiled pass (kernels.colormap_linear): colour levels at model resolution,
+    resized bilinearly (OpenCV's pixel centres: it is for the eye), rounded, then
+    the colormap, so every colour is on the map. Pixels the model
     never saw (crop mode) and NaN are black; values outside the range clip to
     the colormap's ends.
     """
@@ -159,23 +161,18 @@ class Colorizer:
         dst = None if placement is None else placement.target
         lo, hi = self.value_range(model_depth if dst is None else
                                   model_depth[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width])
-        scale = 255.0 / max(hi - lo, 1e-12)
-        # Cap at hi first: on x86 a float that overflows int32 on its way to 8 bits turns
-        # into 0, so a far outlier (1e30, +inf) would be drawn as the lowest colour.
-        capped = cv2.threshold(model_depth, hi, 0, cv2.THRESH_TRUNC)[1]
-        # One saturating pass: below the range -> 0, above -> 255, NaN -> 0.
-        gray8 = cv2.addWeighted(capped, scale, capped, 0.0, -lo * scale, dtype=cv2.CV_8U)
+        scale = 255.0 / max(hi - lo, 1e-12)  # levels: below the range 0, above it (+inf too) 255, NaN 0
         invalid = ~np.isfinite(model_depth)
         black = invalid if invalid.any() else None  # rare: engines' NaN output is rejected upstream
-        h, w = gray8.shape if placement is None else placement.image_hw
+        values, lut = model_depth.astype(np.float32, copy=False), _colormap_lut(self.colormap)
+        h, w = values.shape if placement is None else placement.image_hw
         bgr = out if out is not None else np.empty((h, w, 3), np.uint8)
         if placement is None:
-            kernels.colormap_linear(gray8, bgr, _colormap_lut(self.colormap))
+            kernels.colormap_linear(values, bgr, lut, lo, scale)
         else:
             src = placement.source
-            kernels.colormap_linear(gray8[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width],
-                                    bgr[src.y:src.y + src.height, src.x:src.x + src.width],
-                                    _colormap_lut(self.colormap))
+            kernels.colormap_linear(values[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width],
+                                    bgr[src.y:src.y + src.height, src.x:src.x + src.width], lut, lo, scale)
             _blacken_outside(bgr, placement)
             if black is not None:
                 black = to_image(invalid.view(np.uint8), placement, 0).astype(bool)
