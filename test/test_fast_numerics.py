@@ -298,7 +298,15 @@ def test_colormap_into_a_view():
 
 @pytest.mark.parametrize('size', [1, 2, 3, 10, 20000])
 @pytest.mark.parametrize('percentiles', [(2.0, 98.0), (0.0, 100.0), (50.0, 50.5)])
-def test_percentiles_are_numpys(size, percentiles):
-    values = np.random.default_rng(size).normal(size=size)
+@pytest.mark.parametrize('dtype', [np.float64, np.float32])
+def test_percentiles_are_numpys(size, percentiles, dtype):
+    """float32 values sorted as they are, interpolated in float64: np.percentile of their float64 copy."""
+    values = np.random.default_rng(size).normal(size=size).astype(dtype)
     np.testing.assert_allclose(postprocess._percentiles(values.copy(), percentiles),
-                               np.percentile(values, percentiles), rtol=0, atol=1e-12)
+                               np.percentile(values.astype(np.float64), percentiles), rtol=0, atol=1e-12)
+
+
+def test_percentiles_of_huge_values_do_not_overflow():
+    values = np.array([-3.4e38, -3e38, 3e38, 3.4e38], np.float32)
+    lo, hi = postprocess._percentiles(values, (2.0, 98.0))
+    assert np.isfinite(lo) and np.isfinite(hi) and lo < -3e38 and hi > 3e38

@@ -121,8 +121,7 @@ class Colorizer:
         # ~20k evenly spread pixels give the same range to within a colour level.
         stride = max(1, int((depth.size / 20000) ** 0.5))
         sample = depth[::stride, ::stride]
-        # float64: float32 percentiles of values near +-3e38 overflow to inf/NaN.
-        valid = sample[np.isfinite(sample)].astype(np.float64)
+        valid = sample[np.isfinite(sample)]
         if valid.size == 0:
             return None
         if self.range_mode == 'minmax':
@@ -162,8 +161,8 @@ class Colorizer:
         lo, hi = self.value_range(model_depth if dst is None else
                                   model_depth[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width])
         scale = 255.0 / max(hi - lo, 1e-12)  # levels: below the range 0, above it (+inf too) 255, NaN 0
-        invalid = ~np.isfinite(model_depth)
-        black = invalid if invalid.any() else None  # rare: engines' NaN output is rejected upstream
+        finite = np.isfinite(model_depth)
+        black = None if finite.all() else ~finite  # rare: engines' NaN output is rejected upstream
         values, lut = model_depth.astype(np.float32, copy=False), _colormap_lut(self.colormap)
         h, w = values.shape if placement is None else placement.image_hw
         bgr = out if out is not None else np.empty((h, w, 3), np.uint8)
@@ -175,7 +174,7 @@ class Colorizer:
                                     bgr[src.y:src.y + src.height, src.x:src.x + src.width], lut, lo, scale)
             _blacken_outside(bgr, placement)
             if black is not None:
-                black = to_image(invalid.view(np.uint8), placement, 0).astype(bool)
+                black = to_image(black.view(np.uint8), placement, 0).astype(bool)
         if black is not None:
             bgr[black] = 0
         return bgr
@@ -183,12 +182,14 @@ class Colorizer:
 
 def _percentiles(values: np.ndarray, percentiles: tuple) -> np.ndarray:
     """np.percentile's default (linear) method from one partial sort: a sixth of its time on
-    the colorizer's 20k samples, where its own bookkeeping dominates."""
+    the colorizer's 20k samples, where its own bookkeeping dominates. The sort in the values' own
+    type, the interpolation in float64 (in float32, values near +-3e38 would overflow to inf)."""
     at = np.asarray(percentiles, np.float64) / 100 * (values.size - 1)
     below = np.floor(at).astype(np.intp)
     above = np.minimum(below + 1, values.size - 1)
     ordered = np.partition(values, np.unique(np.concatenate([below, above])))
-    return ordered[below] + (at - below) * (ordered[above] - ordered[below])
+    low, high = ordered[below].astype(np.float64), ordered[above].astype(np.float64)
+    return low + (at - below) * (high - low)
 
 
 @functools.lru_cache(maxsize=None)
