@@ -1,6 +1,6 @@
-"""A missing numpy, OpenCV, engine runtime or build of the compiled kernels stops `depth_node` and `depth-anything-ros` with one line
-naming the install step for the route (apt on the board, the `pc` extra on a PC) and exit code 1,
-never a traceback (issue 19: a plain `pip install .` on a PC ended `ros2 launch` with
+"""A missing numpy, OpenCV, engine runtime or build of the compiled kernels stops `depth_node` and
+`depth-anything-ros` with one line naming the install step for the route (apt on the board, the `pc`
+extra on a PC) and exit code 1, never a traceback (issue 19: a plain `pip install .` on a PC ended `ros2 launch` with
 `No module named 'cv2'`).
 
 Each case runs the real entry point in a fresh interpreter whose import system refuses the module

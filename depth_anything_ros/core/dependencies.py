@@ -14,9 +14,10 @@ HINTS = {
              'python3-numpy` (never numpy 2 from pip there: Humble\'s messages are built for numpy 1.x); ' + PC,
     'yaml': 'PyYAML is not installed: `sudo apt-get install python3-yaml` on a ROS install, `pip install pyyaml` '
             'elsewhere',
-    'depth_anything_ros.core._kernels': 'the package\'s compiled kernels are not built: install it with `pip install .` '
-                                        'or `colcon build` (they need `sudo apt-get install build-essential python3-dev`), '
-                                        'or in a source tree run `python3 setup.py build_ext --inplace`',
+    'depth_anything_ros.core._kernels':
+        'the package\'s compiled kernels are not built: install it with `pip install .` or `colcon build` (they need '
+        '`sudo apt-get install build-essential python3-dev`), or in a source tree run '
+        '`python3 setup.py build_ext --inplace`',
 }
 
 

@@ -66,6 +66,7 @@ def _print_stages(cfg, processor, args):
     median of each frame's sum."""
     import numpy as np
 
+    from ..core.kernels import instruction_set
     from ..tool_support.measure import STAGES, fast_options, replay_processor, stage_samples
     from ..tool_support.options import processor_from_config
     runs = [replay_processor(cfg, processor.estimator.engine, args.size, args.encoding)]
@@ -92,6 +93,7 @@ def _print_stages(cfg, processor, args):
     if len(runs) > 1:
         print(f'fast options: interpolation {fast.estimator.recipe.interpolation}, upsampling '
               f'{fast.estimator.recipe.upsampling} (approximate numerics, see docs/recipes.md)')
+    print(f'compiled passes: {instruction_set()} variant (core/kernels.py)')
 
 
 def _print_load(cfg, args):
