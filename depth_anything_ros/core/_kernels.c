@@ -47,7 +47,7 @@ INLINE void store4(float *p, v4f v)
 
 /* `name(Job *, lanes)` compiled for the baseline and, on x86-64, for AVX2 + FMA too, picked at run time by
  * use_avx2. `lanes`: how many floats a run-time permutation handles in one instruction (AVX2 8, NEON 4;
- * 0 where there is none: SSE2). */
+ * 0 where there is none: SSE2, where the compiler would permute through memory). */
 #if X86_DISPATCH
 static int use_avx2;
 #define COMPILED_TWICE(name, Job)                                                                  \
@@ -168,7 +168,6 @@ typedef struct {
     float *line;                    /* one row after the vertical pass, PAD pixels of border each side */
     uint32_t *ring;                 /* NV12: the last four rows converted, RGBx */
     Py_ssize_t ring_row[4];
-    int failed;
 } Cubic;
 
 enum { YUV_SHIFT = 20, YUV_CY = 1220542, YUV_CUB = 2116026, YUV_CUG = -409993, YUV_CVG = -852492,
@@ -463,17 +462,13 @@ static PyObject *py_cubic_planes_nv12(PyObject *self, PyObject *args)
 
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
+typedef uint8_t v16u8 __attribute__((vector_size(16)));
 
 #define load8(p) ({ v8f v_; memcpy(&v_, (p), sizeof v_); v_; })
 
-INLINE void store8(float *p, v8f v)
-{
-    memcpy(p, &v, sizeof v);
-}
+enum { ROW_PAD = 8 };  /* copies of the last sample after a source row: the right neighbour of the last one */
 
-enum { ROW_PAD = 8 };
-
-/* The `lanes` the loops will run with (COMPILED_TWICE). */
+/* The `lanes` the loops run with (COMPILED_TWICE). */
 static int permutation_lanes(void)
 {
 #if X86_DISPATCH
@@ -483,17 +478,18 @@ static int permutation_lanes(void)
 #else
     return 0;
 #endif
-}  /* copies of the last sample after a source row: the right neighbour of the last one */
+}
 
-/* One axis of a bilinear map: output i = in[left[i]] + weight[i] (in[left[i] + 1] - in[left[i]]). For each
- * block of 8 outputs whose inputs lie within 8 + 1 samples (upsampling), `spread` holds left - left of the
- * block's first, so that the block is two vector loads and two permutations. */
+/* One axis of a bilinear map: output i = in[left[i]] + weight[i] (in[left[i] + 1] - in[left[i]]). Blocks of
+ * `lanes` outputs whose inputs lie within `lanes` + 1 samples (upsampling) take two vector loads and two
+ * permutations: by float (`spread`, AVX2's vpermps) or by byte (`select`, NEON's tbl). */
 typedef struct {
     Py_ssize_t n_in, n_out;
     int32_t *left;
     float *weight;
-    int32_t *spread;   /* 8 per block */
-    uint8_t *fits;
+    int32_t *spread;   /* per output: left - left of its block's first */
+    uint8_t *select;   /* per output: the 4 bytes of that float */
+    uint8_t *fits;     /* per block */
 } Axis;
 
 static int axis_alloc(Axis *a, Py_ssize_t n_in, Py_ssize_t n_out)
@@ -502,9 +498,10 @@ static int axis_alloc(Axis *a, Py_ssize_t n_in, Py_ssize_t n_out)
     a->n_out = n_out;
     a->left = malloc(sizeof(int32_t) * n_out);
     a->weight = malloc(sizeof(float) * n_out);
-    a->spread = malloc(sizeof(int32_t) * (n_out + 8));
+    a->spread = malloc(sizeof(int32_t) * n_out);
+    a->select = malloc(4 * n_out);
     a->fits = malloc(n_out / 4 + 1);
-    return a->left && a->weight && a->spread && a->fits ? 0 : -1;
+    return a->left && a->weight && a->spread && a->select && a->fits ? 0 : -1;
 }
 
 static void axis_free(Axis *a)
@@ -512,18 +509,21 @@ static void axis_free(Axis *a)
     free(a->left);
     free(a->weight);
     free(a->spread);
+    free(a->select);
     free(a->fits);
 }
 
-/* Blocks of `lanes` outputs (lanes 4 or 8; none for 0): whether their inputs fit one vector (and the next
- * sample), each output's offset from the block's first. */
 static void axis_blocks(Axis *a, int lanes)
 {
     for (Py_ssize_t b = 0; lanes && b < a->n_out / lanes; b++) {
         const int32_t *left = a->left + lanes * b;
         a->fits[b] = left[lanes - 1] - left[0] <= lanes - 1;
-        for (int i = 0; i < lanes; i++)
-            a->spread[lanes * b + i] = a->fits[b] ? left[i] - left[0] : 0;
+        for (int i = 0; i < lanes; i++) {
+            int32_t spread = a->fits[b] ? left[i] - left[0] : 0;
+            a->spread[lanes * b + i] = spread;
+            for (int k = 0; k < 4; k++)
+                a->select[4 * (lanes * b + i) + k] = (uint8_t)(4 * spread + k);
+        }
     }
 }
 
@@ -559,18 +559,6 @@ static void centre_axis(Axis *a, int lanes)
     axis_blocks(a, lanes);
 }
 
-#define PERMUTED_BLOCK(V, I, load)                                                                 \
-    {                                                                                              \
-        const float *p = in + axis->left[x];                                                       \
-        I spread;                                                                                  \
-        V weight;                                                                                  \
-        memcpy(&spread, axis->spread + x, sizeof spread);                                          \
-        memcpy(&weight, axis->weight + x, sizeof weight);                                          \
-        V a = __builtin_shuffle(load(p), spread), c = __builtin_shuffle(load(p + 1), spread);      \
-        V value = a + weight * (c - a);                                                            \
-        memcpy(out + x, &value, sizeof value);                                                     \
-    }
-
 /* `in` (n_in samples, then ROW_PAD copies of the last) resampled along `axis` into `out`: blocks of
  * `lanes` outputs by permutation while they fit (upsampling), then one output at a time. */
 INLINE void lerp_row(const Axis *axis, const float *in, float *restrict out, const int lanes)
@@ -578,11 +566,29 @@ INLINE void lerp_row(const Axis *axis, const float *in, float *restrict out, con
     Py_ssize_t x = 0;
 #ifndef __clang__  /* clang has no permutation by a run-time index vector */
     if (lanes == 8)
-        for (; x + 8 <= axis->n_out && axis->fits[x / 8]; x += 8)
-            PERMUTED_BLOCK(v8f, v8i, load8)
+        for (; x + 8 <= axis->n_out && axis->fits[x / 8]; x += 8) {
+            const float *p = in + axis->left[x];
+            v8i spread;
+            v8f weight, value;
+            memcpy(&spread, axis->spread + x, sizeof spread);
+            memcpy(&weight, axis->weight + x, sizeof weight);
+            v8f a = __builtin_shuffle(load8(p), spread), c = __builtin_shuffle(load8(p + 1), spread);
+            value = a + weight * (c - a);
+            memcpy(out + x, &value, sizeof value);
+        }
     if (lanes == 4)
-        for (; x + 4 <= axis->n_out && axis->fits[x / 4]; x += 4)
-            PERMUTED_BLOCK(v4f, v4i, load4)
+        for (; x + 4 <= axis->n_out && axis->fits[x / 4]; x += 4) {
+            const float *p = in + axis->left[x];
+            v16u8 select, a8, c8;
+            v4f weight, value;
+            memcpy(&select, axis->select + 4 * x, sizeof select);
+            memcpy(&weight, axis->weight + x, sizeof weight);
+            memcpy(&a8, p, sizeof a8);
+            memcpy(&c8, p + 1, sizeof c8);
+            v4f a = (v4f)__builtin_shuffle(a8, select), c = (v4f)__builtin_shuffle(c8, select);
+            value = a + weight * (c - a);
+            memcpy(out + x, &value, sizeof value);
+        }
 #endif
     for (; x < axis->n_out; x++) {
         const float *p = in + axis->left[x];
