@@ -1,7 +1,7 @@
 import glob
 import os
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 PACKAGE = 'depth_anything_ros'
 
@@ -12,10 +12,17 @@ def share(folder, pattern='*'):
     return (f'share/{PACKAGE}/{folder}', sorted(files))
 
 
+# The per-pixel passes around inference (core/kernels.py): C against Python's own API, no numpy
+# headers (one build serves apt's numpy 1.x and pip's 2.x). Needs a C compiler and Python's headers
+# (apt: build-essential, python3-dev).
+KERNELS = Extension(f'{PACKAGE}.core._kernels', [f'{PACKAGE}/core/_kernels.c'],
+                    extra_compile_args=['-O3', '-std=gnu99', '-fno-strict-aliasing'])
+
 setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
+    ext_modules=[KERNELS],
     package_data={PACKAGE: ['samples/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
@@ -39,7 +46,7 @@ setup(
         'test-models': ['torch==2.13.0', 'transformers', 'onnx', 'omegaconf==2.3.0',
                         'antlr4-python3-runtime==4.9.3', 'einops', 'addict'],
     },
-    zip_safe=True,
+    zip_safe=False,
     maintainer='depth_anything_ros developers',
     maintainer_email='dev@depth-anything-ros.invalid',
     description='Monocular depth (Depth Anything V2) for ROS 2 on the RDK S100 BPU and on any PC.',

@@ -37,6 +37,8 @@ assert sys.version_info[:2] == (3, 10), sys.version
 assert numpy.__version__ == '1.21.5' and cv2.__version__.startswith('4.5.4'), (numpy.__version__, cv2.__version__)
 print(f'test-board: Python {sys.version.split()[0]}, numpy {numpy.__version__}, OpenCV {cv2.__version__}')
 PY
+# The compiled kernels for this Python, in place beside the main job's (each .so is named for its Python).
+"$VENV/bin/python" setup.py -q build_ext --inplace
 status=0
 bash scripts/pytest.sh "$VENV/bin/python" -m "not dev_tools" "$@" || status=$?
 # The per-stage CPU table on the board's library versions (printed, never asserted), with the

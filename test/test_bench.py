@@ -29,6 +29,7 @@ def test_stage_and_thread_tables(tiny_fixed_model, capsys):
     assert re.search(r'official\s+fast options', out)
     assert all(len(v) == 4 and all(x >= 0 for x in v) for v in stages.values())
     assert all(stages[k][i] > 0 for k in ('preprocess', 'postprocess') for i in range(4))
+    assert re.search(r'compiled passes: (baseline|avx2) variant', out)
     spread = _numbers(next(line for line in out.splitlines() if 'p25-p75' in line))
     assert len(spread) == 4 and spread[0] <= spread[1] and spread[2] <= spread[3]
     rows = [line.split() for line in out.splitlines() if re.match(r'\s+[12]\s+2\s', line)]

@@ -513,6 +513,83 @@ def test_image_buffer_shares_memory_with_the_message_data(encoding, dtype, shape
     assert fields['step'] * fields['height'] == len(fields['data'])
 
 
+def test_message_buffers_are_reused_once_nobody_holds_them():
+    """The node publishes and drops each frame's messages: the next frame writes into the same memory
+    (no allocation, no zeroing), whatever it held before."""
+    from depth_anything_ros.core.image_codec import image_buffer
+    fields, view = image_buffer(6, 8, '32FC1')
+    view[...] = 7.0
+    first = id(fields['data'])
+    del fields, view
+    fields, view = image_buffer(6, 8, '32FC1')
+    assert id(fields['data']) == first
+    assert (view == 7.0).all()                    # a reused buffer holds the last image: callers write every pixel
+
+
+class KeptMessage:
+    """What a subscriber or a test's sink keeps: a message holding the data array."""
+    def __init__(self, fields):
+        self.data = fields['data']
+
+
+@pytest.mark.parametrize('keep', ['fields', 'view', 'slice', 'message'])
+def test_a_buffer_held_anywhere_is_never_handed_out(keep):
+    from depth_anything_ros.core.image_codec import BufferPool
+    import depth_anything_ros.core.image_codec as codec
+    pool = BufferPool()
+    original, codec.MESSAGE_BUFFERS = codec.MESSAGE_BUFFERS, pool
+    try:
+        fields, view = codec.image_buffer(4, 5, 'bgr8')
+        view[...] = 42
+        kept = {'fields': fields, 'view': view, 'slice': view[1:, 2:], 'message': KeptMessage(fields)}[keep]
+        del fields, view
+        for _ in range(5):                          # more than the pool keeps per size
+            other, other_view = codec.image_buffer(4, 5, 'bgr8')
+            other_view[...] = 0
+        assert pool.held() <= 3
+        pixels = kept if keep in ('view', 'slice') else np.frombuffer(kept['data'] if keep == 'fields' else kept.data,
+                                                                       np.uint8)
+        assert (pixels == 42).all()
+    finally:
+        codec.MESSAGE_BUFFERS = original
+
+
+def test_buffer_pool_keeps_a_few_buffers_of_the_last_sizes():
+    from depth_anything_ros.core.image_codec import BufferPool
+    pool = BufferPool(sizes=2, per_size=3)
+    held = [pool.take(n) for n in (10, 10, 10, 10, 10, 20, 30)]
+    assert pool.held() == 2                       # sizes 20 and 30: one each; size 10's gone
+    assert [len(b) for b in held] == [10] * 5 + [20, 30]
+    del held
+    assert pool.held() == 2 and len(pool.take(30)) == 30
+
+
+def test_buffer_pool_never_gives_one_buffer_to_two_threads():
+    """Eight threads take a buffer each, all at once (a barrier), mark it, and look again once every
+    thread has marked its own: a buffer given out twice shows another thread's mark."""
+    from depth_anything_ros.core.image_codec import BufferPool
+    import threading
+    pool, threads_count = BufferPool(sizes=1, per_size=4), 8
+    barrier, clashes = threading.Barrier(threads_count), []
+
+    def worker(mark):
+        for _ in range(30):
+            view = np.frombuffer(pool.take(64), np.uint8)
+            barrier.wait()
+            view[...] = mark
+            barrier.wait()
+            if not (view == mark).all():
+                clashes.append(mark)
+            del view
+            barrier.wait()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(1, threads_count + 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not clashes and pool.held() == 4
+
+
 # ---------------------------------------------------------------- pixel limit from the header (issue 11, B3)
 
 @pytest.mark.parametrize('ext, shape', [('.jpg', (48, 64, 3)), ('.png', (30, 50)), ('.png', (7, 9, 4))])

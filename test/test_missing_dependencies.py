@@ -1,6 +1,6 @@
-"""A missing numpy, OpenCV or engine runtime stops `depth_node` and `depth-anything-ros` with one line
-naming the install step for the route (apt on the board, the `pc` extra on a PC) and exit code 1,
-never a traceback (issue 19: a plain `pip install .` on a PC ended `ros2 launch` with
+"""A missing numpy, OpenCV, engine runtime or build of the compiled kernels stops `depth_node` and
+`depth-anything-ros` with one line naming the install step for the route (apt on the board, the `pc`
+extra on a PC) and exit code 1, never a traceback (issue 19: a plain `pip install .` on a PC ended `ros2 launch` with
 `No module named 'cv2'`).
 
 Each case runs the real entry point in a fresh interpreter whose import system refuses the module
@@ -47,6 +47,8 @@ EXPECTED = {
     'cv2': ('sudo apt-get install python3-opencv', "pip install '.[pc]'"),
     'numpy': ('sudo apt-get install python3-numpy', "pip install '.[pc]'"),
     'onnxruntime': ('pip install onnxruntime', "pip install '.[pc]'"),
+    'depth_anything_ros.core._kernels': ('colcon build', 'build-essential python3-dev',
+                                         'python3 setup.py build_ext --inplace'),
 }
 
 
@@ -104,3 +106,8 @@ def test_an_unknown_missing_module_still_shows_its_traceback():
     assert missing_dependency(ModuleNotFoundError("No module named 'cv2.gapi'", name='cv2.gapi')) is not None
     assert missing_dependency(ImportError('numpy.core.multiarray failed to import')) is None
     assert set(HINTS) >= {'cv2', 'numpy'}
+    # the compiled kernels by their full name: another module of the package missing is a bug
+    kernels = ModuleNotFoundError("No module named 'depth_anything_ros.core._kernels'",
+                                  name='depth_anything_ros.core._kernels')
+    assert 'build_ext --inplace' in str(missing_dependency(kernels))
+    assert missing_dependency(ModuleNotFoundError('', name='depth_anything_ros.core.nothing')) is None

@@ -14,6 +14,10 @@ HINTS = {
              'python3-numpy` (never numpy 2 from pip there: Humble\'s messages are built for numpy 1.x); ' + PC,
     'yaml': 'PyYAML is not installed: `sudo apt-get install python3-yaml` on a ROS install, `pip install pyyaml` '
             'elsewhere',
+    'depth_anything_ros.core._kernels':
+        'the package\'s compiled kernels are not built: install it with `pip install .` or `colcon build` (they need '
+        '`sudo apt-get install build-essential python3-dev`), or in a source tree run '
+        '`python3 setup.py build_ext --inplace`',
 }
 
 
@@ -25,6 +29,6 @@ def missing_dependency(exc: BaseException) -> MissingDependency | None:
     """The install step for an ImportError of a module we know, else None (a real bug)."""
     if isinstance(exc, MissingDependency):
         return exc
-    name = getattr(exc, 'name', None) if isinstance(exc, ImportError) else None
-    hint = HINTS.get((name or '').split('.')[0])
+    name = (getattr(exc, 'name', None) if isinstance(exc, ImportError) else None) or ''
+    hint = HINTS.get(name) or HINTS.get(name.split('.')[0])
     return MissingDependency(hint) if hint else None

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import functools
-import math
 import threading
 
 import cv2
 import numpy as np
 
+from . import kernels
 from .placement import Placement
 
 COLORMAPS = {
@@ -62,111 +62,11 @@ def _resize_pixel_centres(image: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-@functools.lru_cache(maxsize=32)
-def _linear_taps(n_in: int, n_out: int) -> tuple:
-    """align_corners=True: output i samples input i * (n_in - 1) / (n_out - 1); (left index,
-    right weight) per output sample, in float32 as PyTorch computes them. Cached by size:
-    a camera asks for the same two tables every frame."""
-    scale = np.float32(n_in - 1) / np.float32(n_out - 1) if n_out > 1 else np.float32(0)
-    x = np.arange(n_out, dtype=np.float32) * scale
-    left = np.minimum(x.astype(np.intp), n_in - 1)
-    weight = x - left.astype(np.float32)
-    left.flags.writeable = weight.flags.writeable = False
-    return left, weight
-
-
 def _resize_align_corners(image: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Bilinear, align_corners=True, into `out`: separable (along rows at the model's height,
-    then down the columns), equal to PyTorch's up to float rounding. (OpenCV's warpAffine
-    expresses the same map and is exact on float32 in OpenCV 5, but older versions, as the
-    board's 4.5.4, round sample positions to 1/32 pixel, and it costs more than this.)"""
-    if image.dtype != np.float32:
-        image = image.astype(np.float32)
-    if _optimized_blas():
-        return _banded_products(image, out)
-    return _gathers(image, out)
-
-
-def _banded_products(image: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Each pass as a product with its two-taps-per-row weight matrix, cut into the small
-    dense blocks along its diagonal: one write of every output sample, in the BLAS's own loops.
-    A non-finite sample (the engines' output never has one: checked_depth) makes its whole
-    block NaN (0 x inf), not only its two neighbours."""
-    rows = np.empty((image.shape[0], out.shape[1]), np.float32)
-    with np.errstate(invalid='ignore', over='ignore'):
-        for cols, taps, weights in _weight_blocks(image.shape[1], out.shape[1], image.shape[0]):
-            np.matmul(image[:, taps], weights.T, out=rows[:, cols])
-        for block, taps, weights in _weight_blocks(image.shape[0], out.shape[0], out.shape[1]):
-            np.matmul(weights, rows[taps], out=out[block])
-    return out
-
-
-# The most multiply-adds in one block product: small enough that OpenBLAS keeps it on the
-# calling thread (it spreads products over 262144 onto threads that spin; CPU time, not speed).
-_BLOCK_MACS = 1 << 17
-
-
-@functools.lru_cache(maxsize=32)
-def _weight_blocks(n_in: int, n_out: int, length: int) -> tuple:
-    """(output slice, input slice, weights outputs x inputs) along the diagonal of the
-    align_corners interpolation matrix, for a pass over lines of `length` samples."""
-    left, weight = _linear_taps(n_in, n_out)
-    right = np.minimum(left + 1, n_in - 1)
-    # s outputs read at most (s - 1) span + 3 inputs: the largest s with s ((s - 1) span + 3) length
-    # <= _BLOCK_MACS, i.e. span s^2 + (3 - span) s - _BLOCK_MACS / length <= 0
-    span = max((n_in - 1) / max(n_out - 1, 1), 1e-3)  # input samples per output sample
-    size = max(1, int((span - 3 + math.sqrt((3 - span) ** 2 + 4 * span * _BLOCK_MACS / length)) / (2 * span)))
-    blocks = []
-    for start in range(0, n_out, size):
-        stop = min(start + size, n_out)
-        lo, hi = int(left[start]), int(right[stop - 1]) + 1
-        weights = np.zeros((stop - start, hi - lo), np.float32)
-        at = np.arange(stop - start)
-        np.add.at(weights, (at, left[start:stop] - lo), np.float32(1) - weight[start:stop])
-        np.add.at(weights, (at, right[start:stop] - lo), weight[start:stop])
-        weights.flags.writeable = False
-        blocks.append((slice(start, stop), slice(lo, hi), weights))
-    return tuple(blocks)
-
-
-def _gathers(image: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """The same map with numpy gathers: left sample + weight * (right - left), along rows at
-    the model's height, then for blocks of output rows (their temporaries stay in cache)."""
-    x0, xf = _linear_taps(image.shape[1], out.shape[1])
-    y0, yf = _linear_taps(image.shape[0], out.shape[0])
-    rows = np.take(image, x0, axis=1)            # model rows at the image's width
-    step = np.take(_steps(image, axis=1), x0, axis=1)
-    step *= xf
-    rows += step
-    down = _steps(rows, axis=0)                  # row i + 1 - row i
-    for start in range(0, out.shape[0], _GATHER_ROWS):
-        block = slice(start, start + _GATHER_ROWS)
-        np.take(rows, y0[block], axis=0, out=out[block], mode='clip')
-        lerp = np.take(down, y0[block], axis=0, mode='clip')
-        lerp *= yf[block, None]
-        out[block] += lerp
-    return out
-
-
-_GATHER_ROWS = 64
-
-
-def _steps(image: np.ndarray, axis: int) -> np.ndarray:
-    """The difference to the next sample along `axis`, 0 after the last (weight 0 there)."""
-    return np.diff(image, axis=axis, append=np.take(image, [-1], axis=axis))
-
-
-@functools.lru_cache(maxsize=None)
-def _optimized_blas() -> bool:
-    """Whether numpy was built on an optimized BLAS (OpenBLAS, MKL, BLIS, Accelerate): pip's
-    wheels bundle OpenBLAS. apt's python3-numpy links the system's libblas.so.3, possibly the
-    unoptimized reference one, where the banded products would cost several times the gathers."""
-    config = getattr(np.__config__, 'CONFIG', None)  # numpy >= 1.26
-    if config is not None:
-        name = str(config.get('Build Dependencies', {}).get('blas', {}).get('name', ''))
-    else:  # numpy 1.21 (the board's)
-        name = ' '.join(getattr(np.__config__, 'blas_opt_info', {}).get('libraries', []))
-    return any(blas in name.lower() for blas in ('openblas', 'mkl', 'blis', 'accelerate'))
+    """Bilinear, align_corners=True, into `out`: PyTorch's grid and formula in one compiled pass
+    (kernels.align_corners). (OpenCV's warpAffine expresses the same map and is exact on float32 in
+    OpenCV 5, but older versions, as the board's 4.5.4, round sample positions to 1/32 pixel.)"""
+    return kernels.align_corners(image.astype(np.float32, copy=False), out)
 
 
 class Colorizer:
@@ -180,9 +80,11 @@ class Colorizer:
       `reset()` forgets it. One colorizer draws a processor's frames one at a time
       (FrameProcessor.finish); its lock keeps that state whole all the same.
 
-    Works at model resolution and upsamples the 8-bit picture: a percentile of
-    a 1080p map alone costs more than the whole colorizing does this way. The
-    colormap is applied last, so every colour is on the map. Pixels the model
+    Takes the range at model resolution (a percentile of a 1080p map alone costs
+    more than the whole colorizing does this way) and draws the image in one
+    compiled pass (kernels.colormap_linear): colour levels at model resolution,
+    resized bilinearly (OpenCV's pixel centres: it is for the eye), rounded, then
+    the colormap, so every colour is on the map. Pixels the model
     never saw (crop mode) and NaN are black; values outside the range clip to
     the colormap's ends.
     """
@@ -220,8 +122,7 @@ class Colorizer:
         # ~20k evenly spread pixels give the same range to within a colour level.
         stride = max(1, int((depth.size / 20000) ** 0.5))
         sample = depth[::stride, ::stride]
-        # float64: float32 percentiles of values near +-3e38 overflow to inf/NaN.
-        valid = sample[np.isfinite(sample)].astype(np.float64)
+        valid = sample[np.isfinite(sample)]
         if valid.size == 0:
             return None
         if self.range_mode == 'minmax':
@@ -260,52 +161,45 @@ class Colorizer:
         dst = None if placement is None else placement.target
         lo, hi = self.value_range(model_depth if dst is None else
                                   model_depth[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width])
-        scale = 255.0 / max(hi - lo, 1e-12)
-        # Cap at hi first: on x86 a float that overflows int32 on its way to 8 bits turns
-        # into 0, so a far outlier (1e30, +inf) would be drawn as the lowest colour.
-        capped = cv2.threshold(model_depth, hi, 0, cv2.THRESH_TRUNC)[1]
-        # One saturating pass: below the range -> 0, above -> 255, NaN -> 0.
-        gray8 = cv2.addWeighted(capped, scale, capped, 0.0, -lo * scale, dtype=cv2.CV_8U)
-        invalid = ~np.isfinite(model_depth)
-        black = invalid if invalid.any() else None  # rare: engines' NaN output is rejected upstream
-        if placement is not None:
-            gray8 = to_image(gray8, placement, 0)
+        scale = 255.0 / max(hi - lo, 1e-12)  # levels: below the range 0, above it (+inf too) 255, NaN 0
+        finite = np.isfinite(model_depth)
+        black = None if finite.all() else ~finite  # rare: engines' NaN output is rejected upstream
+        values, lut = model_depth.astype(np.float32, copy=False), _colormap_lut(self.colormap)
+        h, w = values.shape if placement is None else placement.image_hw
+        bgr = out if out is not None else np.empty((h, w, 3), np.uint8)
+        if placement is None:
+            kernels.colormap_linear(values, bgr, lut, lo, scale)
+        else:
+            src = placement.source
+            kernels.colormap_linear(values[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width],
+                                    bgr[src.y:src.y + src.height, src.x:src.x + src.width], lut, lo, scale)
+            _blacken_outside(bgr, placement)
             if black is not None:
-                black = to_image(invalid.view(np.uint8), placement, 0).astype(bool)
-        bgr = _colormapped(gray8, self.colormap, out)
+                black = to_image(black.view(np.uint8), placement, 0).astype(bool)
         if black is not None:
             bgr[black] = 0
-        if placement is not None:
-            _blacken_outside(bgr, placement)
         return bgr
 
 
 def _percentiles(values: np.ndarray, percentiles: tuple) -> np.ndarray:
     """np.percentile's default (linear) method from one partial sort: a sixth of its time on
-    the colorizer's 20k samples, where its own bookkeeping dominates."""
+    the colorizer's 20k samples, where its own bookkeeping dominates. The sort in the values' own
+    type, the interpolation in float64 (in float32, values near +-3e38 would overflow to inf)."""
     at = np.asarray(percentiles, np.float64) / 100 * (values.size - 1)
     below = np.floor(at).astype(np.intp)
     above = np.minimum(below + 1, values.size - 1)
     ordered = np.partition(values, np.unique(np.concatenate([below, above])))
-    return ordered[below] + (at - below) * (ordered[above] - ordered[below])
-
-
-def _colormapped(gray8: np.ndarray, colormap: str, out: np.ndarray | None) -> np.ndarray:
-    """gray8 through `colormap` into `out` (HxWx3 bgr8): one 32-bit lookup per pixel (B, G, R, 0)
-    and a packing pass, where applyColorMap makes a 3-channel grey image and looks up each byte."""
-    if COLORMAPS[colormap] is None:
-        return cv2.cvtColor(gray8, cv2.COLOR_GRAY2BGR, dst=out)
-    bgr0 = cv2.LUT(gray8, _packed_colormap(colormap))
-    return cv2.cvtColor(bgr0.view(np.uint8).reshape(*gray8.shape, 4), cv2.COLOR_BGRA2BGR, dst=out)
+    low, high = ordered[below].astype(np.float64), ordered[above].astype(np.float64)
+    return low + (at - below) * (high - low)
 
 
 @functools.lru_cache(maxsize=None)
-def _packed_colormap(colormap: str) -> np.ndarray:
-    """OpenCV's colormap as 256 int32 lookup entries holding the bytes B, G, R, 0."""
-    bgr = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], COLORMAPS[colormap])
-    packed = np.zeros((256, 4), np.uint8)
-    packed[:, :3] = bgr[:, 0]
-    return packed.view(np.int32).reshape(256)
+def _colormap_lut(colormap: str) -> bytes:
+    """The colormap as 256 x (B, G, R) bytes: OpenCV's (applyColorMap), or the grey ramp."""
+    levels = np.arange(256, dtype=np.uint8)[:, None]
+    cmap = COLORMAPS[colormap]
+    bgr = cv2.cvtColor(levels, cv2.COLOR_GRAY2BGR) if cmap is None else cv2.applyColorMap(levels, cmap)
+    return bgr.tobytes()
 
 
 def _blacken_outside(image: np.ndarray, placement: Placement) -> None:

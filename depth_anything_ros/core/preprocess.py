@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ..engines import TensorSpec
+from . import kernels
 from .image_codec import Frame, to_rgb
 from .nv12_input import resize_nv12_into
 from .placement import Rect, place
@@ -40,10 +41,11 @@ class RgbPreprocessor:
 
     Resizes as the recipe's `interpolation` says: `cubic` resizes like the official code, in float
     arithmetic, not on the rounded 8-bit image (rounding after the resize would move depth by
-    up to 2 % of its range): see `_resized`. `cubic_uint8` and `nearest` resize the 8-bit image.
-    Then each channel plane goes into the model input once, normalized on the way, in the
+    up to 2 % of its range), in one compiled pass from the frame into the model input
+    (kernels.cubic_planes). `cubic_uint8` and `nearest` resize the 8-bit image with OpenCV.
+    Either way each channel plane goes into the model input once, normalized on the way, in the
     model's `channel_order`. NV12 frames in full range (`nv12_range`) are decoded to RGB first
-    (the resize reads NV12 as video range).
+    (the compiled pass reads NV12 as video range).
     """
 
     def __init__(self, spec: TensorSpec, recipe: Recipe = Recipe(), input_size: int = OFFICIAL_INPUT_SIZE,
@@ -54,11 +56,13 @@ class RgbPreprocessor:
         self.recipe = recipe
         self.input_size = input_size
         self.nv12_range = nv12_range
-        # value/255 normalized = value * gain + bias, per RGB channel
+        # value/255 normalized = value * gain + bias, per RGB channel; pixel_zscore normalizes after
         if recipe.normalization == 'imagenet':
             self._gain_bias = [(1 / (255 * s), -m / s) for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
-        else:
+        elif recipe.normalization == 'none':
             self._gain_bias = [(1 / 255, 0.0)] * 3
+        else:
+            self._gain_bias = [(1.0, 0.0)] * 3
 
     def __call__(self, frame: Frame) -> tuple:
         tensor, placement = self.tensor(frame)
@@ -70,42 +74,49 @@ class RgbPreprocessor:
             frame = Frame('rgb8', to_rgb(frame, self.nv12_range), frame.height, frame.width)
         recipe = self.recipe
         placement = place((frame.height, frame.width), self.canvas_hw, recipe.resize_mode, self.input_size)
-        small, channels = _resized(frame, placement.source, placement.target, recipe.interpolation)
         dst = placement.target
         h, w = placement.canvas_hw
         nchw = self.layout == 'NCHW'
         padded = (dst.width, dst.height) != (w, h)  # letterbox: the padding is normalized 0
         tensor = (np.zeros if padded else np.empty)((1, 3, h, w) if nchw else (1, h, w, 3), np.float32)
         rows, cols = slice(dst.y, dst.y + dst.height), slice(dst.x, dst.x + dst.width)
+        planes = tensor[0, :, rows, cols] if nchw else tensor[0, rows, cols].transpose(2, 0, 1)
         # Model channel c holds RGB channel order[c].
         order = (0, 1, 2) if recipe.channel_order == 'rgb' else (2, 1, 0)
-        planes = cv2.split(small) if small.ndim == 3 else [small]
-        unit, zero = _GREY_LEVEL[small.dtype.type]  # grey level = stored value * unit + zero
-        if recipe.normalization == 'pixel_zscore':
-            values = _pixel_zscore([planes[channels[rgb]] * np.float32(unit) + np.float32(zero) for rgb in range(3)])
+        gains, biases = zip(*(self._gain_bias[rgb] for rgb in order))
+        if recipe.interpolation == 'cubic':
+            _cubic_into(frame, placement.source, planes, order, gains, biases)
+        else:
+            small, channels = _resized(frame, placement.source, dst, recipe.interpolation)
+            split = cv2.split(small) if small.ndim == 3 else [small]
             for c, rgb in enumerate(order):
-                tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)] = values[rgb]
-            return tensor, placement
-        for c, rgb in enumerate(order):
-            gain, bias = self._gain_bias[rgb]
-            _scaled_into(tensor[(0, c, rows, cols) if nchw else (0, rows, cols, c)],
-                         planes[channels[rgb]], gain * unit, gain * zero + bias)
+                _scaled_into(planes[c], split[channels[rgb]], gains[c], biases[c])
+        if recipe.normalization == 'pixel_zscore':
+            planes[...] = _pixel_zscore(list(planes))
         return tensor, placement
 
 
-_CV2_INTERPOLATION = {'cubic': cv2.INTER_CUBIC, 'cubic_uint8': cv2.INTER_CUBIC, 'nearest': cv2.INTER_NEAREST}
-# `cubic` resizes int16 values of 128 per grey level, 0 at grey 128: OpenCV's 16-bit cubic
-# computes in float (the coefficients and sums of its float path) and rounds to 1/128 of a grey
-# level, where a float image would be converted in full first (1080p: 25 MB of float32 written,
-# then read back). The 2-D cubic (a = -0.75) overshoots [0, 255] by at most 0.445 x 255 = 114 grey
-# levels either way: (-128 - 114) x 128 and (127 + 114) x 128 stay inside int16.
-_CUBIC_SHIFT = 7
-_GREY_LEVEL = {np.uint8: (1.0, 0.0), np.int16: (1.0 / (1 << _CUBIC_SHIFT), 128.0)}
+def _cubic_into(frame: Frame, src: Rect, planes: np.ndarray, order: tuple, gains: tuple, biases: tuple) -> None:
+    """The official cubic resize of the frame's `src` rectangle into `planes` (model channel c: RGB
+    channel order[c], times gains[c] plus biases[c]); NV12 frames converted row by row."""
+    rect = (src.x, src.y, src.width, src.height)
+    if frame.encoding in _NV12_TO_RGB:
+        kernels.cubic_planes_nv12(frame.pixels, rect, frame.encoding == 'nv21', planes, order, gains, biases)
+        return
+    if frame.encoding in _RGB_CHANNELS:
+        image, channels = frame.pixels, _RGB_CHANNELS[frame.encoding]
+    else:
+        image, channels = to_rgb(frame), (0, 1, 2)
+    crop = image[src.y:src.y + src.height, src.x:src.x + src.width]
+    kernels.cubic_planes(crop, planes, [channels[rgb] for rgb in order], gains, biases)
+
+
+_CV2_INTERPOLATION = {'cubic_uint8': cv2.INTER_CUBIC, 'nearest': cv2.INTER_NEAREST}
 
 
 def _resized(frame: Frame, src: Rect, dst: Rect, interpolation: str) -> tuple:
-    """The source rectangle at the target size (uint8, or for `cubic` int16 as _GREY_LEVEL
-    says), and where R, G, B are in its channels."""
+    """The source rectangle at the target size as 8 bits (`cubic_uint8`, `nearest`), and where R, G, B
+    are in its channels."""
     flag = _CV2_INTERPOLATION[interpolation]
     if frame.encoding in _RGB_CHANNELS:
         image, channels = frame.pixels, _RGB_CHANNELS[frame.encoding]
@@ -119,10 +130,6 @@ def _resized(frame: Frame, src: Rect, dst: Rect, interpolation: str) -> tuple:
     else:
         image, channels = to_rgb(frame), (0, 1, 2)
     crop = image[src.y:src.y + src.height, src.x:src.x + src.width]
-    if interpolation == 'cubic':
-        crop = crop.astype(np.int16)
-        crop <<= _CUBIC_SHIFT
-        crop -= 128 << _CUBIC_SHIFT
     return cv2.resize(crop, (dst.width, dst.height), interpolation=flag), channels
 
 

@@ -63,9 +63,10 @@ def stage_samples(processors: list, size: str, encoding: str, frames: int, clock
             t0 = clock()
             frame = decode()  # validation and zero-copy views; colour conversion is preprocessing
             decoded = clock() - t0
-            out = processor.finish(frame, processor.infer(frame), ('depth', 'colorized'), arrays=buffers)
+            timings = processor.finish(frame, processor.infer(frame), ('depth', 'colorized'), arrays=buffers).timings
+            # the outputs are gone, as the node's are once published: their buffers go back to the pool
             for key, dt in (('decode', decoded), ('message fill', buffers.seconds),
-                            *((k, out.timings[k]) for k in ('preprocess', 'postprocess', 'colorize'))):
+                            *((k, timings[k]) for k in ('preprocess', 'postprocess', 'colorize'))):
                 times[key].append(dt * 1e3)
     for processor in processors:
         processor.estimator.clock = time.perf_counter

@@ -69,6 +69,7 @@ def _print_stages(cfg, processor, args):
     median of each frame's sum."""
     import numpy as np
 
+    from ..core.kernels import instruction_set
     from ..tool_support.measure import STAGES, fast_options, replay_processor, stage_samples
     from ..tool_support.options import processor_from_config
     runs = [replay_processor(cfg, processor.estimator.engine, args.camera_size, args.encoding)]
@@ -95,6 +96,7 @@ def _print_stages(cfg, processor, args):
     if len(runs) > 1:
         print(f'fast options: interpolation {fast.estimator.recipe.interpolation}, upsampling '
               f'{fast.estimator.recipe.upsampling} (approximate numerics, see docs/recipes.md)')
+    print(f'compiled passes: {instruction_set()} variant (core/kernels.py)')
 
 
 def _print_load(cfg, args):
