@@ -112,7 +112,8 @@ def test_depth_bag_matches_the_pipeline(tmp_path, tiny_fixed_model, compressed, 
     estimator = DepthEstimator(open_engine(tiny_fixed_model))
     colorizer = Colorizer()
     for i, bgr in enumerate(payloads):
-        model_depth, placement, _ = estimator.model_depth(Frame('bgr8', bgr, H, W))
+        model = estimator.model_depth(Frame('bgr8', bgr, H, W))
+        model_depth, placement = model.depth, model.placement
         expected_depth = estimator.restore(model_depth, placement)
         expected_color = colorizer(model_depth, placement)
         for name, encoding in (('/depth', '32FC1'), ('/depth/colorized', 'bgr8')):

@@ -15,7 +15,7 @@ import pytest
 from helpers.data import data_file
 
 from depth_anything_ros import cli
-from depth_anything_ros.core.evaluation import (FORMATS, EvaluationError, align_disparity, crop_region, evaluate,
+from depth_anything_ros.core.evaluation import (FORMATS, EvaluationError, align_scale_shift, crop_region, evaluate,
                                            fit_scale_shift, load_depth, protocol, read_index, valid_mask)
 from depth_anything_ros.core.depth_metrics import DEPTH_METRICS, depth_metrics
 
@@ -134,7 +134,7 @@ def test_aligned_depth_is_clipped_to_the_range():
     gt = np.array([1.0, 2.0, 4.0, 8.0, 8.0])
     pred = 1.0 / gt
     pred[4] = -0.5  # an outlier the fitted line maps to a negative disparity (beyond infinity)
-    depth, s, t = align_disparity(pred, gt, np.ones(5, bool), min_depth=1e-3, max_depth=10.0)
+    depth, s, t = align_scale_shift(pred, gt, np.ones(5, bool), min_depth=1e-3, max_depth=10.0, inverse=True)
     assert s * pred[4] + t < 0
     assert depth[4] == pytest.approx(10.0) and np.all((depth >= 1e-3) & (depth <= 10.0))
     assert np.isfinite(list(evaluate(pred[None], gt[None], 'relative').values())).all()

@@ -148,7 +148,7 @@ def test_the_catalogue_is_read_once_per_processor(monkeypatch):
     parses = []
     real = yaml_module.safe_load
     monkeypatch.setattr(yaml_module, 'safe_load', lambda f: parses.append(f.name) or real(f))
-    engine = SimpleNamespace(inputs=[rgb_input((14, 14))])
+    engine = SimpleNamespace(inputs=[rgb_input((14, 14))], outputs=[])
     processor = build_processor(defaults(model_path='/m/depth_anything_v2_metric_hypersim_vits.onnx'), engine)
     assert len(parses) == 1 and parses[0].endswith('models.yaml')
     assert (processor.depth_type, processor.max_depth, processor.estimator.recipe.name) == ('metric', 20, 'official')

@@ -34,8 +34,8 @@ def _frames():
 
 def _depth(estimator, frame):
     """The frame's depth at its size: the node's infer step, then its upsampling."""
-    model_depth, placement, _ = estimator.model_depth(frame)
-    return estimator.restore(model_depth, placement)
+    model = estimator.model_depth(frame)
+    return estimator.restore(model.depth, model.placement)
 
 
 def _max_relative_diff(a, b) -> float:
