@@ -8,7 +8,8 @@ For an image NAME.ext it writes to --out:
   NAME_depth.png        uint16, depth = value * scale. Relative: the frame's largest finite depth is
                         65535 (scale per frame). Metres: millimetres, as the node's depth/mm
                         (scale 0.001). 0 = not seen / invalid / sky.
-  NAME_depth.json       {"scale", "min", "max", "kind": what the values are, ...}
+  NAME_depth.json       {"scale", "min", "max", "kind": "relative inverse depth", "relative depth" or
+                        "metres", "depth_type": the model's (depth_type.DEPTH_KINDS), ...}
   NAME_colorized.png    bgr8, what the node publishes on `depth/colorized`
   NAME_confidence.npy   DA3 main series: float32 depth_conf at the image's size (depth/confidence)
   NAME_sky.png          DA3 Mono/Metric: mono8, 255 where the model reports sky (depth/sky)
@@ -124,8 +125,9 @@ def _infer_images(images, processor, out) -> None:
         result = processor.process(frame, restart=True)
         base = os.path.join(out, output_name(path))
         np.save(f'{base}_depth.npy', result.depth)
-        png, sidecar = encode_png16(result.depth, result.metres, processor.kind.meaning)
-        sidecar['source'] = os.path.basename(path)
+        png, sidecar = encode_png16(result.depth, result.metres,
+                                    'relative inverse depth' if processor.kind.inverse else 'relative depth')
+        sidecar.update(source=os.path.basename(path), depth_type=processor.depth_type)
         _write(f'{base}_depth.png', cv2.imwrite(f'{base}_depth.png', png))
         with open(f'{base}_depth.json', 'w') as f:
             json.dump(sidecar, f, indent=1)
