@@ -12,6 +12,7 @@ HELP = ('evaluate a model against ground-truth depth with the standard monocular
 def add_arguments(parser):
     from ..core.evaluation import CROPS, FORMATS
     from ..core.params import in_groups
+    from ..tool_support.intrinsics import add_intrinsics_option
     from ..tool_support.options import add_param_options
     add_param_options(parser, in_groups('engine', 'recipe') + ('depth_type',))
     parser.add_argument('--index', metavar='CSV',
@@ -36,9 +37,7 @@ def add_arguments(parser):
                         help='relative models: also align each image to this random fraction of its valid '
                              'ground truth (e.g. 0.01 or 0.001, what a sparse depth sensor gives the node) '
                              'and report those metrics beside the full alignment')
-    parser.add_argument('--intrinsics', nargs=4, type=float, metavar=('FX', 'FY', 'CX', 'CY'),
-                        help='the camera matrix of the RGB images (pixels, at their size): DA3Metric turns its '
-                             'canonical depth into metres with it; without it DA3Metric is aligned as relative depth')
+    add_intrinsics_option(parser)
     parser.add_argument('--json', metavar='OUT', help='also write the per-image and mean results here')
 
 
@@ -81,6 +80,7 @@ def run(args) -> int:
     from ..core.evaluation import EvaluationError, evaluate, load_depth, protocol
     from ..core.depth_metrics import DEPTH_METRICS
     from ..tool_support.files import progress, read_frame
+    from ..tool_support.intrinsics import camera_of
     from ..tool_support.options import config_from_args, processor_from_config
     cap = args.eval_max_depth
     if not 0 < args.min_depth < (float('inf') if cap is None else cap):
@@ -115,7 +115,7 @@ def run(args) -> int:
         try:
             gt = load_depth(sample.depth, sample.decode)
             frame = read_frame(sample.rgb)
-            out = processor.process(frame, ('depth',), camera=_camera(args.intrinsics, frame))
+            out = processor.process(frame, ('depth',), camera=camera_of(args.intrinsics, frame))
             max_depth, crop = settings_of[sample.dataset]
             result = evaluate(out.depth, gt, _comparison(processor, out), args.min_depth, max_depth, crop,
                               args.align_from_sparse)
@@ -158,15 +158,6 @@ def run(args) -> int:
     if skipped:
         print(f'warning: {skipped} image(s) had no valid ground-truth pixels and are not in the means')
     return 0
-
-
-def _camera(intrinsics, frame):
-    """A camera_info stand-in (k, width, height) for --intrinsics at the frame's size, or None."""
-    if not intrinsics:
-        return None
-    from types import SimpleNamespace
-    fx, fy, cx, cy = intrinsics
-    return SimpleNamespace(k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0], width=frame.width, height=frame.height)
 
 
 def _comparison(processor, out) -> str:

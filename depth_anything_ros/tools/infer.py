@@ -28,8 +28,10 @@ PNG_MAX = 65535
 
 def add_arguments(parser):
     from ..core.params import in_groups
+    from ..tool_support.intrinsics import add_intrinsics_option
     from ..tool_support.options import add_param_options
     add_param_options(parser, in_groups('engine', 'recipe', 'depth', 'color', 'smoothing'))
+    add_intrinsics_option(parser)
     parser.add_argument('--out', required=True, metavar='DIR', help='output directory (created if missing)')
     parser.add_argument('--save-npy', action='store_true',
                         help='videos: also write each frame\'s float32 depth as NAME_NNNNNN_depth.npy')
@@ -84,7 +86,7 @@ def run(args) -> int:
     print(f'colorized: {processor.view_meaning()}')
     try:
         if images:
-            _infer_images(images, processor, args.out)
+            _infer_images(images, processor, args.out, args.intrinsics)
         frames = sum(_infer_video(path, processor, args) for path in videos)
     except OSError as exc:  # e.g. the disk filled up; --out was writable at the start
         raise CliError(f"cannot write to '{args.out}': {exc}") from exc
@@ -110,19 +112,20 @@ def _write(path: str, ok: bool) -> None:
         raise CliError(f"cannot write '{path}'")
 
 
-def _infer_images(images, processor, out) -> None:
+def _infer_images(images, processor, out, intrinsics=None) -> None:
     import json
 
     import cv2
     import numpy as np
 
     from ..tool_support.files import progress, read_frame
+    from ..tool_support.intrinsics import camera_of
     sizes = set()
     for path in progress(images, desc='images', unit='img'):
         frame = read_frame(path)
         _note_size(processor, frame, sizes)
         # Images are unrelated to each other: no temporal smoothing across them.
-        result = processor.process(frame, restart=True)
+        result = processor.process(frame, restart=True, camera=camera_of(intrinsics, frame))
         base = os.path.join(out, output_name(path))
         np.save(f'{base}_depth.npy', result.depth)
         png, sidecar = encode_png16(result.depth, result.metres,
@@ -156,6 +159,7 @@ def _infer_video(path, processor, args) -> int:
     from ..tool_support.errors import CliError
     from ..core.image_codec import Frame
     from ..tool_support.files import progress
+    from ..tool_support.intrinsics import camera_of
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise CliError(f"cannot read video '{path}'")
@@ -170,7 +174,7 @@ def _infer_video(path, processor, args) -> int:
         for bgr in progress(_frames(capture, args.max_frames), total=total if total > 0 else None,
                             desc=name, unit='frame'):
             frame = Frame('bgr8', bgr, bgr.shape[0], bgr.shape[1])
-            result = processor.process(frame)
+            result = processor.process(frame, camera=camera_of(args.intrinsics, frame))
             if writer is None:
                 _note_size(processor, frame, set())
                 size = (bgr.shape[1] * 2, bgr.shape[0])
