@@ -113,6 +113,19 @@ def test_alignment_undoes_an_affine_disparity():
     assert after['valid_px'] == int(np.isfinite(gt).sum())
 
 
+def test_da3_relative_depth_is_aligned_in_depth():
+    """DA3's relative output grows with distance: aligned in depth it is exact, taken for inverse
+    depth (DA-V2's protocol) it is not; sky (+Inf) does not count."""
+    gt = load_depth(data_file(MM_DEPTH), 'mm')
+    pred = 0.4 * gt.astype(np.float64) + 0.9
+    pred[:20] = np.inf
+    exact = evaluate(pred, gt, 'relative_depth', sparse_fraction=0.01)
+    assert exact['abs_rel'] < 1e-6 and exact['scale'] == pytest.approx(2.5) and exact['shift'] == pytest.approx(-2.25)
+    assert exact['sparse']['abs_rel'] < 1e-6 and exact['sparse']['refused'] == ''
+    assert exact['valid_px'] == int(np.isfinite(gt[20:]).sum())
+    assert evaluate(pred, gt, 'relative')['abs_rel'] > 0.05
+
+
 @pytest.mark.parametrize('fraction', [0.01, 0.001])
 def test_alignment_from_a_sparse_subsample(fraction):
     """A relative model that is exact up to scale and shift needs only a few ground-truth pixels:

@@ -182,9 +182,28 @@ def test_a_reference_that_cannot_fix_the_scale_is_refused(truth, reference):
     """Each of these gave scale ~1e-16..1e-5 and the whole frame at exactly 2.0 m, counted as aligned."""
     output = relative_output(truth)
     with pytest.raises(Unaligned, match='cannot fix the scale') as refused:
-        fit_depth(*sample_registered(output, reference(truth)), min_support=50,
-                          frame_range=relative_range(output))
+        fit_depth(*sample_registered(output, reference(truth)), min_support=50, frame_range=relative_range(output))
     assert refused.value.reason == 'fit_refused'
+
+
+def test_depth_models_fit_in_depth_with_the_same_refusals(truth):
+    """DA3's relative output is depth up to scale and shift (Z = s * d + t): the same robust fit in
+    depth gives metres from 0.1 % of the pixels with 10 % outliers; the inverse-depth line cannot.
+    A reference that cannot fix the scale is refused all the same."""
+    valid = np.isfinite(truth)
+    output = np.where(valid, (truth - 0.3) / 2.5, np.nanmedian((truth - 0.3) / 2.5)).astype(np.float32)
+    pairs = sample_registered(output, sparse_reference(truth, 0.001, 0.10))
+    fit = fit_depth(*pairs, min_support=50, inverse=False)
+    assert not fit.inverse and fit.scale == pytest.approx(2.5, rel=1e-3) and fit.shift == pytest.approx(0.3, abs=1e-3)
+    assert abs_rel(fit.to_metres(output)[valid], truth[valid]) <= 1e-3
+    with pytest.raises(Unaligned):             # as inverse depth, the same readings make no line that holds
+        fit_depth(*pairs, min_support=50, inverse=True, frame_range=relative_range(output))
+    with pytest.raises(Unaligned, match='fitted depth changes by') as refused:
+        fit_depth(*sample_registered(output, patch_reference(truth, 2.0)), min_support=50, inverse=False)
+    assert refused.value.reason == 'fit_refused'
+    out = np.empty(3, np.float32)
+    metres = DepthFit(2.0, -1.0, 10, 0.0, inverse=False).to_metres(np.array([0.25, 1.0, 2e3], np.float32), out=out)
+    assert metres is out and np.isnan(out[0]) and out[1] == 1.0 and np.isnan(out[2])   # behind, 1 m, past 1 km
 
 
 def test_a_reference_covering_a_sliver_of_the_frame_is_refused_but_fits_alone():
