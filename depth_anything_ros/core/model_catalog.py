@@ -2,8 +2,8 @@
 file is, and which recipe it runs with. No ROS, no torch here (downloads: tool_support/download.py).
 
 An entry's `file` is matched against the whole file name, case-insensitively, never as a substring;
-it may hold `{a,b}` (one of the words) and `{size}` (an input size HxW, digits: a DA3 ONNX is exported
-at one size, `da3-small_280x504.onnx`).
+it may hold `{a,b}` (one of the words; `{,b}`: b or nothing) and `{size}` (an input size HxW, digits: a
+DA3 ONNX is exported at one size, `da3-small_280x504.onnx`).
 """
 from __future__ import annotations
 
