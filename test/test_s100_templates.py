@@ -29,8 +29,9 @@ from helpers.frames import nv12_frame
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name -> file: DA-V2's and DA3 Mono/Metric's, each for a float (featuremap) and an NV12 input.
-TEMPLATES = {name: os.path.join(REPO, 'models', 's100', f"{'' if name.startswith('da3') else 'depth_anything_'}{name}.yaml")
-             for name in ('featuremap', 'nv12', 'da3_featuremap', 'da3_nv12')}
+TEMPLATES = {name: os.path.join(REPO, 'models', 's100', f'{file}.yaml') for name, file in (
+    ('featuremap', 'depth_anything_featuremap'), ('nv12', 'depth_anything_nv12'),
+    ('da3_featuremap', 'da3_featuremap'), ('da3_nv12', 'da3_nv12'))}
 # The ONNX each is written for: DA-V2 Small at the S100 model's size, DA3Metric at DA3's 4:3 size.
 ONNX_SIZE = {'featuremap': '518x686', 'nv12': '518x686', 'da3_featuremap': '378x504', 'da3_nv12': '378x504'}
 SAMPLE = os.path.join(REPO, 'depth_anything_ros', 'samples', 'robot_camera.jpg')
