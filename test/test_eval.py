@@ -322,3 +322,21 @@ def test_eval_bad_arguments_exit_2(capsys, tmp_path, tiny_fixed_model, case):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith('depth-anything-ros eval: ') and expect in err
+
+
+def test_eval_of_da3metric_in_metres_with_intrinsics_else_aligned_in_depth(tmp_path, da3_metric_model):
+    """DA3Metric: with the images' camera matrix its canonical depth is metres and used as is; without
+    it, aligned as relative depth. Sky (+Inf) pixels do not count. Random weights: structure only."""
+    rgb, depth = data_file('redwood_synthetic/color/00000.jpg'), data_file(MM_DEPTH)
+    out = tmp_path / 'e.json'
+    base = ['eval', '--model', da3_metric_model, '--format', 'mm', '--rgb', rgb, '--depth', depth, '--json', str(out)]
+    assert cli.main(base + ['--intrinsics', '525', '525', '319.5', '239.5']) == 0
+    metric = json.loads(out.read_text())
+    assert metric['settings']['depth_type'] == 'metric_canonical' and metric['settings']['alignment'] == 'none'
+    assert 'scale' not in metric['images'][0]
+    assert cli.main(base) == 0
+    aligned = json.loads(out.read_text())
+    assert aligned['settings']['alignment'] == 'least-squares scale and shift in depth, per image'
+    assert math.isfinite(aligned['images'][0]['scale'])
+    assert 0 < aligned['images'][0]['valid_px'] == metric['images'][0]['valid_px']   # sky left out alike
+    assert aligned['images'][0]['valid_px'] < int(np.isfinite(load_depth(depth, 'mm')).sum())
