@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-HELP = ('the known Depth Anything V2 and 3 models: `list` them (file, input, engine, licence, what the depth is '
-        'kind), `fetch NAME` into the cache with checksum, `path NAME` of a downloaded one')
+HELP = ('the known Depth Anything V2 and 3 models: `list` them (file, input, engine, licence, depth kind'
+        '), `fetch NAME` into the cache with checksum, `path NAME` of a downloaded one')
 
 
 def add_arguments(parser):
