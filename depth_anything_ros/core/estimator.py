@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engines import Engine, EngineError
-from .depth_type import CONFIDENCE_OUTPUT, SKY_OUTPUT
+from .depth_type import CONFIDENCE_OUTPUT, EXTRA_OUTPUTS, SKY_OUTPUT
 from .image_codec import Frame
 from .nv12_input import Nv12Preprocessor, nv12_input_kind
 from .placement import Placement, upper_bound_size
@@ -50,8 +50,9 @@ def checked_depth(output, canvas_hw: tuple, name: str = 'model output') -> np.nd
 
 
 class DepthEstimator:
-    """Frames -> the model's outputs at model resolution (depth: the first output; DA3's `sky` and
-    `depth_conf` by name, where the model has them), and back at the frame's size, as `recipe` says
+    """Frames -> the model's outputs at model resolution (depth: the first output that is not DA3's
+    `sky` or `depth_conf`, which are read by name where the model has them), and back at the frame's
+    size, as `recipe` says
     (default: the official DA-V2 one; a model's own comes from models/models.yaml, see
     processor_factory.build_processor). `nv12_range`: the range of NV12 frames (and of NV12 models)."""
 
@@ -79,7 +80,10 @@ class DepthEstimator:
         outputs = self.engine.run(feeds)
         t2 = clock()
         canvas = placement.canvas_hw
-        depth = checked_depth(next(iter(outputs.values())), canvas)
+        depth = next((value for name, value in outputs.items() if name not in EXTRA_OUTPUTS), None)
+        if depth is None:
+            raise BadOutputError(f'the model gave no depth output, only {list(outputs)}')
+        depth = checked_depth(depth, canvas)
         extra = {name: checked_depth(outputs[name], canvas, f"output '{name}'")
                  for name in (SKY_OUTPUT, CONFIDENCE_OUTPUT) if name in outputs}
         return ModelDepth(depth, placement, {'preprocess': t1 - t0, 'inference': t2 - t1},

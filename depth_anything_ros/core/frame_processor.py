@@ -48,7 +48,7 @@ class FrameOutputs:
     sky: np.ndarray | None = None         # HxW uint8: 255 where the model reports sky (score >= 0.5)
     unaligned: str | None = None    # why this frame stayed relative (a counter's name): metric_reference, DA3Metric
     unaligned_detail: str = ''      # ... and in words, with numbers
-    fit: object = None              # metric_reference: the DepthFit that made the metres
+    fit: object = None              # metric_reference: the metric_fit.DepthFit that made the metres
     focal: float | None = None      # DA3Metric: the focal length (pixels of the network input) that made them
     points_skipped: str | None = None     # 'no_camera_info' or the reason the camera_info failed
     timings: dict = field(default_factory=dict)
@@ -105,8 +105,8 @@ class FrameProcessor:
     def meaning(self) -> str:
         """What `depth` carries, in words."""
         if self.aligner is not None:
-            relative = DEPTH_KINDS[self.depth_type].meaning
-            return f'metres aligned to {self.aligner.source} (frames it cannot align: {relative}, on depth/relative)'
+            return (f'metres aligned to {self.aligner.source} (frames it cannot align: {self.kind.meaning}, '
+                    'on depth/relative)')
         sky = (f"; sky: {'+Inf' if self.sky_depth == 'infinite' else 'the official fill'}"
                if self.estimator.has_output(SKY_OUTPUT) else '')
         return self.kind.meaning + sky
