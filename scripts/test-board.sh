@@ -43,7 +43,9 @@ status=0
 bash scripts/pytest.sh "$VENV/bin/python" -m "not dev_tools" "$@" || status=$?
 # The per-stage CPU table on the board's library versions (printed, never asserted), with the
 # dynamic test model the main job built, so the Arm figure can be estimated before a board exists.
-model="$DEPTH_TEST_MODELS/$(sha256sum depth_anything_ros/torch_models/build.py | cut -c1-12)/tiny_dynamic.onnx"
+# The folder test/helpers/models.py keeps them in: the hash of the builders (its BUILDERS).
+builders=$(cat depth_anything_ros/torch_models/build.py depth_anything_ros/torch_models/da3_build.py | sha256sum | cut -c1-12)
+model="$DEPTH_TEST_MODELS/$builders/tiny_dynamic.onnx"
 if [ -f "$model" ]; then
   for encoding in bgr8 nv12; do
     PYTHONPATH=. "$VENV/bin/python" -m depth_anything_ros.cli bench --model "$model" --what stages \

@@ -95,6 +95,19 @@ def tiny_metric_model(model_dir):
 
 
 @pytest.fixture(scope='session')
+def da3_metric_model(model_dir):
+    """Tiny DA3Metric-Large (the official network, random weights, seed 6), fixed 378x504 (the official
+    input of 4:3 cameras), named as models.yaml knows it: depth (canonical) and sky outputs."""
+    return models.da3_model(model_dir, 'da3metric-large', (378, 504), 6)
+
+
+@pytest.fixture(scope='session')
+def da3_small_model(model_dir):
+    """Tiny DA3-Small (seed 0), fixed 378x504: depth and depth_conf outputs."""
+    return models.da3_model(model_dir, 'da3-small', (378, 504), 0)
+
+
+@pytest.fixture(scope='session')
 def tiny_torch_model():
     """The PyTorch model whose weights the tiny ONNX models carry (same seed)."""
     from depth_anything_ros.torch_models.build import build_torch_model

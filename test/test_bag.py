@@ -112,7 +112,8 @@ def test_depth_bag_matches_the_pipeline(tmp_path, tiny_fixed_model, compressed, 
     estimator = DepthEstimator(open_engine(tiny_fixed_model))
     colorizer = Colorizer()
     for i, bgr in enumerate(payloads):
-        model_depth, placement, _ = estimator.model_depth(Frame('bgr8', bgr, H, W))
+        model = estimator.model_depth(Frame('bgr8', bgr, H, W))
+        model_depth, placement = model.depth, model.placement
         expected_depth = estimator.restore(model_depth, placement)
         expected_color = colorizer(model_depth, placement)
         for name, encoding in (('/depth', '32FC1'), ('/depth/colorized', 'bgr8')):
@@ -176,3 +177,23 @@ def test_a_metric_bag_gets_the_nodes_metric_outputs(tmp_path, tiny_metric_model,
     xyz, _ = depth_to_points(depth, *scaled_intrinsics(k, (W, H), (W, H)), 8)
     assert cloud.width == len(xyz) > 0 and cloud.point_step == 12
     np.testing.assert_array_equal(np.frombuffer(cloud.data.tobytes(), np.float32).reshape(-1, 3), xyz)
+
+
+def test_da3_metric_bag_metres_after_the_first_camera_info_and_its_sky(tmp_path, da3_metric_model, capsys):
+    """DA3Metric through `bag`: the first frame comes before any CameraInfo, so it goes to
+    /depth/relative (counted); the rest are metres on /depth, +Inf where the model sees sky, with
+    points; /depth/sky for every frame. The same routing as the node's (core/output_topics.py)."""
+    src, out = tmp_path / 'in', tmp_path / 'out'
+    topic, _, _ = _write_input(src, False, StoragePlugin.SQLITE3)
+    assert cli.main(['bag', str(src), '--topic', topic, '--out', str(out), '--model', da3_metric_model,
+                     '--publish-points', '--publish-sky']) == 0
+    assert 'skipped 1 x metres: no_camera_info' in capsys.readouterr().err
+    topics, messages = _read_output(out)
+    assert {name: len(messages[name]) for name in topics if name.startswith('/depth')} == {
+        '/depth': FRAMES - 1, '/depth/relative': 1, '/depth/colorized': FRAMES, '/depth/points': FRAMES - 1,
+        '/depth/sky': FRAMES}
+    assert messages['/depth/relative'][0][0] == T0 and messages['/depth'][0][0] == T0 + 100_000_000
+    metres = np.frombuffer(messages['/depth'][0][2].data, np.float32).reshape(H, W)
+    sky = np.frombuffer(messages['/depth/sky'][1][2].data, np.uint8).reshape(H, W) == 255
+    assert sky.any() and np.isposinf(metres[sky]).all()                    # the reported mask lies in +Inf
+    assert (metres[np.isfinite(metres)] > 0).all()

@@ -11,8 +11,9 @@ from depth_anything_ros.core.camera_messages import (CompressedFrame, RawFrame, 
                                                      stamp_ns)
 from depth_anything_ros.core.frame_processor import FrameOutputs
 from depth_anything_ros.core.image_codec import ImageFormatError, bgr_to_nv12, decode_image, encode_bgr
-from depth_anything_ros.core.output_topics import (COLORIZED, DEPTH, MILLIMETRES, POINTS, RELATIVE, MessageBuffers,
-                                                   destinations, requested_outputs, routed)
+from depth_anything_ros.core.output_topics import (COLORIZED, CONFIDENCE, DEPTH, MILLIMETRES, POINTS, RELATIVE, SKY,
+                                                   MessageBuffers, destinations, requested_outputs, routed)
+from depth_anything_ros.core.params import defaults
 from depth_anything_ros.core.pointcloud import pointcloud2_fields
 
 from helpers import hostile_images
@@ -131,24 +132,32 @@ def test_stamps_and_camera_info():
 
 # ---------------------------------------------------------------- outputs
 
-def processor(metric=False, aligned=False):
-    return SimpleNamespace(metric=metric or aligned, aligner=object() if aligned else None)
+def processor(metric=False, aligned=False, canonical=False):
+    """What destinations() reads of a FrameProcessor: a metric model, a reference aligner, DA3Metric."""
+    return SimpleNamespace(metric=metric or aligned or canonical, relative_fallback=aligned or canonical)
+
+
+def asked(**publish):
+    """requested_outputs of the node's parameters with these publish_* set."""
+    return requested_outputs(defaults(**{f'publish_{k}': v for k, v in publish.items()}))
 
 
 @pytest.mark.parametrize('proc, requested, expected', [
-    (processor(), requested_outputs(False, False), (DEPTH, COLORIZED)),
+    (processor(), asked(), (DEPTH, COLORIZED)),
     (processor(), ('depth', 'colorized', 'depth_mm', 'points'), (DEPTH, COLORIZED)),   # relative: no metres
-    (processor(metric=True), requested_outputs(True, False), (DEPTH, COLORIZED, MILLIMETRES)),
-    (processor(metric=True), requested_outputs(False, True), (DEPTH, COLORIZED, POINTS)),
-    (processor(aligned=True), requested_outputs(True, True), (DEPTH, COLORIZED, RELATIVE, MILLIMETRES, POINTS)),
+    (processor(metric=True), asked(depth_mm=True), (DEPTH, COLORIZED, MILLIMETRES)),
+    (processor(metric=True), asked(points=True), (DEPTH, COLORIZED, POINTS)),
+    (processor(aligned=True), asked(depth_mm=True, points=True), (DEPTH, COLORIZED, RELATIVE, MILLIMETRES, POINTS)),
+    (processor(canonical=True), asked(points=True, sky=True), (DEPTH, COLORIZED, RELATIVE, POINTS, SKY)),
+    (processor(), asked(confidence=True), (DEPTH, COLORIZED, CONFIDENCE)),
 ])
 def test_destinations(proc, requested, expected):
     assert destinations(proc, requested) == expected
 
 
 def test_topics_follow_the_depth_topic():
-    assert [d.topic() for d in (DEPTH, RELATIVE, COLORIZED, MILLIMETRES, POINTS)] == [
-        'depth', 'depth/relative', 'depth/colorized', 'depth/mm', 'depth/points']
+    assert [d.topic() for d in (DEPTH, RELATIVE, COLORIZED, MILLIMETRES, POINTS, CONFIDENCE, SKY)] == [
+        'depth', 'depth/relative', 'depth/colorized', 'depth/mm', 'depth/points', 'depth/confidence', 'depth/sky']
     assert RELATIVE.topic('/cam/depth') == '/cam/depth/relative'
 
 
@@ -185,8 +194,15 @@ def test_depth_goes_to_relative_only_when_a_reference_could_not_align_it(metres,
 
 def test_every_output_routed_with_its_fields():
     out, buffers = finished(True, mm=True, points=True)
+    out.confidence = np.full((3, 4), 2.5, np.float32)
+    out.sky = np.zeros((3, 4), np.uint8)
+    out.sky[0] = 255
     routes = dict(routed(out, buffers, True))
-    assert list(routes) == [DEPTH, COLORIZED, MILLIMETRES, POINTS]
+    assert list(routes) == [DEPTH, COLORIZED, MILLIMETRES, POINTS, CONFIDENCE, SKY]
+    confidence, sky = routes[CONFIDENCE], routes[SKY]
+    assert (confidence['encoding'], sky['encoding'], sky['step']) == ('32FC1', 'mono8', 4)
+    np.testing.assert_array_equal(np.frombuffer(confidence['data'], '<f4').reshape(3, 4), out.confidence)
+    np.testing.assert_array_equal(np.frombuffer(sky['data'], np.uint8).reshape(3, 4), out.sky)
     assert routes[COLORIZED] is buffers.colorized
     mm = routes[MILLIMETRES]
     assert (mm['encoding'], mm['step']) == ('16UC1', 8)

@@ -15,7 +15,7 @@ import pytest
 from helpers.data import data_file
 
 from depth_anything_ros import cli
-from depth_anything_ros.core.evaluation import (FORMATS, EvaluationError, align_disparity, crop_region, evaluate,
+from depth_anything_ros.core.evaluation import (FORMATS, EvaluationError, align_scale_shift, crop_region, evaluate,
                                            fit_scale_shift, load_depth, protocol, read_index, valid_mask)
 from depth_anything_ros.core.depth_metrics import DEPTH_METRICS, depth_metrics
 
@@ -113,6 +113,19 @@ def test_alignment_undoes_an_affine_disparity():
     assert after['valid_px'] == int(np.isfinite(gt).sum())
 
 
+def test_da3_relative_depth_is_aligned_in_depth():
+    """DA3's relative output grows with distance: aligned in depth it is exact, taken for inverse
+    depth (DA-V2's protocol) it is not; sky (+Inf) does not count."""
+    gt = load_depth(data_file(MM_DEPTH), 'mm')
+    pred = 0.4 * gt.astype(np.float64) + 0.9
+    pred[:20] = np.inf
+    exact = evaluate(pred, gt, 'relative_depth', sparse_fraction=0.01)
+    assert exact['abs_rel'] < 1e-6 and exact['scale'] == pytest.approx(2.5) and exact['shift'] == pytest.approx(-2.25)
+    assert exact['sparse']['abs_rel'] < 1e-6 and exact['sparse']['refused'] == ''
+    assert exact['valid_px'] == int(np.isfinite(gt[20:]).sum())
+    assert evaluate(pred, gt, 'relative')['abs_rel'] > 0.05
+
+
 @pytest.mark.parametrize('fraction', [0.01, 0.001])
 def test_alignment_from_a_sparse_subsample(fraction):
     """A relative model that is exact up to scale and shift needs only a few ground-truth pixels:
@@ -134,7 +147,7 @@ def test_aligned_depth_is_clipped_to_the_range():
     gt = np.array([1.0, 2.0, 4.0, 8.0, 8.0])
     pred = 1.0 / gt
     pred[4] = -0.5  # an outlier the fitted line maps to a negative disparity (beyond infinity)
-    depth, s, t = align_disparity(pred, gt, np.ones(5, bool), min_depth=1e-3, max_depth=10.0)
+    depth, s, t = align_scale_shift(pred, gt, np.ones(5, bool), min_depth=1e-3, max_depth=10.0, inverse=True)
     assert s * pred[4] + t < 0
     assert depth[4] == pytest.approx(10.0) and np.all((depth >= 1e-3) & (depth <= 10.0))
     assert np.isfinite(list(evaluate(pred[None], gt[None], 'relative').values())).all()
@@ -309,3 +322,21 @@ def test_eval_bad_arguments_exit_2(capsys, tmp_path, tiny_fixed_model, case):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith('depth-anything-ros eval: ') and expect in err
+
+
+def test_eval_of_da3metric_in_metres_with_intrinsics_else_aligned_in_depth(tmp_path, da3_metric_model):
+    """DA3Metric: with the images' camera matrix its canonical depth is metres and used as is; without
+    it, aligned as relative depth. Sky (+Inf) pixels do not count. Random weights: structure only."""
+    rgb, depth = data_file('redwood_synthetic/color/00000.jpg'), data_file(MM_DEPTH)
+    out = tmp_path / 'e.json'
+    base = ['eval', '--model', da3_metric_model, '--format', 'mm', '--rgb', rgb, '--depth', depth, '--json', str(out)]
+    assert cli.main(base + ['--intrinsics', '525', '525', '319.5', '239.5']) == 0
+    metric = json.loads(out.read_text())
+    assert metric['settings']['depth_type'] == 'metric_canonical' and metric['settings']['alignment'] == 'none'
+    assert 'scale' not in metric['images'][0]
+    assert cli.main(base) == 0
+    aligned = json.loads(out.read_text())
+    assert aligned['settings']['alignment'] == 'least-squares scale and shift in depth, per image'
+    assert math.isfinite(aligned['images'][0]['scale'])
+    assert 0 < aligned['images'][0]['valid_px'] == metric['images'][0]['valid_px']   # sky left out alike
+    assert aligned['images'][0]['valid_px'] < int(np.isfinite(load_depth(depth, 'mm')).sum())

@@ -63,7 +63,7 @@ def test_fixed_export_matches_pytorch(hf_dir, exported, tiny_torch_model, capsys
     pixels = random_input((518, 686), seed=7)
     ref = _torch_depth(tiny_torch_model, pixels)
     assert ref.std() > 0.01  # random weights that give a non-constant map
-    assert np.abs(engine.run({'pixel_values': pixels}) - ref).max() < PARITY_BOUND
+    assert np.abs(engine.run({'pixel_values': pixels})['predicted_depth'] - ref).max() < PARITY_BOUND
 
 
 def test_dynamic_export_and_int8(hf_dir, exported, tiny_torch_model, capsys):
@@ -83,14 +83,14 @@ def test_dynamic_export_and_int8(hf_dir, exported, tiny_torch_model, capsys):
     engine = open_engine(dynamic)
     assert engine.inputs[0].shape == (1, 3, None, None)
     pixels = random_input((280, 406), seed=3)  # neither the trace size nor the tool's check size
-    fp32 = engine.run({'pixel_values': pixels})
+    fp32 = engine.run({'pixel_values': pixels})['predicted_depth']
     assert fp32.shape == (1, 280, 406)
     assert np.abs(fp32 - _torch_depth(tiny_torch_model, pixels)).max() < PARITY_BOUND
 
     int8 = dynamic.replace('.onnx', '_int8.onnx')
     ops = {n.op_type for n in onnx.load(int8).graph.node}
     assert 'MatMulInteger' in ops and 'ConvInteger' not in ops  # MatMul only
-    q = open_engine(int8).run({'pixel_values': pixels})
+    q = open_engine(int8).run({'pixel_values': pixels})['predicted_depth']
     assert q.shape == fp32.shape
     assert cosine_similarity(q, fp32) > 0.9
     assert not np.array_equal(q, fp32)  # it really is a different (quantized) model
@@ -214,10 +214,11 @@ def test_exported_network_interpolates_position_embeddings_officially(tiny_dynam
         pixels = random_input(size, seed=3)
         ref = _torch_depth(official, pixels)
         assert ref.std() > 0.01
-        err = _relative(dynamic.run({'pixel_values': pixels}), ref)
+        err = _relative(dynamic.run({'pixel_values': pixels})['predicted_depth'], ref)
         assert err < 1e-4, (size, err)
         if size != (518, 518):
             assert _relative(_torch_depth(transformers_own, pixels), ref) > 1e-3, size
     pixels = random_input((518, 686), seed=4)
-    err = _relative(open_engine(tiny_fixed_model).run({'pixel_values': pixels}), _torch_depth(official, pixels))
+    err = _relative(open_engine(tiny_fixed_model).run({'pixel_values': pixels})['predicted_depth'],
+                    _torch_depth(official, pixels))
     assert err < 1e-4, err

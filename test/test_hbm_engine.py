@@ -210,10 +210,10 @@ def test_padded_output_rows_give_the_model_map(hbm, tmp_path, small_model, image
     whole padded array or raw bytes: the engine returns the 140x182 map, not the padding."""
     engine = sim_engine(tmp_path, small_model, variant, output_pad=3, output_form=form)
     item = 4 if variant == 'float_rgb' else 2
-    assert engine._output_strides == (140 * 185 * item, 185 * item, item)
+    assert engine._output_strides == {'predicted_depth': (140 * 185 * item, 185 * item, item)}
     feeds, _ = make_preprocessor(engine)(bgr_frame(image))
-    got = engine.run(feeds)
-    ref = OnnxRuntimeEngine(small_model).run(feeds)
+    got = engine.run(feeds)['predicted_depth']
+    ref = OnnxRuntimeEngine(small_model).run(feeds)['predicted_depth']
     assert got.shape == (1, 140, 182) and got.dtype == np.float32 and got.flags.c_contiguous
     assert np.isfinite(got).all()                 # the padding (NaN / 32767) is not in it
     step = engine.outputs[0].quant['scale'][0] / 2 if variant == 'int16_out' else 0
@@ -226,7 +226,7 @@ def test_outputs_are_copies_the_runtime_cannot_overwrite(hbm, tmp_path, small_mo
     engine = sim_engine(tmp_path, small_model, 'float_rgb', output_pad=2, output_form=form)
     pre = make_preprocessor(engine)
     first_feeds, _ = pre(bgr_frame(image))
-    first = engine.run(first_feeds)
+    first = engine.run(first_feeds)['predicted_depth']
     kept = first.copy()
     engine.run(pre(bgr_frame(np.ascontiguousarray(image[::-1])))[0])   # another picture
     np.testing.assert_array_equal(first, kept)
@@ -246,7 +246,7 @@ def test_four_threads_give_the_serial_results(hbm, tmp_path, small_model, image)
     engine = sim_engine(tmp_path, small_model, 'int16_out', input_quant=quant)
     pre = make_preprocessor(engine, Recipe(resize_mode='stretch'))
     inputs = [pre(bgr_frame(np.roll(image, 97 * k, axis=1)))[0] for k in range(4)]
-    serial = [engine.run(f) for f in inputs]
+    serial = [engine.run(f)['predicted_depth'] for f in inputs]
     assert not np.array_equal(serial[0], serial[1])  # distinct inputs, distinct outputs
     results, errors = {}, []
     barrier = threading.Barrier(4)
@@ -254,7 +254,7 @@ def test_four_threads_give_the_serial_results(hbm, tmp_path, small_model, image)
     def work(k):
         try:
             barrier.wait()
-            results[k] = [engine.run(inputs[k]) for _ in range(2)]
+            results[k] = [engine.run(inputs[k])['predicted_depth'] for _ in range(2)]
         except Exception as exc:  # surfaced below
             errors.append(exc)
     threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]

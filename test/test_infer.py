@@ -31,8 +31,8 @@ def estimator(tiny_fixed_model):
 
 def estimate(estimator, frame) -> tuple:
     """(depth at the frame's size, model-resolution depth, Placement): infer's steps, taken one by one."""
-    model_depth, placement, _ = estimator.model_depth(frame)
-    return estimator.restore(model_depth, placement), model_depth, placement
+    model = estimator.model_depth(frame)
+    return estimator.restore(model.depth, model.placement), model.depth, model.placement
 
 
 @pytest.fixture(scope='module')

@@ -16,7 +16,7 @@ from helpers.data import data_file
 from helpers.scenes import SCALE, SHIFT, patch_reference, relative_output, sparse_reference
 
 from depth_anything_ros.core.metric_alignment import ReferenceAligner
-from depth_anything_ros.core.metric_fit import (InverseDepthFit, ScaleTracker, Unaligned, fit_inverse_depth,
+from depth_anything_ros.core.metric_fit import (DepthFit, ScaleTracker, Unaligned, fit_depth,
                                                 relative_range)
 from depth_anything_ros.core.depth_metrics import abs_rel
 from depth_anything_ros.core.reference_samples import (RigidTransform, floor_depth, image_samples,
@@ -49,7 +49,7 @@ def transform_points(xyz, pose):
 def test_metres_from_a_tenth_of_a_percent_with_ten_percent_outliers(truth):
     output = relative_output(truth)
     ref = sparse_reference(truth, 0.001, 0.10)
-    fit = fit_inverse_depth(*sample_registered(output, ref), min_support=50)
+    fit = fit_depth(*sample_registered(output, ref), min_support=50)
     assert fit is not None and fit.support >= 0.85 * np.isfinite(ref).sum()
     metres = fit.to_metres(output)
     valid = np.isfinite(truth)
@@ -63,7 +63,7 @@ def test_least_squares_alone_would_be_bent_by_the_outliers(truth):
     output = relative_output(truth)
     d, z = sample_registered(output, sparse_reference(truth, 0.001, 0.10))
     scale, shift = np.polyfit(d, 1.0 / z, 1)
-    plain = InverseDepthFit(scale, shift, d.size, 0.0).to_metres(output)
+    plain = DepthFit(scale, shift, d.size, 0.0).to_metres(output)
     valid = np.isfinite(truth) & np.isfinite(plain)
     assert abs_rel(plain[valid], truth[valid]) > 0.02   # measured 0.044, against <= 1e-3 robust
 
@@ -72,11 +72,11 @@ def test_too_little_support_gives_no_fit(truth):
     output = relative_output(truth)
     ref = sparse_reference(truth, 20 / truth.size, 0.0)
     with pytest.raises(Unaligned, match='fewer than alignment_min_support') as refused:
-        fit_inverse_depth(*sample_registered(output, ref), min_support=50)
+        fit_depth(*sample_registered(output, ref), min_support=50)
     assert refused.value.reason == 'low_support'
     noise = np.random.default_rng(1).uniform(0.3, 20.0, 500)   # references that agree with nothing
     with pytest.raises(Unaligned) as refused:
-        fit_inverse_depth(np.linspace(0, 1, 500), noise, min_support=100)
+        fit_depth(np.linspace(0, 1, 500), noise, min_support=100)
     assert refused.value.reason in ('low_support', 'fit_refused')
 
 
@@ -85,7 +85,7 @@ def test_a_reference_at_another_resolution(truth):
     output = relative_output(truth)
     low = cv2.resize(np.nan_to_num(truth, nan=0.0), (160, 120), interpolation=cv2.INTER_NEAREST)
     low[low == 0] = np.nan
-    fit = fit_inverse_depth(*sample_registered(output, low), min_support=50)
+    fit = fit_depth(*sample_registered(output, low), min_support=50)
     metres = fit.to_metres(output)
     valid = np.isfinite(truth)
     # nearest-pixel pairing on a 4x coarser grid picks a neighbour at depth edges
@@ -107,7 +107,7 @@ def test_points_in_another_frame_through_a_static_transform(truth):
     r_transposed = transform_points(np.eye(3), [0, 0, 0, *to_camera[3:]])   # row i: R e_i
     lidar_xyz = (camera_xyz - to_camera[:3]) @ r_transposed.T               # the inverse: R^T (p - t)
     np.testing.assert_allclose(transform_points(lidar_xyz, to_camera), camera_xyz, atol=1e-9)
-    fit = fit_inverse_depth(*sample_points(output, transform_points(lidar_xyz, to_camera), K), min_support=50)
+    fit = fit_depth(*sample_points(output, transform_points(lidar_xyz, to_camera), K), min_support=50)
     metres = fit.to_metres(output)
     valid = np.isfinite(truth)
     assert abs_rel(metres[valid], truth[valid]) < 1e-3
@@ -138,14 +138,14 @@ def test_ground_plane_gives_metres_for_a_floor_scene():
     z = floor_depth((480, 640), K, 0.6, pitch, floor_rows=1.0).astype(np.float64)
     output = relative_output(z)
     reference = floor_depth((480, 640), K, 0.6, pitch, floor_rows=0.25)
-    fit = fit_inverse_depth(*sample_registered(output, reference), min_support=50)
+    fit = fit_depth(*sample_registered(output, reference), min_support=50)
     metres = fit.to_metres(output)
     valid = np.isfinite(z)
     assert abs_rel(metres[valid], z[valid]) < 1e-4
 
 
 def test_to_metres_masks_beyond_infinity_max_depth_and_what_no_sensor_reports():
-    fit = InverseDepthFit(1.0, -0.5, 10, 0.0)
+    fit = DepthFit(1.0, -0.5, 10, 0.0)
     out = fit.to_metres(np.array([0.25, 0.5, 0.75, 1.0, np.nan, 0.5001, 1e4], np.float32), max_depth=3.0)
     assert np.isnan(out[:2]).all() and np.isnan(out[4])      # 1/Z <= 0 (beyond infinity), NaN input
     assert np.isnan(out[2]) and out[3] == pytest.approx(2.0)  # 4 m is past max_depth; 2 m is not
@@ -182,9 +182,28 @@ def test_a_reference_that_cannot_fix_the_scale_is_refused(truth, reference):
     """Each of these gave scale ~1e-16..1e-5 and the whole frame at exactly 2.0 m, counted as aligned."""
     output = relative_output(truth)
     with pytest.raises(Unaligned, match='cannot fix the scale') as refused:
-        fit_inverse_depth(*sample_registered(output, reference(truth)), min_support=50,
-                          frame_range=relative_range(output))
+        fit_depth(*sample_registered(output, reference(truth)), min_support=50, frame_range=relative_range(output))
     assert refused.value.reason == 'fit_refused'
+
+
+def test_depth_models_fit_in_depth_with_the_same_refusals(truth):
+    """DA3's relative output is depth up to scale and shift (Z = s * d + t): the same robust fit in
+    depth gives metres from 0.1 % of the pixels with 10 % outliers; the inverse-depth line cannot.
+    A reference that cannot fix the scale is refused all the same."""
+    valid = np.isfinite(truth)
+    output = np.where(valid, (truth - 0.3) / 2.5, np.nanmedian((truth - 0.3) / 2.5)).astype(np.float32)
+    pairs = sample_registered(output, sparse_reference(truth, 0.001, 0.10))
+    fit = fit_depth(*pairs, min_support=50, inverse=False)
+    assert not fit.inverse and fit.scale == pytest.approx(2.5, rel=1e-3) and fit.shift == pytest.approx(0.3, abs=1e-3)
+    assert abs_rel(fit.to_metres(output)[valid], truth[valid]) <= 1e-3
+    with pytest.raises(Unaligned):             # as inverse depth, the same readings make no line that holds
+        fit_depth(*pairs, min_support=50, inverse=True, frame_range=relative_range(output))
+    with pytest.raises(Unaligned, match='fitted depth changes by') as refused:
+        fit_depth(*sample_registered(output, patch_reference(truth, 2.0)), min_support=50, inverse=False)
+    assert refused.value.reason == 'fit_refused'
+    out = np.empty(3, np.float32)
+    metres = DepthFit(2.0, -1.0, 10, 0.0, inverse=False).to_metres(np.array([0.25, 1.0, 2e3], np.float32), out=out)
+    assert metres is out and np.isnan(out[0]) and out[1] == 1.0 and np.isnan(out[2])   # behind, 1 m, past 1 km
 
 
 def test_a_reference_covering_a_sliver_of_the_frame_is_refused_but_fits_alone():
@@ -193,10 +212,10 @@ def test_a_reference_covering_a_sliver_of_the_frame_is_refused_but_fits_alone():
     d = np.linspace(0.0, 10.0, 100_000)
     z = 1.0 / (SCALE * d + SHIFT)
     band = (d > 0.2) & (d < 0.6)
-    fit = fit_inverse_depth(d[band], z[band], min_support=50)
+    fit = fit_depth(d[band], z[band], min_support=50)
     assert fit.scale == pytest.approx(SCALE, rel=1e-6)
     with pytest.raises(Unaligned, match='covers 4') as refused:
-        fit_inverse_depth(d[band], z[band], min_support=50, frame_range=relative_range(d.reshape(100, 1000)))
+        fit_depth(d[band], z[band], min_support=50, frame_range=relative_range(d.reshape(100, 1000)))
     assert refused.value.reason == 'fit_refused'
 
 
@@ -205,7 +224,7 @@ def test_readings_that_are_not_metres_a_sensor_gives_never_fit():
     d = np.linspace(0.0, 1.0, 1000)
     for z in (np.full(1000, 1e-44), np.full(1000, 1e-4), np.full(1000, 5e3), np.full(1000, np.inf)):
         with pytest.raises(Unaligned) as refused:
-            fit_inverse_depth(d, z, min_support=20)
+            fit_depth(d, z, min_support=20)
         assert refused.value.reason == 'low_support' and str(refused.value).startswith('0 reference readings')
 
 
@@ -301,7 +320,7 @@ def test_alignment_never_lets_a_numpy_warning_out(truth, recwarn):
     output[::11, ::3] = -3e38
     for reference in (sparse_reference(truth, 0.01, 0.2), patch_reference(truth, 2.0)):
         try:
-            fit = fit_inverse_depth(*sample_registered(output, reference), min_support=20,
+            fit = fit_depth(*sample_registered(output, reference), min_support=20,
                                     frame_range=relative_range(output))
             fit.to_metres(output, max_depth=10.0)
         except Unaligned:

@@ -49,7 +49,7 @@ class AffineEngine(Engine):
     def run(self, feeds):
         self.entered += 1
         assert self.gate.wait(60), 'the test never opened the gate'
-        return self.output[None].copy()
+        return {self.outputs[0].name: self.output[None].copy()}
 
 
 @pytest.fixture(scope='module')
@@ -114,6 +114,24 @@ def test_metres_from_a_tenth_of_a_percent_of_pixels_with_ten_percent_outliers(ti
         harness.send('image', frame_msg(2_000_000_000))              # no reference: relative, and no mm
         assert wait_until(lambda: harness.sent['/depth/relative'])
         assert len(harness.sent['/depth/mm']) == 1
+
+
+def test_da3_relative_depth_is_aligned_in_depth(tiny_fixed_model, truth):
+    """A model of DA3's kind (relative_depth: the catalogue's kind for DA3 files): its output is
+    depth up to scale and shift, Z = s * d + t, and the reference fit is made in depth. Here an exact
+    such output, 0.1 % of the pixels as reference with 10 % of them wrong."""
+    valid = np.isfinite(truth)
+    output = np.where(valid, (truth - 0.3) / 2.5, 1.0).astype(np.float32)
+    with metric_node(tiny_fixed_model, output, depth_type='relative_depth') as harness:
+        assert 'relative depth (larger = farther' in harness.node.processor.meaning()
+        send_reference(harness, reference_msg(1_000_000_000, sparse_reference(truth, 0.001, 0.10)))
+        harness.send('image', frame_msg(1_004_000_000))
+        assert wait_until(lambda: harness.sent['/depth']), harness.node.alignment.snapshot()
+        metres = depth_of(harness.sent['/depth'][0])
+        assert abs_rel(metres[valid], truth[valid]) <= 1e-3
+        values = harness.diagnostic_values()
+        assert float(values['alignment_scale']) == pytest.approx(2.5, rel=1e-3)
+        assert float(values['alignment_shift']) == pytest.approx(0.3, abs=1e-3)
 
 
 def test_frames_without_a_reference_go_out_relative_and_are_counted(tiny_fixed_model, truth):

@@ -148,7 +148,7 @@ def test_the_catalogue_is_read_once_per_processor(monkeypatch):
     parses = []
     real = yaml_module.safe_load
     monkeypatch.setattr(yaml_module, 'safe_load', lambda f: parses.append(f.name) or real(f))
-    engine = SimpleNamespace(inputs=[rgb_input((14, 14))])
+    engine = SimpleNamespace(inputs=[rgb_input((14, 14))], outputs=[])
     processor = build_processor(defaults(model_path='/m/depth_anything_v2_metric_hypersim_vits.onnx'), engine)
     assert len(parses) == 1 and parses[0].endswith('models.yaml')
     assert (processor.depth_type, processor.max_depth, processor.estimator.recipe.name) == ('metric', 20, 'official')
@@ -268,3 +268,62 @@ def test_the_catalogue_says_the_depth_type_of_its_files():
                            ('/m/DEPTH_ANY.hbm', ('relative', None))):
         assert catalog.entry(path) is not None
         assert guess_depth_type(path, catalog.entry(path)) == expected
+
+
+# ---------------------------------------------------------------- Depth Anything 3 (issue 22)
+
+@pytest.mark.parametrize('path, name, depth', [
+    ('/m/da3-small_280x504.onnx', 'da3_small', 'relative_depth'),
+    ('/m/DA3-SMALL_378x504.ONNX', 'da3_small', 'relative_depth'),          # any case
+    ('/m/da3-base_504x378.hbm', 'da3_base', 'relative_depth'),
+    ('/m/da3-giant_280x504.onnx', 'da3_large_giant', 'relative_depth'),
+    ('/m/da3mono-large_378x504.onnx', 'da3mono_large', 'relative_depth'),
+    ('/m/da3metric-large_280x504.hbm', 'da3metric_large', 'metric_canonical'),
+    ('/m/depth_anything_v2_vitl.pth', 'da_v2_base_large', 'relative'),    # {a,b} alternatives
+])
+def test_da3_models_are_known_by_their_whole_file_name(path, name, depth):
+    catalog = load_catalog()
+    entry = catalog.entry(path)
+    assert (entry.name, entry.depth) == (name, depth)
+    assert guess_depth_type(path, entry) == (depth, None)
+    if name.startswith('da3'):
+        assert catalog.recipe(entry).name == 'da3' and entry.licence in ('Apache-2.0', 'CC-BY-NC-4.0')
+        assert set(entry.outputs.values()) <= {'confidence', 'sky'} and entry.outputs
+
+
+@pytest.mark.parametrize('path', ['/m/my_da3-small_280x504.onnx', '/m/da3-small_280x504.onnx.bak',
+                                  '/m/da3-small.onnx', '/m/da3-small_280x504_int8.onnx', '/m/da3-small_AxB.onnx',
+                                  '/m/da3metric-large-280x504.onnx', '/da3metric-large_280x504.onnx/model.onnx'])
+def test_names_that_only_contain_a_da3_name_are_not_it(path):
+    """Never a substring: an unknown name is an unknown model (depth_type auto then reads its outputs)."""
+    assert load_catalog().entry(path) is None
+
+
+def test_the_catalogue_gives_the_da3_recipe_and_licences():
+    catalog = load_catalog()
+    assert catalog.recipes['da3'].settings == {'resize_mode': 'stretch', 'interpolation': 'area_cubic',
+                                               'normalization': 'imagenet', 'channel_order': 'rgb',
+                                               'upsampling': 'align_corners'}
+    licences = {e.name: e.licence for e in catalog.models if e.name.startswith('da3')}
+    assert licences == {'da3_small': 'Apache-2.0', 'da3_base': 'Apache-2.0', 'da3_large_giant': 'CC-BY-NC-4.0',
+                        'da3mono_large': 'Apache-2.0', 'da3metric_large': 'Apache-2.0'}
+
+
+@pytest.mark.parametrize('outputs, expected', [(('depth', 'sky'), 'relative_depth'),
+                                               (('depth', 'depth_conf'), 'relative_depth'),
+                                               (('predicted_depth',), 'relative')])
+def test_an_unlisted_model_is_read_by_its_outputs_and_never_taken_for_metres(outputs, expected):
+    """DA3Mono and DA3Metric are one network: under a name the catalogue does not know, DA3 outputs
+    mean relative depth (growing with distance), never metres."""
+    assert guess_depth_type('/m/exported.onnx', None, outputs) == (expected, None)
+
+
+def test_bad_depth_kind_or_output_in_the_catalogue_names_it(tmp_path):
+    catalog = tmp_path / 'models.yaml'
+    catalog.write_text(yaml.safe_dump({'models': [{'name': 'm', 'file': 'a.onnx', 'url': 'u', 'depth': 'disparity'}]}))
+    with pytest.raises(ValueError, match="depth 'disparity' of m"):
+        load_catalog(str(catalog))
+    catalog.write_text(yaml.safe_dump({'models': [{'name': 'm', 'file': 'a.onnx', 'url': 'u',
+                                                   'outputs': {'sky': 'confidence'}}]}))
+    with pytest.raises(ValueError, match='outputs .* of m'):
+        load_catalog(str(catalog))

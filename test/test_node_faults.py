@@ -68,14 +68,16 @@ class FaultyEngine(Engine):
         if fault == 'cancellable':  # a call that ends only when cancelled, like ONNX Runtime's
             assert self.cancelled.wait(30), 'never cancelled'
             raise RuntimeError('cancelled')
-        out = np.array(self.real.run(feeds))
+        outputs = self.real.run(feeds)
+        name = self.outputs[0].name
+        out = np.array(outputs[name])
         if fault == 'nan':
             out.flat[7] = np.nan
         elif fault == 'inf':
             out.flat[7] = np.inf
         elif fault == 'shape':
             out = out[..., :100]
-        return out
+        return {**outputs, name: out}
 
 
 @contextlib.contextmanager

@@ -262,7 +262,7 @@ def test_hbm_engine_on_the_simulator(tiny_fixed_model, tmp_path, variant):
     (['-p', "model_path:=''"], 'model_path is empty'),
     (['-p', 'workers:=0'], 'workers'),
     (['-p', 'resize_mode:=squash'], "resize_mode: 'squash' is not one of"),
-    (['-p', 'recipe:=zscore'], "recipe: 'zscore' is not one of ['d_robotics_sample', 'official']"),
+    (['-p', 'recipe:=zscore'], "recipe: 'zscore' is not one of ['d_robotics_sample', 'da3', 'official']"),
     (['-p', 'nv12_range:=studio'], "nv12_range: 'studio' is not one of"),
     (['-p', 'engine:=tpu'], "engine: 'tpu' is not one of"),
     (['-p', 'providers:=[cuda]'], 'CUDAExecutionProvider'),

@@ -34,8 +34,8 @@ def _frames():
 
 def _depth(estimator, frame):
     """The frame's depth at its size: the node's infer step, then its upsampling."""
-    model_depth, placement, _ = estimator.model_depth(frame)
-    return estimator.restore(model_depth, placement)
+    model = estimator.model_depth(frame)
+    return estimator.restore(model.depth, model.placement)
 
 
 def _max_relative_diff(a, b) -> float:
@@ -70,6 +70,18 @@ def test_matches_onnxruntime(model, request, ov_dynamic):
         worst = max(worst, _max_relative_diff(a, b))
     print(f'{model}: OpenVINO vs ONNX Runtime max |diff| / depth range = {worst:.2e}')
     assert worst < RELATIVE_BOUND
+
+
+def test_every_output_of_a_da3_model_by_name(da3_small_model, da3_metric_model):
+    """DA3's second map (depth_conf, sky) comes back beside depth, by name, as ONNX Runtime gives it."""
+    for path, second in ((da3_small_model, 'depth_conf'), (da3_metric_model, 'sky')):
+        ov_engine, ort_engine = open_engine(path, 'openvino'), open_engine(path, 'onnxruntime')
+        assert [o.name for o in ov_engine.outputs] == ['depth', second]
+        feeds, _ = DepthEstimator(ort_engine).preprocess(_frames()[0])
+        got, want = ov_engine.run(feeds), ort_engine.run(feeds)
+        assert list(got) == ['depth', second]
+        for name in got:
+            assert np.abs(got[name] - want[name]).max() < RELATIVE_BOUND * np.ptp(want[name]), name
 
 
 def test_xml_ir_is_auto_selected(tiny_dynamic_model, tmp_path):

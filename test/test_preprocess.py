@@ -7,7 +7,7 @@ import pytest
 
 from depth_anything_ros.core.image_codec import decode_image, image_fields
 from depth_anything_ros.core.paths import SAMPLE_IMAGE
-from depth_anything_ros.core.placement import Placement, Rect, lower_bound_size, multiple_of, place
+from depth_anything_ros.core.placement import Placement, Rect, lower_bound_size, multiple_of, place, upper_bound_size
 from depth_anything_ros.core.preprocess import RgbPreprocessor, rgb_input
 from depth_anything_ros.core.recipe import IMAGENET_MEAN, IMAGENET_STD, Recipe
 
@@ -200,6 +200,56 @@ def test_close_to_transformers_processor(relpath):
 
 
 # ---------------------------------------------------------------- (e) encodings
+
+# ---------------------------------------------------------------- Depth Anything 3's resize (issue 22)
+
+@pytest.mark.parametrize('wh, expected', [((1920, 1080), (280, 504)), ((1280, 720), (280, 504)),
+                                          ((640, 480), (378, 504)), ((480, 640), (504, 378)),
+                                          ((800, 1200), (504, 336)), ((320, 240), (378, 504)),
+                                          ((504, 378), (378, 504)), ((1242, 375), (154, 504))])
+def test_upper_bound_size(wh, expected):
+    """The official examples (1920x1080 -> 504x280 after 504x284, 640x480 -> 504x378), enlarging
+    too; checked against the official InputProcessor itself in test_da3_parity.py."""
+    assert upper_bound_size(wh[1], wh[0], 504) == expected
+
+
+@pytest.mark.parametrize('wh', [(1920, 1080), (640, 480), (320, 240), (333, 777)])
+def test_area_cubic_is_two_opencv_resizes_of_the_8_bit_image(wh):
+    """To DA3's own size: the longer side first (AREA down, CUBIC up), then to multiples of 14
+    (CUBIC if a side grows, else AREA), on uint8, then ImageNet-normalized."""
+    w, h = wh
+    bgr = cv2.resize(cv2.imread(SAMPLE_IMAGE), wh, interpolation=cv2.INTER_AREA)
+    size = upper_bound_size(h, w, 504)
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    scale = 504 / max(w, h)
+    step = cv2.resize(rgb, (round(w * scale), round(h * scale)),
+                      interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+    if step.shape[:2] != size:
+        grows = size[0] > step.shape[0] or size[1] > step.shape[1]
+        step = cv2.resize(step, size[::-1], interpolation=cv2.INTER_CUBIC if grows else cv2.INTER_AREA)
+    expected = ((step / 255.0 - MEAN) / STD).transpose(2, 0, 1)
+    ours, placement = RgbPreprocessor(rgb_input(size), Recipe(interpolation='area_cubic')).tensor(codec_frame(bgr))
+    assert placement.canvas_hw == size
+    assert np.abs(ours[0] - expected).max() < 1e-5
+
+
+def test_da3_resize_with_a_model_of_another_size_says_what_happens():
+    """A 16:9 camera on the 4:3 model: stretched (resize_mode), and the start-up says which model
+    size would feed it as the official code does; none said when the model is that size."""
+    from types import SimpleNamespace
+
+    from depth_anything_ros.core.estimator import DepthEstimator
+    engine = SimpleNamespace(inputs=[rgb_input((378, 504))], outputs=[])
+    estimator = DepthEstimator(engine, Recipe(interpolation='area_cubic'))
+    note = estimator.input_note(720, 1280)
+    assert "resize_mode 'stretch'" in note and '280x504' in note and '--model-size 280x504' in note
+    assert estimator.input_note(480, 640) is None and estimator.input_note(960, 1280) is None
+    assert DepthEstimator(engine, Recipe()).input_note(720, 1280) is None      # DA-V2's recipe: no such rule
+    _, placement = RgbPreprocessor(rgb_input((378, 504)), Recipe(interpolation='area_cubic',
+                                                                           resize_mode='letterbox')).tensor(
+        codec_frame(cv2.resize(cv2.imread(SAMPLE_IMAGE), (1280, 720))))
+    assert (placement.target.width, placement.target.height) == (504, 284)   # aspect kept, one resize
+
 
 def test_bgr8_and_rgb8_give_identical_tensors():
     bgr = load_bgr('redwood_synthetic/color/00002.jpg')

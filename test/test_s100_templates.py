@@ -9,6 +9,7 @@ video range). Decoding uses the textbook formulas (BT.601 video range: Y' = 1.16
 range, JFIF: R = Y + 1.402 (V - 128), ...), rounded to whole pixels. The float model gets the node's
 ImageNet-normalized tensor; both must agree within one 8-bit level.
 """
+import dataclasses
 import os
 
 import cv2
@@ -27,8 +28,12 @@ from depth_anything_ros.tools.calibration import pick_evenly
 from helpers.frames import nv12_frame
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEMPLATES = {kind: os.path.join(REPO, 'models', 's100', f'depth_anything_{kind}.yaml')
-             for kind in ('featuremap', 'nv12')}
+# name -> file: DA-V2's and DA3 Mono/Metric's, each for a float (featuremap) and an NV12 input.
+TEMPLATES = {name: os.path.join(REPO, 'models', 's100', f'{file}.yaml') for name, file in (
+    ('featuremap', 'depth_anything_featuremap'), ('nv12', 'depth_anything_nv12'),
+    ('da3_featuremap', 'da3_featuremap'), ('da3_nv12', 'da3_nv12'))}
+# The ONNX each is written for: DA-V2 Small at the S100 model's size, DA3Metric at DA3's 4:3 size.
+ONNX_SIZE = {'featuremap': '518x686', 'nv12': '518x686', 'da3_featuremap': '378x504', 'da3_nv12': '378x504'}
 SAMPLE = os.path.join(REPO, 'depth_anything_ros', 'samples', 'robot_camera.jpg')
 # One 8-bit pixel level after ImageNet normalization, on the channel where it is largest.
 LEVEL = 1 / (255 * min(IMAGENET_STD))
@@ -58,10 +63,17 @@ def model_inputs(kind: str, hw: tuple) -> list:
             TensorSpec('pixel_values_uv', (1, h // 2, w // 2, 2), np.dtype(np.uint8), 'NHWC')]
 
 
-def runtime_feeds(kind: str, frame: Frame, hw: tuple, resize_mode: str, nv12_range: str = 'video') -> dict:
-    """What the node feeds the compiled model for `frame` (default normalization)."""
+def input_kind(name: str) -> str:
+    """'featuremap' or 'nv12': a template's run-time input, from its name in TEMPLATES."""
+    return name.rsplit('_', 1)[-1]
+
+
+def runtime_feeds(kind: str, frame: Frame, hw: tuple, resize_mode: str, nv12_range: str = 'video',
+                  recipe: Recipe = Recipe()) -> dict:
+    """What the node feeds the compiled model for `frame` (default: the official recipe)."""
     engine = SpecEngine(model_inputs(kind, hw))
-    return make_preprocessor(engine, Recipe(resize_mode=resize_mode), nv12_range=nv12_range)(frame)[0]
+    recipe = dataclasses.replace(recipe, resize_mode=resize_mode)
+    return make_preprocessor(engine, recipe, nv12_range=nv12_range)(frame)[0]
 
 
 def _chroma(uv: np.ndarray) -> tuple:
@@ -143,25 +155,25 @@ def level_error(template_path: str, frame: Frame, resize_mode: str = 'stretch') 
 
 # -- the templates' keys ------------------------------------------------------------------------
 
-@pytest.mark.parametrize('kind', sorted(TEMPLATES))
-def test_template_states_its_toolchain_and_the_older_int16_form(kind):
-    text = open(TEMPLATES[kind], encoding='utf-8').read()
+@pytest.mark.parametrize('name', sorted(TEMPLATES))
+def test_template_states_its_toolchain_and_the_older_int16_form(name):
+    text = open(TEMPLATES[name], encoding='utf-8').read()
     assert 'hb_compile 3.5' in text
     assert 'optimization: set_all_nodes_int16' in text  # the 3.3 spelling, in a comment
-    config = load(TEMPLATES[kind])
+    config = load(TEMPLATES[name])
     assert 'optimization' not in config['calibration_parameters']
 
 
-@pytest.mark.parametrize('kind', sorted(TEMPLATES))
-def test_common_keys(kind):
-    config = load(TEMPLATES[kind])
+@pytest.mark.parametrize('name', sorted(TEMPLATES))
+def test_common_keys(name):
+    config = load(TEMPLATES[name])
     model, inputs = config['model_parameters'], config['input_parameters']
     assert model['march'] == 'nash-e'
-    assert model['onnx_model'].endswith('_518x686.onnx')
+    assert model['onnx_model'].endswith(f'_{ONNX_SIZE[name]}.onnx')
     assert inputs['input_name'] == ''  # hb_compile reads it: `pixel_values` and `image` exports both work
     assert inputs['input_layout_train'] == 'NCHW'
     calibration = config['calibration_parameters']
-    assert calibration == {'cal_data_dir': f'./calibration_{kind}', 'quant_config': INT16}
+    assert calibration == {'cal_data_dir': f'./calibration_{name}', 'quant_config': INT16}
     compiler = config['compiler_parameters']
     assert compiler['extra_params'] == NO_PADDING
     assert compiler['compile_mode'] == 'latency' and compiler['optimize_level'] == 'O2'
@@ -185,14 +197,16 @@ def test_no_deprecated_key_in_models_s100():
             assert not set(keys) & set(config.get(section) or {}), (name, section)
 
 
-def test_featuremap_template_keys():
-    inputs = load(TEMPLATES['featuremap'])['input_parameters']
+@pytest.mark.parametrize('name', ['featuremap', 'da3_featuremap'])
+def test_featuremap_template_keys(name):
+    inputs = load(TEMPLATES[name])['input_parameters']
     assert inputs == {'input_name': '', 'input_type_rt': 'featuremap', 'input_type_train': 'featuremap',
                       'input_layout_train': 'NCHW'}
 
 
-def test_nv12_template_keys():
-    inputs = load(TEMPLATES['nv12'])['input_parameters']
+@pytest.mark.parametrize('name', ['nv12', 'da3_nv12'])
+def test_nv12_template_keys(name):
+    inputs = load(TEMPLATES[name])['input_parameters']
     assert (inputs['input_type_rt'], inputs['input_type_train']) == ('nv12', 'rgb')
     assert inputs['input_space_and_range'] == 'bt601_video'   # the node's NV12: OpenCV's video range
     assert set(inputs) == {'input_name', 'input_type_rt', 'input_type_train', 'input_layout_train',
@@ -201,11 +215,11 @@ def test_nv12_template_keys():
 
 # -- by computation: the template's in-model steps give the float model's tensor ------------------
 
-@pytest.mark.parametrize('kind', sorted(TEMPLATES))
-def test_template_reproduces_the_float_preprocessing(kind):
-    error = level_error(TEMPLATES[kind], nv12_frame(banded_sample()))
+@pytest.mark.parametrize('name', sorted(TEMPLATES))
+def test_template_reproduces_the_float_preprocessing(name):
+    error = level_error(TEMPLATES[name], nv12_frame(banded_sample()))
     # featuremap: the node's own tensor; nv12: OpenCV's decode vs the BT.601 formulas, one level at most
-    assert (error == 0 if kind == 'featuremap' else error <= 1.01), f'{error:.1f} levels apart'
+    assert (error == 0 if input_kind(name) == 'featuremap' else error <= 1.01), f'{error:.1f} levels apart'
 
 
 def test_check_rejects_mean_scale_on_the_0_1_scale(tmp_path):
@@ -240,26 +254,33 @@ def image_dir(tmp_path):
     return folder
 
 
-@pytest.mark.parametrize('kind', sorted(TEMPLATES))
-def test_calibration_data_is_what_the_compiled_model_feeds_its_onnx(capsys, tmp_path, image_dir, kind):
+@pytest.mark.parametrize('template', sorted(TEMPLATES))
+def test_calibration_data_is_what_the_compiled_model_feeds_its_onnx(capsys, tmp_path, image_dir, template):
+    """The samples of each template, DA3's with the recipe the node gives the compiled model of its
+    onnx_model's name ('da3': its two-step resize), DA-V2's with the official one."""
+    from depth_anything_ros.core.model_catalog import load_catalog
     hw = (56, 84)
     out = tmp_path / 'calibration'
-    argv = ['calibration-data', '--for', TEMPLATES[kind], '--model-size', f'{hw[0]}x{hw[1]}',
+    argv = ['calibration-data', '--for', TEMPLATES[template], '--model-size', f'{hw[0]}x{hw[1]}',
             '--resize-mode', 'letterbox', '--out', str(out), str(image_dir)]
     assert cli.main(argv) == 0
     assert sorted(os.listdir(out)) == ['00000_a.npy', '00001_b.npy']
-    config = load(TEMPLATES[kind])
+    config = load(TEMPLATES[template])
+    recipe = load_catalog().recipes['da3' if template.startswith('da3') else 'official']
+    kind = input_kind(template)
     for index, name in enumerate(('a', 'b')):
         bgr = cv2.imread(str(image_dir / f'{name}.png'))
         frame = Frame('bgr8', bgr, *bgr.shape[:2])
-        expected = in_model_steps(config, runtime_feeds(kind, frame, hw, 'letterbox'))
+        expected = in_model_steps(config, runtime_feeds(kind, frame, hw, 'letterbox', recipe=recipe))
         sample = np.load(out / f'{index:05d}_{name}.npy')
         assert sample.dtype == np.float32 and sample.shape == (1, 3) + hw
         if kind == 'featuremap':
             np.testing.assert_array_equal(sample, expected)
         else:  # the tool decodes with OpenCV; this test with the formulas
             assert np.abs(sample - expected).max() <= 1.01 * LEVEL
-    assert f'for {kind} template' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f'for {kind} template' in printed
+    assert ("recipe 'da3" in printed) == (template == 'da3_featuremap')   # NV12: the planes, not the recipe's resize
 
 
 def test_calibration_for_a_template_by_kind_uses_the_installed_one(tmp_path, image_dir):

@@ -1,11 +1,11 @@
 """Monocular depth evaluation against ground truth: loaders, masks, alignment. No ROS here.
 
 Ground-truth loaders return float32 metres with NaN where the sensor had no
-reading (0 in every format here). A relative model's output is inverse depth
-with unknown scale and shift, so it is aligned to the ground truth by least
-squares in disparity space before the metrics (the MiDaS / Depth Anything
-protocol); a metric model's output is used as is. Metric functions live in
-depth_metrics.py.
+reading (0 in every format here). A relative model's output has an unknown scale
+and shift, so it is aligned to the ground truth by least squares before the
+metrics, in the space of its kind: DA-V2's inverse depth in disparity space (the
+MiDaS / Depth Anything protocol), DA3's depth in depth space (`relative_depth`);
+a metric model's output is used as is. Metric functions live in depth_metrics.py.
 """
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ DECODERS = {
 }
 # --format name -> decode name
 FORMATS = {'nyu': 'mm', 'kitti': 'kitti256', 'tum': 'tum5000', 'sun': 'sun_bitshift_mm', 'mm': 'mm'}
-DEPTH_TYPES = ('relative', 'metric')
+# How a prediction is compared: aligned in disparity (relative inverse depth), aligned in depth
+# (relative depth), or as it is (metres).
+DEPTH_TYPES = ('relative', 'relative_depth', 'metric')
 EIGEN_CROP = (slice(45, 471), slice(41, 601))  # rows, cols of a 480x640 NYU frame
 # KITTI crops as fractions of the frame (top, bottom, left, right), the usual constants.
 KITTI_CROPS = {'kitti_garg': (0.40810811, 0.99189189, 0.03594771, 0.96405229),
@@ -136,40 +138,41 @@ def fit_scale_shift(pred: np.ndarray, target: np.ndarray) -> tuple:
     return line_fit.fit_scale_shift(pred, target)
 
 
-def align_disparity(pred_disparity: np.ndarray, gt: np.ndarray, mask: np.ndarray,
-                    min_depth: float, max_depth: float) -> tuple:
-    """Relative inverse depth -> metres: fit s, t to 1/gt over `mask`, invert, clip to the range.
+def align_scale_shift(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, min_depth: float, max_depth: float,
+                      inverse: bool) -> tuple:
+    """Relative output -> metres: s, t fitted over `mask` to 1/gt (`inverse`: inverse depth, the
+    MiDaS protocol) or to gt (depth), the line inverted where it is inverse depth, clipped to the
+    range. Returns (depth float64 HxW, s, t)."""
+    target = gt[mask].astype(np.float64)
+    s, t = fit_scale_shift(pred[mask], 1.0 / target if inverse else target)
+    return _clipped_metres(s * pred.astype(np.float64) + t, min_depth, max_depth, inverse), s, t
 
-    Returns (depth float64 HxW, s, t).
-    """
-    s, t = fit_scale_shift(pred_disparity[mask], 1.0 / gt[mask].astype(np.float64))
-    disparity = s * pred_disparity.astype(np.float64) + t
+
+def _clipped_metres(line: np.ndarray, min_depth: float, max_depth: float, inverse: bool) -> np.ndarray:
+    """A fitted line's metres within [min_depth, max_depth]. Inverse depth is clipped before it is
+    inverted: a shift can push far pixels to <= 0, i.e. beyond max_depth."""
     with np.errstate(invalid='ignore'):
-        # Clip in disparity: a shift can push far pixels to <= 0, i.e. beyond max_depth.
-        depth = 1.0 / np.clip(disparity, 1.0 / max_depth, 1.0 / min_depth)
-    return depth, s, t
+        if inverse:
+            return 1.0 / np.clip(line, 1.0 / max_depth, 1.0 / min_depth)
+        return np.clip(line, min_depth, max_depth)
 
 
-def align_from_sparse(pred_disparity: np.ndarray, gt: np.ndarray, mask: np.ndarray, fraction: float,
-                      min_depth: float, max_depth: float, seed: int = 0) -> tuple:
+def align_from_sparse(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, fraction: float,
+                      min_depth: float, max_depth: float, seed: int = 0, inverse: bool = True) -> tuple:
     """What a robot with a sparse depth sensor gets: scale and shift fitted (robustly, as the node's
-    reference alignment does, refusals included) to a random `fraction` of the valid ground truth,
-    applied to every pixel. Returns (depth float64 HxW or None if the fit was refused, fit, samples
-    used, why it was refused or '')."""
-    from .metric_fit import Unaligned, fit_inverse_depth, relative_range
+    reference alignment does, refusals included, in inverse depth or depth as `inverse` says) to a
+    random `fraction` of the valid ground truth, applied to every pixel. Returns (depth float64 HxW
+    or None if the fit was refused, fit, samples used, why it was refused or '')."""
+    from .metric_fit import Unaligned, fit_depth, relative_range
     pixels = np.flatnonzero(mask)
     count = min(pixels.size, max(2, int(round(fraction * pixels.size))))
     picked = np.random.default_rng(seed).choice(pixels, count, replace=False)
     try:
-        fit = fit_inverse_depth(pred_disparity.flat[picked], gt.flat[picked], min_support=2,
-                                frame_range=relative_range(pred_disparity))
+        fit = fit_depth(pred.flat[picked], gt.flat[picked], min_support=2, frame_range=relative_range(pred),
+                        inverse=inverse)
     except Unaligned as exc:
         return None, None, count, f'{exc.reason}: {exc}'
-
-    with np.errstate(invalid='ignore'):
-        disparity = fit.inverse_depth(pred_disparity.astype(np.float64))
-        depth = 1.0 / np.clip(disparity, 1.0 / max_depth, 1.0 / min_depth)
-    return depth, fit, count, ''
+    return _clipped_metres(fit.fitted(pred.astype(np.float64)), min_depth, max_depth, inverse), fit, count, ''
 
 
 def evaluate(pred: np.ndarray, gt: np.ndarray, depth_type: str = 'relative',
@@ -177,10 +180,11 @@ def evaluate(pred: np.ndarray, gt: np.ndarray, depth_type: str = 'relative',
              sparse_fraction: float | None = None) -> dict:
     """Metrics of one prediction (HxW, NaN where unseen) against ground truth in metres.
 
-    `pred` is relative inverse depth (`relative`) or metres (`metric`); it is
-    resized to the ground truth's size if they differ. Adds `valid_px` and,
-    for relative models, the fitted `scale` and `shift`; with `sparse_fraction`
-    also `sparse`: the metrics of alignment to that fraction of the ground truth.
+    `pred` is relative inverse depth (`relative`), relative depth (`relative_depth`: DA3) or
+    metres (`metric`); it is resized to the ground truth's size if they differ. Non-finite
+    pixels (DA3's sky, +Inf) do not count. Adds `valid_px` and, for relative models, the fitted
+    `scale` and `shift`; with `sparse_fraction` also `sparse`: the metrics of alignment to that
+    fraction of the ground truth.
     """
     import cv2
     if depth_type not in DEPTH_TYPES:
@@ -193,13 +197,15 @@ def evaluate(pred: np.ndarray, gt: np.ndarray, depth_type: str = 'relative',
                           interpolation=cv2.INTER_LINEAR)
     mask = valid_mask(gt, min_depth, max_depth, crop) & np.isfinite(pred)
     extra = {'valid_px': int(mask.sum())}
-    if depth_type == 'relative':
+    if depth_type != 'metric':
         if extra['valid_px'] < 2:  # nothing to fit: NaN metrics, like depth_metrics on no pixels
             return {**depth_metrics([], []), **extra, 'scale': float('nan'), 'shift': float('nan')}
-        depth, s, t = align_disparity(pred, gt, mask, min_depth, max_depth)
+        inverse = depth_type == 'relative'
+        depth, s, t = align_scale_shift(pred, gt, mask, min_depth, max_depth, inverse)
         extra.update(scale=s, shift=t)
         if sparse_fraction:
-            sparse, fit, count, refused = align_from_sparse(pred, gt, mask, sparse_fraction, min_depth, max_depth)
+            sparse, fit, count, refused = align_from_sparse(pred, gt, mask, sparse_fraction, min_depth, max_depth,
+                                                            inverse=inverse)
             metrics = depth_metrics(sparse[mask], gt[mask]) if sparse is not None else depth_metrics([], [])
             extra['sparse'] = {**metrics, 'samples': count, 'support': fit.support if fit else 0,
                                'scale': fit.scale if fit else float('nan'),

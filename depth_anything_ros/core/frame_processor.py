@@ -4,11 +4,13 @@ The node, `bag`, `infer`, `eval` and `bench` all go through FrameProcessor, buil
 from the node's parameters by processor_factory.build_processor, so an output means the
 same thing whichever of them made it. One frame, top to bottom:
 
-  1. infer    preprocess, run the engine, check the model-resolution depth   any thread, in parallel
+  1. infer    preprocess, run the engine, check the model-resolution maps,   any thread, in parallel
+              read DA3's sky (sky.py)
   2. finish   temporal smoothing at model resolution, depth at the frame's   one frame at a time,
-              size, then metric masking (metric model) or metres from a      in frame order
-              reference (relative model + metric_reference), colorized
-              view, millimetres, points
+              size, then metres: metric masking (metric model), the focal    in frame order
+              length (DA3Metric) or a reference (relative model +
+              metric_reference); sky to +Inf, colorized view, millimetres,
+              points, confidence and sky mask (DA3)
 
 `finish` carries state from frame to frame (the smoothed depth, the alignment's running
 fit, the smoothed colour range), so it sees frames one at a time and in order; `process`
@@ -21,7 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .estimator import DepthEstimator
+from . import sky as sky_reading
+from .depth_type import CANONICAL_FOCAL, DEPTH_KINDS, SKY_OUTPUT
+from .estimator import DepthEstimator, ModelDepth
 from .image_codec import Frame, ImageFormatError, any_error_is_bad_input, empty_image, to_rgb
 from .metric_alignment import ReferenceAligner
 from .metric_fit import Unaligned
@@ -30,27 +34,22 @@ from .pointcloud import depth_to_points, invalid_to_nan, scaled_intrinsics, to_m
 from .postprocess import Colorizer
 from .temporal import DepthSmoother
 
-OUTPUTS = ('depth', 'colorized', 'depth_mm', 'points')
-
-
-@dataclass
-class ModelDepth:
-    """Step 1's result: the model's own depth map and where the frame went in its input."""
-    depth: np.ndarray         # 2-D float32, model resolution
-    placement: Placement
-    timings: dict = field(default_factory=dict)  # stage -> seconds
+OUTPUTS = ('depth', 'colorized', 'depth_mm', 'points', 'confidence', 'sky')
 
 
 @dataclass
 class FrameOutputs:
-    depth: np.ndarray               # HxW float32 at the frame's size, NaN where not seen or invalid
-    metres: bool                    # depth in metres; else relative inverse depth (larger = nearer)
+    depth: np.ndarray               # HxW float32 at the frame's size, NaN where not seen or invalid, +Inf sky
+    metres: bool                    # depth in metres; else the model's relative output (its DepthKind)
     colorized: np.ndarray | None = None   # HxWx3 bgr8
     depth_mm: np.ndarray | None = None    # HxW uint16 millimetres, 0 = invalid (REP 118)
     points: tuple | None = None           # (xyz float32 Nx3, rgb uint8 Nx3 or None), optical frame
-    unaligned: str | None = None    # metric_reference: why this frame stayed relative (a counter's name)
+    confidence: np.ndarray | None = None  # HxW float32: DA3 depth_conf at the frame's size (NaN unseen)
+    sky: np.ndarray | None = None         # HxW uint8: 255 where the model reports sky (score >= 0.5)
+    unaligned: str | None = None    # why this frame stayed relative (a counter's name): metric_reference, DA3Metric
     unaligned_detail: str = ''      # ... and in words, with numbers
-    fit: object = None              # metric_reference: the InverseDepthFit that made the metres
+    fit: object = None              # metric_reference: the metric_fit.DepthFit that made the metres
+    focal: float | None = None      # DA3Metric: the focal length (pixels of the network input) that made them
     points_skipped: str | None = None     # 'no_camera_info' or the reason the camera_info failed
     timings: dict = field(default_factory=dict)
 
@@ -70,44 +69,73 @@ class NewArrays:
 class FrameProcessor:
     """Frames -> FrameOutputs with one model, depth meaning and view (see the module docstring).
 
-    `depth_type`: 'relative' or 'metric'; `max_depth` (metres, 0: none) masks a metric
-    model's depth; `aligner` turns a relative model's depth into metres. `colorizer` and
-    `smoother` are the view settings, replaced at runtime by `set_view`.
+    `depth_type`: a depth_type.DEPTH_KINDS name; `max_depth` (metres, 0: none) masks metric depth;
+    `aligner` turns a relative model's depth into metres. `sky_depth` (sky.SKY_DEPTHS): what depth
+    DA3's sky pixels get. `colorizer` and `smoother` are the view settings, replaced at runtime by
+    `set_view`.
     """
 
     def __init__(self, estimator: DepthEstimator, depth_type: str, max_depth: float,
                  aligner: ReferenceAligner | None, colorizer: Colorizer, smoother: DepthSmoother | None,
-                 points_decimation: int, points_rgb: bool, nv12_range: str):
+                 points_decimation: int, points_rgb: bool, nv12_range: str, sky_depth: str = 'infinite'):
         self.estimator = estimator
         self.nv12_range = nv12_range  # of NV12 frames: their colours on the points
         self.depth_type = depth_type
+        self.kind = DEPTH_KINDS[depth_type]
         self.max_depth = max_depth
         self.aligner = aligner
         self.colorizer = colorizer
         self.smoother = smoother
         self.points_decimation = points_decimation
         self.points_rgb = points_rgb
+        self.sky_depth = sky_depth
         self.notes = []  # start-up lines worth logging (build_processor's)
 
     @property
     def metric(self) -> bool:
         """Whether frames can come out in metres (a metric model, or one aligned to a reference)."""
-        return self.depth_type == 'metric' or self.aligner is not None
+        return self.kind.metres or self.aligner is not None
+
+    @property
+    def relative_fallback(self) -> bool:
+        """Whether frames that cannot be in metres go out relative (on depth/relative): beside a
+        reference aligner, and with DA3Metric (no usable camera_info)."""
+        return self.aligner is not None or self.kind.canonical
 
     def meaning(self) -> str:
-        if self.depth_type == 'metric':
-            return 'metric depth in metres'
+        """What `depth` carries, in words."""
         if self.aligner is not None:
-            return f'metres aligned to {self.aligner.source} (relative frames on depth/relative)'
-        return 'relative inverse depth (larger = nearer, not metres)'
+            return (f'metres aligned to {self.aligner.source} (frames it cannot align: {self.kind.meaning}, '
+                    'on depth/relative)')
+        sky = (f"; sky: {'+Inf' if self.sky_depth == 'infinite' else 'the official fill'}"
+               if self.estimator.has_output(SKY_OUTPUT) else '')
+        return self.kind.meaning + sky
+
+    def view_meaning(self) -> str:
+        """How depth/colorized draws it, in words."""
+        colorizer = self.colorizer
+        if colorizer.range_mode == 'fixed':
+            lo, hi = colorizer.fixed_range
+            span = f'from {lo:g} to {hi:g}'
+        else:
+            span = f'over each frame\'s {colorizer.range_mode} range'
+        ends = 'nearer' if self.kind.inverse else 'farther'
+        sky = ', sky at the official fill depth' if self.estimator.has_output(SKY_OUTPUT) else ''
+        return (f"{colorizer.colormap} {span} of the model's {'inverse depth' if self.kind.inverse else 'depth'}: "
+                f'{ends} = the colormap\'s high end{sky}')
 
     def set_view(self, colorizer: Colorizer, smoother: DepthSmoother | None) -> None:
         self.colorizer, self.smoother = colorizer, smoother
 
     # -- the two steps -----------------------------------------------------------------
     def infer(self, frame: Frame) -> ModelDepth:
-        depth, placement, timings = self.estimator.model_depth(frame)
-        return ModelDepth(depth, placement, timings)
+        """The model's maps; DA3's sky read as the official code reads it, its depth filled as the
+        official code fills it (what smoothing and colouring see; `finish` decides what is published)."""
+        model = self.estimator.model_depth(frame)
+        if model.sky_score is not None:
+            model.sky = sky_reading.read_sky(model.sky_score, model.depth)
+            model.depth = sky_reading.filled(model.depth, model.sky)
+        return model
 
     def finish(self, frame: Frame, model: ModelDepth, wanted=OUTPUTS, stamp_ns: int = 0, camera=None,
                arrays=None, restart: bool = False, reference_deadline: float | None = None) -> FrameOutputs:
@@ -124,8 +152,44 @@ class FrameProcessor:
         t0 = clock()
         model_depth = self._smoothed(model, restart)
         self.estimator.restore(model_depth, model.placement, depth)
-        out = FrameOutputs(depth, self.depth_type == 'metric', timings=dict(model.timings))
+        out = FrameOutputs(depth, self.kind.metres and not self.kind.canonical, timings=dict(model.timings))
         intrinsics, camera_problem = frame_intrinsics(camera, depth.shape)
+        sky = self._sky_pixels(model)
+        if sky is not None:
+            depth[sky] = np.nan    # no depth for metres, fits or limits to use
+        self._to_metres(out, model.placement, intrinsics, camera_problem, stamp_ns, reference_deadline)
+        if sky is not None:
+            depth[sky] = np.inf    # REP 118: too far to measure
+        t1 = clock()
+        if color is not None:
+            view = model_depth if out.focal is None else model_depth * np.float32(out.focal / CANONICAL_FOCAL)
+            out.colorized = self.colorizer(view, model.placement, color)
+        t2 = clock()
+        if out.metres and 'depth_mm' in wanted:
+            out.depth_mm = to_millimetres(depth)
+        if out.metres and 'points' in wanted:
+            out.points, out.points_skipped = self._points(frame, depth, intrinsics, camera_problem)
+        self._model_maps(out, model, wanted)
+        out.timings.update(postprocess=t1 - t0, colorize=t2 - t1, metric_outputs=clock() - t2)
+        return out
+
+    def process(self, frame: Frame, wanted=OUTPUTS, stamp_ns: int = 0, camera=None, arrays=None,
+                restart: bool = False) -> FrameOutputs:
+        """Both steps, for callers that hand over one frame at a time in order."""
+        return self.finish(frame, self.infer(frame), wanted, stamp_ns, camera, arrays, restart)
+
+    def _to_metres(self, out: FrameOutputs, placement: Placement, intrinsics, camera_problem, stamp_ns: int,
+                   reference_deadline) -> None:
+        """Depth (at the frame's size, in place) to metres where the model and the frame allow it."""
+        depth = out.depth
+        if self.kind.canonical:
+            if intrinsics is None:
+                out.unaligned = 'no_camera_info'
+                out.unaligned_detail = f'DA3Metric needs the focal length for metres: {camera_problem}'
+                return
+            out.focal = network_focal(intrinsics, placement)
+            depth *= np.float32(out.focal / CANONICAL_FOCAL)
+            out.metres = True
         if out.metres and self.max_depth:
             depth[...] = invalid_to_nan(depth, self.max_depth)
         elif self.aligner is not None:
@@ -134,21 +198,21 @@ class FrameProcessor:
                 out.metres = True
             except Unaligned as exc:
                 out.unaligned, out.unaligned_detail = exc.reason, str(exc)
-        t1 = clock()
-        if color is not None:
-            out.colorized = self.colorizer(model_depth, model.placement, color)
-        t2 = clock()
-        if out.metres and 'depth_mm' in wanted:
-            out.depth_mm = to_millimetres(depth)
-        if out.metres and 'points' in wanted:
-            out.points, out.points_skipped = self._points(frame, depth, intrinsics, camera_problem)
-        out.timings.update(postprocess=t1 - t0, colorize=t2 - t1, metric_outputs=clock() - t2)
-        return out
 
-    def process(self, frame: Frame, wanted=OUTPUTS, stamp_ns: int = 0, camera=None, arrays=None,
-                restart: bool = False) -> FrameOutputs:
-        """Both steps, for callers that hand over one frame at a time in order."""
-        return self.finish(frame, self.infer(frame), wanted, stamp_ns, camera, arrays, restart)
+    def _sky_pixels(self, model: ModelDepth) -> np.ndarray | None:
+        """The frame's pixels whose depth is sky (+Inf), when sky_depth is 'infinite'."""
+        sky = model.sky
+        if self.sky_depth != 'infinite' or sky is None or sky.replaced is None:
+            return None
+        return sky_reading.on_image(sky.replaced, model.placement, self.estimator.recipe.upsampling)
+
+    def _model_maps(self, out: FrameOutputs, model: ModelDepth, wanted) -> None:
+        """DA3's confidence and sky mask at the frame's size, where asked for and the model has them."""
+        if 'confidence' in wanted and model.confidence is not None:
+            out.confidence = self.estimator.restore(model.confidence, model.placement)
+        if 'sky' in wanted and model.sky is not None:
+            upsampling = self.estimator.recipe.upsampling
+            out.sky = sky_reading.on_image(model.sky.mask, model.placement, upsampling).view(np.uint8) * np.uint8(255)
 
     def _smoothed(self, model: ModelDepth, restart: bool) -> np.ndarray:
         smoother = self.smoother
@@ -189,6 +253,15 @@ class FrameProcessor:
             return depth_to_points(depth, *intrinsics, self.points_decimation, bgr), None
         except (ValueError, ImageFormatError) as exc:
             return None, str(exc)
+
+
+def network_focal(intrinsics: tuple, placement: Placement) -> float:
+    """The mean of fx and fy (pixels) at the network's input: each scaled as its axis of the frame
+    was (the placement's source rectangle onto its target), as the official InputProcessor scales
+    a camera matrix with the image. `intrinsics`: fx, fy, cx, cy at the frame's size."""
+    fx, fy = intrinsics[0], intrinsics[1]
+    src, dst = placement.source, placement.target
+    return (fx * dst.width / src.width + fy * dst.height / src.height) / 2
 
 
 def frame_intrinsics(camera, depth_hw: tuple) -> tuple:

@@ -4,14 +4,14 @@ The pieces, one job each:
   reference_decoding.py  a reference message's fields -> ReferenceSamples (bounded, whatever its size)
   reference_samples.py   the samples, the pairs they give a frame, the floor, the static transform
   reference_pairing.py   the store: which reference each frame pairs with, by stamp
-  metric_fit.py          the robust line 1/Z = s * d + t, and when it is refused
+  metric_fit.py          the robust line 1/Z = s * d + t (inverse depth) or Z = s * d + t, and when it is refused
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .image_codec import DEFAULT_MAX_PIXELS
-from .metric_fit import InverseDepthFit, ScaleTracker, Unaligned, relative_range
+from .metric_fit import DepthFit, ScaleTracker, Unaligned, relative_range
 from .reference_decoding import decode_depth_image, decode_point_cloud
 from .reference_pairing import StampedReferences
 from .reference_samples import IDENTITY, RigidTransform, floor_depth, image_samples
@@ -25,14 +25,15 @@ class ReferenceAligner:
     `source`: 'depth_image' (a metric depth Image registered to the camera), 'points' (a point
     cloud, moved into the camera's optical frame by `transform`, x y z qx qy qz qw), or
     'ground_plane' (the floor below a camera at `camera_height` m, pitched down by `camera_pitch`
-    rad, in the bottom `floor_rows` of the image). `align` says why a frame stays relative when it
-    does. ValueError for settings that cannot work.
+    rad, in the bottom `floor_rows` of the image). `inverse`: the model's output is inverse depth
+    (DA-V2), else depth (DA3): the line is fitted in that space (metric_fit.py). `align` says why a
+    frame stays relative when it does. ValueError for settings that cannot work.
     """
 
     def __init__(self, source: str, tolerance_s: float = 0.05, transform=IDENTITY,
                  camera_height: float = 0.0, camera_pitch: float = 0.0, floor_rows: float = 0.25,
                  min_support: int = 20, smoothing: float = 0.0, scene_cut: float = 0.25, max_depth: float = 0.0,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, inverse: bool = True):
         if source not in REFERENCE_SOURCES[1:]:
             raise ValueError(f"reference source '{source}' is not one of {list(REFERENCE_SOURCES[1:])}")
         if source == 'ground_plane' and camera_height <= 0:
@@ -41,7 +42,7 @@ class ReferenceAligner:
         self.references = StampedReferences(tolerance_s)
         self.transform = RigidTransform.from_pose(transform)
         self.floor = (camera_height, camera_pitch, floor_rows)
-        self.tracker = ScaleTracker(min_support, smoothing, scene_cut)
+        self.tracker = ScaleTracker(min_support, smoothing, scene_cut, inverse=inverse)
         self.max_depth = max_depth
         self.max_pixels = max_pixels
         self._floor_cache = (None, None)
@@ -70,7 +71,7 @@ class ReferenceAligner:
         self.references.forget(stamp_ns)
 
     def align(self, stamp_ns: int, depth: np.ndarray, intrinsics: tuple | None,
-              deadline: float | None = None) -> InverseDepthFit:
+              deadline: float | None = None) -> DepthFit:
         """Write metres into `depth` (relative output at frame size, NaN where unseen) and return
         the fit; or raise Unaligned with `depth` untouched. `intrinsics`: fx, fy, cx, cy for depth's
         size, if known. `deadline` (time.monotonic()): until when to wait for a late reference."""

@@ -1,8 +1,10 @@
 """The robust line from relative depth to metres, and when to refuse it. No ROS here.
 
-A relative DA-V2 output d is affine-invariant inverse depth: 1/Z = s * d + t for a scale s and a
-shift t the model cannot know. Pairs (d_i, Z_i) from a sparse metric source (core/reference_samples.py)
-fix them: a robust line through (d_i, 1/Z_i), and every pixel gets Z = 1 / (s * d + t).
+A relative model's output d is known up to a scale s and a shift t the model cannot know, in the
+space its kind says (depth_type.DepthKind): DA-V2's is affine-invariant inverse depth, 1/Z = s * d + t;
+DA3's is depth, Z = s * d + t. Pairs (d_i, Z_i) from a sparse metric source (core/reference_samples.py)
+fix them: a robust line through (d_i, 1/Z_i), or (d_i, Z_i), and every pixel gets
+Z = 1 / (s * d + t), or Z = s * d + t.
 
 The fit is RANSAC on pairs (two points fix a line), then least squares on the inliers, so a
 minority of wrong references (reflections, edges, moving objects) does not bend it. A line that
@@ -25,7 +27,7 @@ MIN_METRES, MAX_METRES = 1e-3, 1000.0
 MAX_SAMPLES = 4096    # pairs used per fit: more adds cost, not accuracy
 TRIALS = 64           # RANSAC lines tried; with 30 % outliers all 64 miss with odds 1e-11
 # A fit determines the scale only if, across the agreeing readings (5th to 95th percentile of
-# their relative depth), the line changes inverse depth by at least MIN_CONTRAST of its median,
+# their relative depth), the line changes its target (inverse depth, or depth) by at least MIN_CONTRAST of its median,
 # the two correlate by at least MIN_CORRELATION, and those readings span MIN_COVERAGE of the
 # frame's own relative depth range (the rest of the frame is extrapolated from them).
 MIN_CONTRAST = 0.05
@@ -49,42 +51,50 @@ def sane_metres(z) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class InverseDepthFit:
-    """1/Z = scale * model_output + shift, from `support` inlier pairs whose depths the line
-    reproduces with median relative error `residual`."""
+class DepthFit:
+    """target = scale * model_output + shift, the target inverse depth 1/Z (`inverse`) or depth Z,
+    from `support` inlier pairs whose depths the line reproduces with median relative error `residual`."""
     scale: float
     shift: float
     support: int
     residual: float
+    inverse: bool = True
 
-    def inverse_depth(self, model_output: np.ndarray) -> np.ndarray:
+    def fitted(self, model_output: np.ndarray) -> np.ndarray:
+        """The line at the model output: inverse depth (`inverse`) or depth, in metres' units."""
         return self.scale * model_output + self.shift
 
     def to_metres(self, model_output: np.ndarray, max_depth: float = 0.0, out=None) -> np.ndarray:
-        """Depth in metres; NaN where the fitted inverse depth is not positive (beyond infinity),
-        where the input is NaN, where the depth is not sane metres (extrapolated past what a
-        sensor reports), or beyond `max_depth` (0: no limit)."""
+        """Depth in metres; NaN where the line is not positive (beyond infinity, or behind the
+        camera), where the input is NaN, where the depth is not sane metres (extrapolated past what
+        a sensor reports), or beyond `max_depth` (0: no limit)."""
         with np.errstate(all='ignore'):
-            inverse = self.inverse_depth(np.asarray(model_output, np.float32))
-            metres = np.divide(np.float32(1.0), inverse, out=out, dtype=np.float32)
-            metres[~(inverse > 0) | ~sane_metres(metres)] = np.nan
+            line = self.fitted(np.asarray(model_output, np.float32))
+            if self.inverse:
+                metres = np.divide(np.float32(1.0), line, out=out, dtype=np.float32)
+            elif out is None:
+                metres = line.astype(np.float32, copy=False)
+            else:
+                metres = out
+                metres[...] = line
+            metres[~(line > 0) | ~sane_metres(metres)] = np.nan
             if max_depth:
                 metres[metres > max_depth] = np.nan
         return metres
 
 
-def fit_inverse_depth(model_output: np.ndarray, reference_m: np.ndarray, min_support: int = 20,
-                      inlier_tolerance: float = 0.05, seed: int = 0,
-                      frame_range: tuple | None = None) -> InverseDepthFit:
-    """Robust fit of 1/reference = s * model_output + t over paired samples (1-D, same length;
-    readings that are not sane metres are skipped). Unaligned('low_support') if fewer than
-    `min_support` pairs agree with the best line within `inlier_tolerance` (relative depth error),
-    Unaligned('fit_refused') if they cannot fix the scale (see the module docstring);
+def fit_depth(model_output: np.ndarray, reference_m: np.ndarray, min_support: int = 20,
+              inlier_tolerance: float = 0.05, seed: int = 0, frame_range: tuple | None = None,
+              inverse: bool = True) -> DepthFit:
+    """Robust fit of 1/reference (`inverse`) or reference = s * model_output + t over paired
+    samples (1-D, same length; readings that are not sane metres are skipped). Unaligned('low_support')
+    if fewer than `min_support` pairs agree with the best line within `inlier_tolerance` (relative
+    depth error), Unaligned('fit_refused') if they cannot fix the scale (see the module docstring);
     `frame_range`: the frame's relative depth at its 5th and 95th percentiles, for the coverage check."""
     rng = np.random.default_rng(seed)
     with np.errstate(all='ignore'):   # extreme model outputs overflow to inf: never inliers, never a warning
-        return _fit_pairs(*_usable_pairs(model_output, reference_m, rng), min_support, inlier_tolerance, rng,
-                          frame_range)
+        d, target = _usable_pairs(model_output, reference_m, rng, inverse)
+        return _fit_pairs(d, target, min_support, inlier_tolerance, rng, frame_range, inverse)
 
 
 def relative_range(model_output: np.ndarray, samples: int = 16384) -> tuple | None:
@@ -100,31 +110,32 @@ def relative_range(model_output: np.ndarray, samples: int = 16384) -> tuple | No
     return float(lo), float(hi)
 
 
-def _usable_pairs(model_output, reference_m, rng) -> tuple:
-    """(model output, 1 / reference) as float64 over the valid pairs, at most MAX_SAMPLES of them."""
+def _usable_pairs(model_output, reference_m, rng, inverse: bool = True) -> tuple:
+    """(model output, 1 / reference or reference) as float64 over the valid pairs, at most
+    MAX_SAMPLES of them."""
     d = np.asarray(model_output, np.float64).ravel()
     z = np.asarray(reference_m, np.float64).ravel()
     valid = np.isfinite(d) & sane_metres(z)
-    d, inverse = d[valid], 1.0 / z[valid]
+    d, target = d[valid], (1.0 / z[valid] if inverse else z[valid])
     if d.size > MAX_SAMPLES:
         keep = rng.choice(d.size, MAX_SAMPLES, replace=False)
-        d, inverse = d[keep], inverse[keep]
-    return d, inverse
+        d, target = d[keep], target[keep]
+    return d, target
 
 
-def _fit_pairs(d, inverse, min_support, inlier_tolerance, rng, frame_range=None) -> InverseDepthFit:
+def _fit_pairs(d, target, min_support, inlier_tolerance, rng, frame_range=None, inverse=True) -> DepthFit:
     if d.size < max(min_support, 2):
         raise Unaligned('low_support', f'{d.size} reference readings fall on the frame, fewer than '
                                        f'alignment_min_support ({min_support})')
-    inliers = _ransac_inliers(d, inverse, inlier_tolerance, rng)
+    inliers = _ransac_inliers(d, target, inlier_tolerance, rng)
     for _ in range(2):  # refit on the inliers, then let the refined line re-pick them
         _require_support(inliers, min_support)
-        scale, shift = _least_squares(d[inliers], inverse[inliers])
-        inliers = _relative_error(scale, shift, d, inverse) < inlier_tolerance
+        scale, shift = _least_squares(d[inliers], target[inliers])
+        inliers = _relative_error(scale, shift, d, target) < inlier_tolerance
     _require_support(inliers, min_support)
-    _check_determined(scale, d[inliers], inverse[inliers], frame_range)
-    residual = float(np.median(_relative_error(scale, shift, d[inliers], inverse[inliers])))
-    return InverseDepthFit(float(scale), float(shift), int(inliers.sum()), residual)
+    _check_determined(scale, d[inliers], target[inliers], frame_range, inverse)
+    residual = float(np.median(_relative_error(scale, shift, d[inliers], target[inliers])))
+    return DepthFit(float(scale), float(shift), int(inliers.sum()), residual, inverse)
 
 
 def _require_support(inliers: np.ndarray, min_support: int) -> None:
@@ -134,17 +145,18 @@ def _require_support(inliers: np.ndarray, min_support: int) -> None:
                                        f'fewer than alignment_min_support ({min_support})')
 
 
-def _check_determined(scale, d, inverse, frame_range) -> None:
+def _check_determined(scale, d, target, frame_range, inverse=True) -> None:
     """Unaligned('fit_refused') unless the agreeing readings fix the scale (module docstring)."""
     lo, hi = np.percentile(d, (5, 95))
-    contrast = scale * (hi - lo) / np.median(inverse)
+    contrast = scale * (hi - lo) / np.median(target)
+    space = 'inverse depth' if inverse else 'depth'
     if not contrast >= MIN_CONTRAST:   # NaN, zero and negative scales included
         raise Unaligned('fit_refused', f'the reference cannot fix the scale: across its {d.size} agreeing readings '
-                                       f'the fitted inverse depth changes by {contrast:.2%} with the relative '
+                                       f'the fitted {space} changes by {contrast:.2%} with the relative '
                                        f'depth (under {MIN_CONTRAST:.0%}: a flat, constant or noise-only reference)')
-    centred_d, centred_inverse = d - d.mean(), inverse - inverse.mean()
-    spread = np.sqrt(np.dot(centred_d, centred_d) * np.dot(centred_inverse, centred_inverse))
-    correlation = np.dot(centred_d, centred_inverse) / spread if spread > 0 else 0.0
+    centred_d, centred_target = d - d.mean(), target - target.mean()
+    spread = np.sqrt(np.dot(centred_d, centred_d) * np.dot(centred_target, centred_target))
+    correlation = np.dot(centred_d, centred_target) / spread if spread > 0 else 0.0
     if not correlation >= MIN_CORRELATION:
         raise Unaligned('fit_refused', f'the reference cannot fix the scale: its {d.size} agreeing readings correlate '
                                        f'with the relative depth by {correlation:.2f} (under {MIN_CORRELATION})')
@@ -155,27 +167,28 @@ def _check_determined(scale, d, inverse, frame_range) -> None:
                                            f'(under {MIN_COVERAGE:.0%}): the rest would be extrapolated from it')
 
 
-def _relative_error(scale, shift, d, inverse):
-    """|Z_fit - Z| / Z_fit written in inverse depth (no division by a fitted value near 0)."""
-    return np.abs(scale * d + shift - inverse) / inverse
+def _relative_error(scale, shift, d, target):
+    """The line's relative depth error, divided by the reference's own value (never by a fitted
+    value near 0): |Z_fit - Z| / Z_fit written in inverse depth, |Z_fit - Z| / Z in depth."""
+    return np.abs(scale * d + shift - target) / target
 
 
-def _ransac_inliers(d, inverse, tolerance, rng) -> np.ndarray:
+def _ransac_inliers(d, target, tolerance, rng) -> np.ndarray:
     i, j = rng.integers(0, d.size, (2, TRIALS))
     spread = d[i] - d[j]
     usable = np.abs(spread) > 1e-12
     if not usable.any():
         return np.ones(d.size, bool)
     i, j, spread = i[usable], j[usable], spread[usable]
-    scale = (inverse[i] - inverse[j]) / spread
-    shift = inverse[i] - scale * d[i]
-    errors = np.abs(scale[:, None] * d[None] + shift[:, None] - inverse[None]) / inverse[None]
-    votes = (errors < tolerance).sum(axis=1) * (scale > 0)  # inverse depth grows with disparity
+    scale = (target[i] - target[j]) / spread
+    shift = target[i] - scale * d[i]
+    errors = np.abs(scale[:, None] * d[None] + shift[:, None] - target[None]) / target[None]
+    votes = (errors < tolerance).sum(axis=1) * (scale > 0)  # the target grows with the model output
     return errors[int(np.argmax(votes))] < tolerance
 
 
-def _least_squares(d, inverse) -> tuple:
-    scale, shift = fit_scale_shift(d, inverse)
+def _least_squares(d, target) -> tuple:
+    scale, shift = fit_scale_shift(d, target)
     if not (np.isfinite(scale) and np.isfinite(shift)):   # values at the edge of float64: no line, no crash
         raise Unaligned('fit_refused', f'no line through the reference readings (scale {scale}, shift {shift})')
     return scale, shift
@@ -185,34 +198,35 @@ class ScaleTracker:
     """Per-frame fits smoothed over time: `smoothing` is the weight of the past (0: each frame on
     its own). A frame whose references disagree with the running line by more than `scene_cut`
     (median relative depth error) restarts it: the camera moved to another scene or the model
-    changed its own scale."""
+    changed its own scale. `inverse`: fit inverse depth (DA-V2) or depth (DA3)."""
 
     def __init__(self, min_support: int = 20, smoothing: float = 0.0, scene_cut: float = 0.25,
-                 inlier_tolerance: float = 0.05):
+                 inlier_tolerance: float = 0.05, inverse: bool = True):
         self.min_support = min_support
         self.smoothing = smoothing
         self.scene_cut = scene_cut
         self.inlier_tolerance = inlier_tolerance
-        self.current: InverseDepthFit | None = None
+        self.inverse = inverse
+        self.current: DepthFit | None = None
         self.resets = 0
 
     def update(self, model_output: np.ndarray, reference_m: np.ndarray,
-               frame_range: tuple | None = None) -> InverseDepthFit:
-        """The fit for this frame; Unaligned (the running line is kept) as fit_inverse_depth."""
+               frame_range: tuple | None = None) -> DepthFit:
+        """The fit for this frame; Unaligned (the running line is kept) as fit_depth."""
         rng = np.random.default_rng(0)
         with np.errstate(all='ignore'):
-            d, inverse = _usable_pairs(model_output, reference_m, rng)
-            fit = _fit_pairs(d, inverse, self.min_support, self.inlier_tolerance, rng, frame_range)
+            d, target = _usable_pairs(model_output, reference_m, rng, self.inverse)
+            fit = _fit_pairs(d, target, self.min_support, self.inlier_tolerance, rng, frame_range, self.inverse)
             past = self.current
-            if past is None or self._is_cut(past, d, inverse):
+            if past is None or self._is_cut(past, d, target):
                 self.resets += 1
             elif self.smoothing:
                 w = self.smoothing
-                fit = InverseDepthFit((1 - w) * fit.scale + w * past.scale, (1 - w) * fit.shift + w * past.shift,
-                                      fit.support, fit.residual)
+                fit = DepthFit((1 - w) * fit.scale + w * past.scale, (1 - w) * fit.shift + w * past.shift,
+                               fit.support, fit.residual, self.inverse)
         self.current = fit
         return fit
 
-    def _is_cut(self, past: InverseDepthFit, d, inverse) -> bool:
+    def _is_cut(self, past: DepthFit, d, target) -> bool:
         """The running line misses this frame's (valid, non-empty) pairs by more than scene_cut."""
-        return float(np.median(_relative_error(past.scale, past.shift, d, inverse))) > self.scene_cut
+        return float(np.median(_relative_error(past.scale, past.shift, d, target))) > self.scene_cut

@@ -1,16 +1,24 @@
 """The known models and the named recipes (models/models.yaml), read once; which entry a model
 file is, and which recipe it runs with. No ROS, no torch here (downloads: tool_support/download.py).
+
+An entry's `file` is matched against the whole file name, case-insensitively, never as a substring;
+it may hold `{a,b}` (one of the words; `{,b}`: b or nothing) and `{size}` (an input size HxW, digits: a
+DA3 ONNX is exported at one size, `da3-small_280x504.onnx`).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
+from .depth_type import DEPTH_KINDS, EXTRA_OUTPUTS
 from .paths import share_path
 from .recipe import OFFICIAL, Recipe
 
 CHUNK = 1 << 20
+_SIZE = '{size}'
 
 
 @dataclass(frozen=True)
@@ -22,9 +30,14 @@ class ModelEntry:
     input: object            # [H, W] or 'dynamic'
     engine: str | None
     licence: str
-    depth: str                # relative or metric
+    depth: str                # a depth_type.DEPTH_KINDS name
     max_depth_m: float | None = None
     recipe: str = OFFICIAL    # a name under `recipes` in models.yaml
+    outputs: dict = field(default_factory=dict)   # outputs beside depth: name -> depth_type.EXTRA_OUTPUTS kind
+
+    def matches(self, file_name: str) -> bool:
+        """Whether `file_name` (no folder) is this entry's file (see the module docstring)."""
+        return file_pattern(self.file).fullmatch(file_name.lower()) is not None
 
     @property
     def input_text(self) -> str:
@@ -59,9 +72,9 @@ class Catalog:
         (hashing only then: no published checksum is known yet); None for an unknown model."""
         if not model_path:
             return None
-        name = os.path.basename(model_path).lower()
+        name = os.path.basename(model_path)
         for entry in self.models:
-            if entry.file.lower() == name:
+            if entry.matches(name):
                 return entry
         known = {e.sha256.lower(): e for e in self.models if e.sha256}
         if known and os.path.isfile(model_path):
@@ -79,6 +92,19 @@ class Catalog:
         elif named not in self.recipes:
             raise ValueError(f"parameter recipe: '{named}' is not one of {sorted(self.recipes)} (models/models.yaml)")
         return self.recipes[named].overridden(overrides)
+
+
+@functools.lru_cache(maxsize=None)
+def file_pattern(file: str) -> re.Pattern:
+    """The regular expression of an entry's `file`: `{size}` digits x digits, `{a,b}` a or b."""
+    parts = []
+    for literal, braced in re.findall(r'([^{]*)(\{[^}]*\})?', file.lower()):
+        parts.append(re.escape(literal))
+        if braced == _SIZE:
+            parts.append(r'[0-9]+x[0-9]+')
+        elif braced:
+            parts.append('(?:' + '|'.join(re.escape(word) for word in braced[1:-1].split(',')) + ')')
+    return re.compile(''.join(parts))
 
 
 def catalog_path() -> str:
@@ -106,6 +132,10 @@ def load_catalog(path: str | None = None) -> Catalog:
         if entry.recipe not in recipes:
             raise ValueError(f"{path}: recipe '{entry.recipe}' of {entry.name} is not under recipes "
                              f'(known: {sorted(recipes)})')
+        if entry.depth not in DEPTH_KINDS:
+            raise ValueError(f"{path}: depth '{entry.depth}' of {entry.name} is not one of {list(DEPTH_KINDS)}")
+        if any(EXTRA_OUTPUTS.get(name) != kind for name, kind in entry.outputs.items()):
+            raise ValueError(f'{path}: outputs {entry.outputs} of {entry.name}: the known ones are {EXTRA_OUTPUTS}')
     return Catalog(path, models, recipes)
 
 
@@ -113,7 +143,8 @@ def _entry(item: dict) -> ModelEntry:
     return ModelEntry(name=item['name'], file=item['file'], url=item['url'], sha256=(item.get('sha256') or None),
                       input=item.get('input', 'dynamic'), engine=item.get('engine'),
                       licence=item.get('licence', '?'), depth=item.get('depth', 'relative'),
-                      max_depth_m=item.get('max_depth_m'), recipe=item.get('recipe', OFFICIAL))
+                      max_depth_m=item.get('max_depth_m'), recipe=item.get('recipe', OFFICIAL),
+                      outputs=dict(item.get('outputs') or {}))
 
 
 def sha256_of(path: str) -> str:

@@ -5,12 +5,14 @@ tool_support/bag_io.py): the same topics, the same routing, the same fields. Top
 depth topic (the node's `depth`, bag's --depth-topic):
 
   depth             32FC1 Image   the model's depth: metres with a metric model or a reference,
-                                  else relative inverse depth
-  depth/relative    32FC1 Image   with metric_reference only: frames the reference could not align
-                                  (relative inverse depth; a topic never mixes units)
+                                  else its relative output (depth_type.DepthKind)
+  depth/relative    32FC1 Image   with metric_reference or DA3Metric: frames that could not be in
+                                  metres (the relative output; a topic never mixes units)
   depth/colorized   bgr8 Image    the colorized view
   depth/mm          16UC1 Image   metres as REP 118 millimetres (publish_depth_mm)
   depth/points      PointCloud2   metres as points in the camera's optical frame (publish_points)
+  depth/confidence  32FC1 Image   DA3 main series: depth_conf at the image size (publish_confidence)
+  depth/sky         mono8 Image   DA3 Mono/Metric: 255 where the model reports sky (publish_sky)
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from .image_codec import image_buffer, image_fields
 from .pointcloud import pointcloud2_fields
 
 IMAGE, POINTCLOUD = 'Image', 'PointCloud2'   # sensor_msgs message types
-DEPTH_ENCODING, COLORIZED_ENCODING, MM_ENCODING = '32FC1', 'bgr8', '16UC1'
+DEPTH_ENCODING, COLORIZED_ENCODING, MM_ENCODING, SKY_ENCODING = '32FC1', 'bgr8', '16UC1', 'mono8'
 
 
 @dataclass(frozen=True)
@@ -38,22 +40,29 @@ RELATIVE = Destination('depth', '/relative', IMAGE)
 COLORIZED = Destination('colorized', '/colorized', IMAGE)
 MILLIMETRES = Destination('depth_mm', '/mm', IMAGE)
 POINTS = Destination('points', '/points', POINTCLOUD)
+CONFIDENCE = Destination('confidence', '/confidence', IMAGE)
+SKY = Destination('sky', '/sky', IMAGE)
+# Published only when the parameter publish_<output> asks for them.
+OPTIONAL = (MILLIMETRES, POINTS, CONFIDENCE, SKY)
 
 
-def requested_outputs(publish_depth_mm: bool, publish_points: bool) -> tuple:
-    """The outputs a configuration asks for (frame_processor.OUTPUTS names)."""
-    return ('depth', 'colorized') + ('depth_mm',) * publish_depth_mm + ('points',) * publish_points
+def requested_outputs(cfg: dict) -> tuple:
+    """The outputs a configuration (node parameters, or tool options by the same names) asks for
+    (frame_processor.OUTPUTS names)."""
+    return ('depth', 'colorized') + tuple(d.output for d in OPTIONAL if cfg.get(f'publish_{d.output}'))
 
 
 def destinations(processor, requested) -> tuple:
     """Every destination a processor publishes to for the `requested` outputs: millimetres and
-    points only in metres, depth/relative only beside a reference aligner."""
+    points only in metres, depth/relative only where frames may stay relative (a reference
+    aligner, DA3Metric), confidence and sky where asked for (processor_factory refuses them for a
+    model without those outputs)."""
     found = [DEPTH, COLORIZED]
-    if processor.aligner is not None:
+    if processor.relative_fallback:
         found.append(RELATIVE)
     if processor.metric:
         found += [d for d in (MILLIMETRES, POINTS) if d.output in requested]
-    return tuple(found)
+    return tuple(found + [d for d in (CONFIDENCE, SKY) if d.output in requested])
 
 
 class MessageBuffers:
@@ -78,14 +87,19 @@ class MessageBuffers:
         return image_buffer(height, width, encoding)
 
 
-def routed(out, buffers: MessageBuffers, aligner: bool) -> list:
+def routed(out, buffers: MessageBuffers, relative_fallback: bool) -> list:
     """(Destination, message fields) of every output in `out` (a FrameOutputs finished into
-    `buffers`). With a reference `aligner`, a frame it could not align goes to depth/relative."""
-    found = [(DEPTH if out.metres or not aligner else RELATIVE, buffers.depth)]
+    `buffers`). Where frames may stay relative (FrameProcessor.relative_fallback), one that is not
+    in metres goes to depth/relative."""
+    found = [(DEPTH if out.metres or not relative_fallback else RELATIVE, buffers.depth)]
     if out.colorized is not None:
         found.append((COLORIZED, buffers.colorized))
     if out.depth_mm is not None:
         found.append((MILLIMETRES, image_fields(out.depth_mm, MM_ENCODING)))
     if out.points is not None:
         found.append((POINTS, pointcloud2_fields(*out.points)))
+    if out.confidence is not None:
+        found.append((CONFIDENCE, image_fields(out.confidence, DEPTH_ENCODING)))
+    if out.sky is not None:
+        found.append((SKY, image_fields(out.sky, SKY_ENCODING)))
     return found

@@ -15,19 +15,22 @@ import os
 from dataclasses import dataclass
 
 from ..engines import ENGINE_CHOICES, model_file_text
+from .depth_type import DEPTH_KINDS
 from .image_codec import DEFAULT_MAX_PIXELS, NV12_RANGES
 from .metric_alignment import REFERENCE_SOURCES
 from .postprocess import COLORMAPS, RANGE_MODES
 from .recipe import CHANNEL_ORDERS, INTERPOLATIONS, NORMALIZATIONS, OFFICIAL_INPUT_SIZE, RESIZE_MODES, UPSAMPLINGS
+from .sky import SKY_DEPTHS
 
 
 class ConfigError(ValueError):
     """A parameter value that cannot work; the message says what to set."""
 
 
-# Groups of tool options (tool_support/options.py): a tool takes whole groups. 'node': only the
-# node has these (its input, threads, timeouts, diagnostics); a tool may still take one by name.
-GROUPS = ('engine', 'recipe', 'depth', 'metric', 'color', 'smoothing', 'node')
+# Groups of tool options (tool_support/options.py): a tool takes whole groups. 'outputs': the
+# topics a model may have beside depth (DA3's confidence and sky). 'node': only the node has these
+# (its input, threads, timeouts, diagnostics); a tool may still take one by name.
+GROUPS = ('engine', 'recipe', 'depth', 'metric', 'outputs', 'color', 'smoothing', 'node')
 
 
 @dataclass(frozen=True)
@@ -65,16 +68,25 @@ PARAMS = (
     Param('max_input_pixels', DEFAULT_MAX_PIXELS, 'frames with more pixels are refused as bad_input (compressed '
           'ones from their header, before decoding), and so are reference/depth images; the default (4096x4096) '
           'holds any 4K camera', 'node', min=1, max=2 ** 30),
-    Param('depth_type', 'auto', 'relative (inverse depth, no unit) or metric (metres); auto: from '
-          'models/models.yaml (by file name or checksum), or a DA-V2 metric file name (the whole words '
-          "'metric' and 'hypersim'/'indoor' = 20 m or 'vkitti'/'outdoor' = 80 m), else relative", 'depth',
-          ('auto', 'relative', 'metric')),
+    Param('depth_type', 'auto', "what the model's depth output is: relative (DA-V2: inverse depth, larger = "
+          'nearer, no unit), relative_depth (DA3: larger = farther, no unit), metric (metres), metric_canonical '
+          '(DA3Metric: metres = focal x output / 300, focal from camera_info); auto: from models/models.yaml (by '
+          'file name or checksum), or a DA-V2 metric file name (the whole words '
+          "'metric' and 'hypersim'/'indoor' = 20 m or 'vkitti'/'outdoor' = 80 m), else relative_depth for a model "
+          'with DA3\'s sky or depth_conf output, else relative', 'depth', ('auto',) + tuple(DEPTH_KINDS)),
     Param('max_depth', 0.0, 'metric: depths beyond this (m) are invalid (NaN); 0: the model\'s own '
           'range (20 m indoor, 80 m outdoor) when known, else no limit', 'depth', min=0.0, max=1000.0),
+    Param('sky_depth', 'infinite', "DA3Mono/DA3Metric: depth of the pixels the model sees as sky (score >= 0.3, "
+          "as the official code reads it): infinite (+Inf, REP 118's 'too far'; no points there) or official_fill "
+          '(the official code\'s 99th percentile of the other pixels\' depth)', 'depth', SKY_DEPTHS),
     Param('publish_depth_mm', False, 'metric: also publish depth/mm, 16UC1 millimetres (0 = invalid)', 'metric'),
     Param('publish_points', False, 'metric: also publish depth/points (PointCloud2) from camera_info', 'metric'),
     Param('points_decimation', 4, 'depth/points: use every Nth pixel in each direction', 'metric', min=1, max=64),
     Param('points_rgb', True, 'depth/points: colour each point from the input image', 'metric'),
+    Param('publish_confidence', False, 'DA3 main series (Small, Base, ...): also publish depth/confidence, 32FC1 '
+          'depth_conf at the image size (>= 1, larger = surer)', 'outputs'),
+    Param('publish_sky', False, 'DA3Mono/DA3Metric: also publish depth/sky, mono8, 255 where the model reports '
+          'sky (score >= 0.5, the official mask)', 'outputs'),
     Param('metric_reference', 'none', "relative models to metres: 'depth_image' (a metric depth Image "
           "registered to the camera on 'reference/depth'), 'points' (PointCloud2 on 'reference/points'), "
           "'ground_plane' (camera_height, camera_pitch); 'none': relative output", 'metric', REFERENCE_SOURCES),

@@ -53,6 +53,22 @@ def lower_bound_size(height: int, width: int, input_size: int) -> tuple:
             multiple_of(scale * width, PATCH, input_size))
 
 
+def upper_bound_size(height: int, width: int, longer: int) -> tuple:
+    """Depth Anything 3's input size for an image (utils/io/input_processor.py, upper_bound_resize):
+    the longer side scaled to `longer` (504 officially; sides rounded as Python's round() does),
+    then each side to the nearest multiple of 14, ties up. 1080x1920 -> 280x504, 480x640 -> 378x504."""
+    scale = longer / max(height, width)
+    if scale != 1:
+        height, width = max(1, round(height * scale)), max(1, round(width * scale))
+    return nearest_multiple(height, PATCH), nearest_multiple(width, PATCH)
+
+
+def nearest_multiple(x: int, base: int) -> int:
+    """DA3's rounding to a multiple (ties up, never below `base`)."""
+    down = x // base * base
+    return max(base, down + base if (down + base) - x <= x - down else down)
+
+
 def dynamic_input_limit(input_size: int) -> tuple:
     """(short, long): the largest model input a dynamic model is given."""
     short = multiple_of(input_size, PATCH, input_size)

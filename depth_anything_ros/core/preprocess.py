@@ -39,10 +39,11 @@ def rgb_input(canvas_hw: tuple | None, layout: str = 'NCHW', name: str = 'image'
 class RgbPreprocessor:
     """Frames -> ({input name: float32 tensor, NCHW or NHWC}, Placement) for one RGB model input.
 
-    Resizes as the recipe's `interpolation` says: `cubic` resizes like the official code, in float
-    arithmetic, not on the rounded 8-bit image (rounding after the resize would move depth by
+    Resizes as the recipe's `interpolation` says: `cubic` resizes like the official DA-V2 code, in
+    float arithmetic, not on the rounded 8-bit image (rounding after the resize would move depth by
     up to 2 % of its range), in one compiled pass from the frame into the model input
-    (kernels.cubic_planes). `cubic_uint8` and `nearest` resize the 8-bit image with OpenCV.
+    (kernels.cubic_planes). `cubic_uint8` and `nearest` resize the 8-bit image with OpenCV;
+    `area_cubic` too, in DA3's two steps (`_area_cubic`), as the official DA3 code does.
     Either way each channel plane goes into the model input once, normalized on the way, in the
     model's `channel_order`. NV12 frames in full range (`nv12_range`) are decoded to RGB first
     (the compiled pass reads NV12 as video range).
@@ -115,9 +116,8 @@ _CV2_INTERPOLATION = {'cubic_uint8': cv2.INTER_CUBIC, 'nearest': cv2.INTER_NEARE
 
 
 def _resized(frame: Frame, src: Rect, dst: Rect, interpolation: str) -> tuple:
-    """The source rectangle at the target size as 8 bits (`cubic_uint8`, `nearest`), and where R, G, B
-    are in its channels."""
-    flag = _CV2_INTERPOLATION[interpolation]
+    """The source rectangle at the target size as 8 bits (`cubic_uint8`, `nearest`, `area_cubic`), and
+    where R, G, B are in its channels."""
     if frame.encoding in _RGB_CHANNELS:
         image, channels = frame.pixels, _RGB_CHANNELS[frame.encoding]
     elif (interpolation == 'cubic_uint8' and frame.encoding in _NV12_TO_RGB
@@ -130,7 +130,28 @@ def _resized(frame: Frame, src: Rect, dst: Rect, interpolation: str) -> tuple:
     else:
         image, channels = to_rgb(frame), (0, 1, 2)
     crop = image[src.y:src.y + src.height, src.x:src.x + src.width]
-    return cv2.resize(crop, (dst.width, dst.height), interpolation=flag), channels
+    if interpolation == 'area_cubic':
+        return _area_cubic(crop, dst.width, dst.height), channels
+    return cv2.resize(crop, (dst.width, dst.height), interpolation=_CV2_INTERPOLATION[interpolation]), channels
+
+
+def _area_cubic(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Depth Anything 3's upper_bound_resize of the 8-bit image (depth_anything_3 0.1.1,
+    utils/io/input_processor.py): the longer side to the target's longer side first, aspect kept
+    (sides rounded as Python's round(); INTER_CUBIC when enlarging, INTER_AREA otherwise), then to
+    the target size (INTER_CUBIC if a side grows, else INTER_AREA); each step skipped when it changes
+    nothing. With a target of the official size for the image (placement.upper_bound_size: its
+    longer side is 504) these are the official two resizes, on uint8 as the official code runs them."""
+    h, w = image.shape[:2]
+    scale = max(width, height) / max(w, h)
+    if scale != 1:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+        h, w = image.shape[:2]
+    if (w, h) != (width, height):
+        grows = width > w or height > h
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC if grows else cv2.INTER_AREA)
+    return image
 
 
 def _scaled_into(out: np.ndarray, plane: np.ndarray, gain: float, bias: float) -> None:

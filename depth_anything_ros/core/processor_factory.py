@@ -14,7 +14,7 @@ import os
 
 from ..engines import EngineError, MissingRuntime, open_engine
 from .dependencies import MissingDependency
-from .depth_type import guess_depth_type
+from .depth_type import CONFIDENCE_OUTPUT, DEPTH_KINDS, EXTRA_OUTPUTS, SKY_OUTPUT, guess_depth_type
 from .estimator import DepthEstimator
 from .frame_processor import FrameProcessor
 from .metric_alignment import ReferenceAligner
@@ -41,7 +41,6 @@ def build_processor(cfg: dict, engine=None) -> FrameProcessor:
         recipe = catalog.recipe(entry, cfg)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    depth_type, max_depth = resolve_depth_type(cfg, entry)
     keep_freed_memory()
     try:
         engine = engine or open_engine(
@@ -53,32 +52,45 @@ def build_processor(cfg: dict, engine=None) -> FrameProcessor:
         raise MissingDependency(str(exc)) from exc
     except (EngineError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
+    depth_type, max_depth = resolve_depth_type(cfg, entry, estimator.output_names)
+    check_extra_outputs(cfg, estimator.output_names)
     colorizer, smoother = view_settings(cfg)
-    processor = FrameProcessor(estimator, depth_type, max_depth, make_aligner(cfg), colorizer, smoother,
-                               cfg['points_decimation'], cfg['points_rgb'], cfg['nv12_range'])
+    processor = FrameProcessor(estimator, depth_type, max_depth, make_aligner(cfg, DEPTH_KINDS[depth_type].inverse),
+                               colorizer, smoother, cfg['points_decimation'], cfg['points_rgb'], cfg['nv12_range'],
+                               cfg['sky_depth'])
     if any(spec.spatial_hw is None for spec in engine.inputs):
         processor.notes.append(dynamic_input_budget(cfg['input_size'], cfg['workers'], _physical_memory()))
     return processor
 
 
-def resolve_depth_type(cfg: dict, entry) -> tuple:
-    """(depth_type, max_depth) of the model (`entry`: its models.yaml entry, or None);
-    ConfigError for outputs its depth cannot give."""
-    kind, known_max = guess_depth_type(cfg['model_path'], entry)
+def resolve_depth_type(cfg: dict, entry, output_names=()) -> tuple:
+    """(depth_type, max_depth) of the model (`entry`: its models.yaml entry, or None; `output_names`:
+    its outputs); ConfigError for outputs its depth cannot give."""
+    kind, known_max = guess_depth_type(cfg['model_path'], entry, output_names)
     kind = kind if cfg['depth_type'] == 'auto' else cfg['depth_type']
     aligned = cfg['metric_reference'] != 'none'
-    if kind == 'metric' and aligned:
+    if DEPTH_KINDS[kind].metres and aligned:
         raise ConfigError(f"parameter metric_reference: '{cfg['metric_reference']}' aligns a relative model, "
-                          'but this model gives metres already; set metric_reference: none')
-    if kind != 'metric' and not aligned and (cfg['publish_points'] or cfg['publish_depth_mm']):
-        raise ConfigError('publish_points and publish_depth_mm need metric depth: this model gives '
-                          'relative inverse depth (no unit); use a DA-V2 metric model, set '
+                          f'but this model gives metres already ({kind}); set metric_reference: none')
+    if not DEPTH_KINDS[kind].metres and not aligned and (cfg['publish_points'] or cfg['publish_depth_mm']):
+        raise ConfigError(f'publish_points and publish_depth_mm need metric depth: this model gives '
+                          f'{DEPTH_KINDS[kind].meaning}; use a metric model (DA-V2 metric, DA3Metric), set '
                           'metric_reference to align it to a depth sensor or the floor, or set '
                           'depth_type: metric if this one is metric')
     return kind, cfg['max_depth'] or known_max
 
 
-def make_aligner(cfg: dict) -> ReferenceAligner | None:
+def check_extra_outputs(cfg: dict, output_names) -> None:
+    """ConfigError for publish_confidence or publish_sky on a model without that output."""
+    for param, name in (('publish_confidence', CONFIDENCE_OUTPUT), ('publish_sky', SKY_OUTPUT)):
+        if cfg[param] and name not in output_names:
+            raise ConfigError(f"parameter {param}: this model has no '{name}' output ({EXTRA_OUTPUTS[name]}: "
+                              f"DA3's {'main series' if name == CONFIDENCE_OUTPUT else 'Mono and Metric'} have "
+                              f"one; its outputs: {', '.join(output_names) or 'none'}); set {param}: false")
+
+
+def make_aligner(cfg: dict, inverse: bool = True) -> ReferenceAligner | None:
+    """The reference aligner metric_reference asks for; `inverse`: the model gives inverse depth."""
     if cfg['metric_reference'] == 'none':
         return None
     pose = list(cfg['reference_transform'])
@@ -91,7 +103,7 @@ def make_aligner(cfg: dict) -> ReferenceAligner | None:
         return ReferenceAligner(cfg['metric_reference'], cfg['reference_tolerance'], pose, cfg['camera_height'],
                                 cfg['camera_pitch'], cfg['floor_rows'], cfg['alignment_min_support'],
                                 cfg['alignment_smoothing'], cfg['alignment_scene_cut'], cfg['max_depth'],
-                                cfg['max_input_pixels'])
+                                cfg['max_input_pixels'], inverse)
     except ValueError as exc:
         raise ConfigError(f'parameter metric_reference: {exc}') from exc
 

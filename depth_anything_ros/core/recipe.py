@@ -13,9 +13,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_MODES = ('stretch', 'letterbox', 'crop')
 NORMALIZATIONS = ('imagenet', 'pixel_zscore', 'none')
-# cubic: the float image (official); cubic_uint8: the 8-bit image, faster, rounds to a grey
-# level and clips the cubic overshoot (see docs/recipes.md); nearest: the D-Robotics sample.
-INTERPOLATIONS = ('cubic', 'cubic_uint8', 'nearest')
+# cubic: the float image (official DA-V2); cubic_uint8: the 8-bit image, faster, rounds to a grey
+# level and clips the cubic overshoot (see docs/recipes.md); nearest: the D-Robotics sample;
+# area_cubic: DA3's two-step resize of the 8-bit image (preprocess.py).
+INTERPOLATIONS = ('cubic', 'cubic_uint8', 'nearest', 'area_cubic')
 CHANNEL_ORDERS = ('rgb', 'bgr')
 # align_corners: the official bilinear upsampling of the output; pixel_centres: OpenCV's.
 UPSAMPLINGS = ('align_corners', 'pixel_centres')

@@ -1,7 +1,8 @@
 """Inference engines behind one small interface.
 
 An engine loads one model file, describes its inputs and outputs (read from
-the model, never assumed), and maps input arrays to the depth output. `run`
+the model, never assumed), and maps input arrays to every output, by name (a
+Depth Anything 3 model gives depth beside its sky or confidence map). `run`
 must be safe to call from several worker threads at once.
 """
 from __future__ import annotations
@@ -70,8 +71,9 @@ class Engine:
     inputs: list
     outputs: list
 
-    def run(self, feeds: dict) -> np.ndarray:
-        """Inputs by name -> the first output (the depth map) as an ndarray."""
+    def run(self, feeds: dict) -> dict:
+        """Inputs by name -> every output by name ({name: ndarray}, in `outputs` order; the first
+        is the depth map)."""
         raise NotImplementedError
 
     def cancel(self) -> None:

@@ -54,8 +54,7 @@ class HbmEngine(Engine):
         if not self.outputs:
             raise EngineError(f"model '{m}' in '{path}' has no outputs")
         self._input_by_name = {s.name: s for s in self.inputs}
-        self._output = self.outputs[0]
-        self._output_strides = _strides(rt.output_strides[m][self._output.name], self._output)
+        self._output_strides = {o.name: _strides(rt.output_strides[m][o.name], o) for o in self.outputs}
         if bpu_priority is not None or bpu_cores is not None:
             self._schedule(bpu_priority, bpu_cores)
 
@@ -78,7 +77,7 @@ class HbmEngine(Engine):
         except Exception as exc:
             raise EngineError(f'hbm_runtime rejected scheduling parameters {kwargs}: {exc}') from exc
 
-    def run(self, feeds: dict) -> np.ndarray:
+    def run(self, feeds: dict) -> dict:
         # Only locals per call: several worker threads may be in here at once.
         tensors = {}
         for name, value in feeds.items():
@@ -87,8 +86,9 @@ class HbmEngine(Engine):
                 raise EngineError(f"model '{self.model_name}' has no input '{name}' "
                                   f'(inputs: {list(self._input_by_name)})')
             tensors[name] = _to_input(np.asarray(value), spec)
-        out = self.runtime.run(tensors)[self.model_name][self._output.name]
-        return _from_output(owned_output(out, self._output, self._output_strides), self._output)
+        out = self.runtime.run(tensors)[self.model_name]
+        return {o.name: _from_output(owned_output(out[o.name], o, self._output_strides[o.name]), o)
+                for o in self.outputs}
 
 
 def _spec(name, shape, dtype_value, quant, dtype_enum, scale_type) -> TensorSpec:

@@ -38,17 +38,17 @@ class OnnxRuntimeEngine(Engine):
         self.session = _session(ort, path, wanted, intra_op_threads, arena)
         self.inputs = [_spec(i) for i in self.session.get_inputs()]
         self.outputs = [_spec(o) for o in self.session.get_outputs()]
-        self._output_name = self.outputs[0].name
+        self._output_names = [o.name for o in self.outputs]
         self._ort = ort
         self._lock = threading.Lock()
         self._in_flight = set()  # RunOptions of calls running now, so cancel() can stop them
 
-    def run(self, feeds: dict) -> np.ndarray:
+    def run(self, feeds: dict) -> dict:
         options = self._ort.RunOptions()
         with self._lock:
             self._in_flight.add(options)
         try:
-            return self.session.run([self._output_name], feeds, options)[0]
+            return dict(zip(self._output_names, self.session.run(self._output_names, feeds, options)))
         finally:
             with self._lock:
                 self._in_flight.discard(options)

@@ -31,12 +31,12 @@ class OpenVinoEngine(Engine):
             raise EngineError(f"OpenVINO cannot load '{path}': {str(exc).splitlines()[0]}") from exc
         self.inputs = [_spec(p, _input_name(p)) for p in self.compiled.inputs]
         self.outputs = [_spec(p, _output_name(p)) for p in self.compiled.outputs]
-        self._output = self.compiled.outputs[0]
+        self._output_ports = list(zip([o.name for o in self.outputs], self.compiled.outputs))
         # One infer request serves one call at a time: keep idle ones for reuse, make more on demand.
         self._idle = queue.SimpleQueue()
         self._create_lock = threading.Lock()
 
-    def run(self, feeds: dict) -> np.ndarray:
+    def run(self, feeds: dict) -> dict:
         try:
             request = self._idle.get_nowait()
         except queue.Empty:
@@ -44,7 +44,8 @@ class OpenVinoEngine(Engine):
                 request = self.compiled.create_infer_request()
         try:
             # share_outputs=False (the default) copies the result out of the request's buffers.
-            return request.infer(feeds)[self._output]
+            result = request.infer(feeds)
+            return {name: result[port] for name, port in self._output_ports}
         finally:
             self._idle.put(request)
 

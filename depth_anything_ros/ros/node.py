@@ -35,7 +35,7 @@ STAMP_FAULTS = {'zero': 'input stamps are zero (a driver that never sets header.
                 'backward': 'input stamps went back in time (a looping bag, two clocks, a restart)'}
 # Outputs skipped while the others go out; camera_info refused on arrival.
 SKIPS = ('points_no_camera_info', 'points_failed', 'camera_info_rejected')
-# metric_reference: why a frame went out relative (on depth/relative) instead of in metres.
+# metric_reference or DA3Metric: why a frame went out relative (on depth/relative) instead of in metres.
 UNALIGNED = ('no_reference', 'unusable_stamp', 'no_camera_info', 'low_support', 'fit_refused')
 # ... of which these are warned about with their numbers (the others are reported on /diagnostics).
 UNALIGNED_WARNED = ('low_support', 'fit_refused')
@@ -69,7 +69,7 @@ class DepthNode(Node):
         self.processor = build_processor(cfg, engine)
         self.alignment = Counters('aligned', 'references', 'bad_reference', 'reference_restarts', *UNALIGNED)
         self.recent_alignment = RecentGrowth(self.alignment, ALIGNMENT_WINDOW_S)
-        self._fit = None
+        self._fit = None          # the last frame's metres: a reference fit (DepthFit) or DA3Metric's focal
         self._refusal = ''        # why the last frame stayed relative, in words
         self.drops = Counters(*DROP_REASONS)
         self.frames = Counters('received', 'published')  # received = published + drops + in flight
@@ -89,7 +89,7 @@ class DepthNode(Node):
         self._closing = False
 
         out_qos = QoSProfile(depth=2)
-        requested = requested_outputs(cfg['publish_depth_mm'], cfg['publish_points'])
+        requested = requested_outputs(cfg)
         # output_topics.Destination -> its publisher; an output is computed only for listeners
         self.output_publishers = {d: self.create_publisher(message_type(d), d.topic(), out_qos)
                                   for d in destinations(self.processor, requested)}
@@ -103,8 +103,9 @@ class DepthNode(Node):
         self.create_timer(cfg['diagnostics_period'], self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         engine = self.processor.estimator.engine
-        self.get_logger().info(f'{engine.describe()}; {cfg["workers"]} workers; publishing '
-                               f'{self.processor.meaning()}; {self.processor.estimator.recipe.describe()}')
+        self.get_logger().info(f'{engine.describe()}; {cfg["workers"]} workers; publishing on depth '
+                               f'{self.processor.meaning()}; depth/colorized: {self.processor.view_meaning()}; '
+                               f'{self.processor.estimator.recipe.describe()}')
         for note in self.processor.notes:
             self.get_logger().info(note)
 
@@ -205,6 +206,9 @@ class DepthNode(Node):
         if size == self._frame_wh:
             return
         self._frame_wh, info = size, self._camera_info
+        note = self.processor.estimator.input_note(frame.height, frame.width)
+        if note:
+            self.get_logger().info(note)
         if info is None:
             return
         try:
@@ -292,7 +296,7 @@ class DepthNode(Node):
                                     job.arrival + self.config['reference_wait'])
         self._count_outputs(out)
         self._publish(job.header, [(self.output_publishers[d], output_message(d, job.header, fields))
-                                   for d, fields in routed(out, buffers, self.processor.aligner is not None)
+                                   for d, fields in routed(out, buffers, self.processor.relative_fallback)
                                    if d in listened])
 
     def _out_of_order(self, wait: float):
@@ -324,9 +328,9 @@ class DepthNode(Node):
             self._refusal = f'{out.unaligned}: {out.unaligned_detail}'
             log = self.warn if out.unaligned in UNALIGNED_WARNED else self.note
             log(f'unaligned_{out.unaligned}', f'a frame went out relative on depth/relative ({self._refusal})')
-        elif out.fit is not None:
+        elif out.fit is not None or out.focal is not None:
             self.alignment.add('aligned')
-            self._fit = out.fit
+            self._fit = out.fit if out.fit is not None else out.focal
         if out.points_skipped == 'no_camera_info':
             self.skips.add('points_no_camera_info')
             self.warn('points_no_camera_info', 'depth/points skipped: no usable camera_info received yet')
@@ -367,6 +371,7 @@ class DepthNode(Node):
                   **{k: str(v) for k, v in self.skips.snapshot().items()},
                   **self._alignment_values(),
                   'worker_threads': str(self.pool.threads_alive()),
+                  'depth': self.processor.meaning(), 'colorized': self.processor.view_meaning(),
                   'engine': self.processor.estimator.engine.name, 'model': self.config['model_path']}
         status = DiagnosticStatus(name=f'{self.get_name()}: depth', hardware_id=self.processor.estimator.engine.name,
                                   level=DiagnosticStatus.OK, message='ok')
@@ -379,13 +384,17 @@ class DepthNode(Node):
         self.pub_diag.publish(array)
 
     def _alignment_values(self) -> dict:
-        if self.processor.aligner is None:
+        if not self.processor.relative_fallback:
             return {}
+        counts = self.alignment.snapshot()
+        if self.processor.aligner is None:   # DA3Metric: metres from camera_info's focal length
+            return {'frames_metres': str(counts['aligned']), 'unaligned_no_camera_info': str(counts['no_camera_info']),
+                    **({'alignment_last_refusal': self._refusal} if self._refusal else {}),
+                    **({'canonical_focal_px': f'{self._fit:.2f}'} if self._fit is not None else {})}
         fit = self._fit
         latest = ({'alignment_scale': f'{fit.scale:.6g}', 'alignment_shift': f'{fit.shift:.6g}',
                    'alignment_support': str(fit.support), 'alignment_residual': f'{fit.residual:.4f}'}
                   if fit else {})
-        counts = self.alignment.snapshot()
         return {'frames_aligned': str(counts['aligned']), 'references_received': str(counts['references']),
                 'references_rejected': str(counts['bad_reference']),
                 'reference_restarts': str(counts['reference_restarts']),
@@ -401,7 +410,7 @@ class DepthNode(Node):
         problems += [f'{n} input stamps {k} (output in arrival order)'
                      for k, n in self.stamp_faults.snapshot().items() if n]
         problems += [f'{n} x {k}' for k, n in self.skips.snapshot().items() if n]
-        if self.processor.aligner is not None:
+        if self.processor.relative_fallback:
             problems += self._alignment_problems(self.recent_alignment.grown())
         return problems
 

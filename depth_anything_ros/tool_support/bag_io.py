@@ -5,7 +5,8 @@ installable without a ROS install). The output holds what the node would have
 published, made by the same FrameProcessor and routed to the same topics
 (core/output_topics.py) from frames decoded the node's way (core/camera_messages.py):
 depth (32FC1) and its colorized view (bgr8); with metres also depth/mm and depth/points
-when asked for, and, aligned to a reference, depth/relative for frames that could not be.
+when asked for, and, aligned to a reference or with DA3Metric, depth/relative for frames that
+could not be in metres; DA3's depth/confidence and depth/sky when asked for.
 Each message has the input's header and bag timestamp; every sensor_msgs/msg/CameraInfo
 topic is copied byte for byte, and the one beside the image topic gives points their
 intrinsics.
@@ -193,7 +194,7 @@ def _outputs(store, header, result, buffers, depth_topic, processor, summary):
         _count(summary.outputs_skipped, f'metres: {result.unaligned}')
     if result.points_skipped:
         _count(summary.outputs_skipped, f'points: {result.points_skipped}')
-    for destination, fields in routed(result, buffers, processor.aligner is not None):
+    for destination, fields in routed(result, buffers, processor.relative_fallback):
         msgtype, build = OUTPUT_MESSAGES[destination.message]
         yield destination.topic(depth_topic), store.serialize_cdr(build(store, header, fields), msgtype)
 

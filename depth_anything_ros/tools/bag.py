@@ -5,8 +5,8 @@ import sys
 
 HELP = ('run the node\'s processing on every image of a rosbag2 topic (sensor_msgs/Image or '
         'CompressedImage; sqlite3 or mcap) and write a new bag with the node\'s outputs (/depth 32FC1, '
-        '/depth/colorized bgr8; with metres /depth/mm and /depth/points on request), the input stamps '
-        'and headers, and every CameraInfo topic')
+        '/depth/colorized bgr8; with metres /depth/mm and /depth/points on request; DA3\'s /depth/confidence '
+        'and /depth/sky on request), the input stamps and headers, and every CameraInfo topic')
 
 
 def add_arguments(parser):
@@ -20,10 +20,11 @@ def add_arguments(parser):
     parser.add_argument('--ros-distro', default='humble', choices=DISTROS,
                         help='message definitions recorded in the output bag (default humble, as on the S100)')
     parser.add_argument('--depth-topic', default='/depth',
-                        help='output depth topic; the others are <depth-topic>/colorized, /mm, /points, /relative')
+                        help='output depth topic; the others are <depth-topic>/colorized, /mm, /points, /relative, '
+                             '/confidence, /sky')
     parser.add_argument('--reference-topic', help="metric_reference 'depth_image' or 'points': the bag's "
                                                   'reference topic (the node\'s reference/depth or reference/points)')
-    add_param_options(parser, in_groups('engine', 'recipe', 'depth', 'color', 'smoothing', 'metric'))
+    add_param_options(parser, in_groups('engine', 'recipe', 'depth', 'color', 'smoothing', 'metric', 'outputs'))
 
 
 def run(args) -> int:
@@ -36,7 +37,7 @@ def run(args) -> int:
         import rosbags  # noqa: F401
     except ImportError as exc:
         raise CliError('the bag tool needs the rosbags package: pip install rosbags') from exc
-    wanted = requested_outputs(args.publish_depth_mm, args.publish_points)
+    wanted = requested_outputs(vars(args))
     try:
         # Check the bag and topic before the (slow) model load.
         topics = image_topics(args.bag)

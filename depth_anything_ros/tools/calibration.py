@@ -18,12 +18,14 @@ spaces; norm_type is only the old spelling, accepted where it says the same as t
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
 HELP = ('write calibration samples (float32 .npy, what the ONNX takes) for an S100 hb_compile '
         'template, from exactly the node\'s preprocessing')
-TEMPLATE_FILES = {'featuremap': 'depth_anything_featuremap.yaml', 'nv12': 'depth_anything_nv12.yaml'}
+TEMPLATE_FILES = {'featuremap': 'depth_anything_featuremap.yaml', 'nv12': 'depth_anything_nv12.yaml',
+                  'da3_featuremap': 'da3_featuremap.yaml', 'da3_nv12': 'da3_nv12.yaml'}
 # input_space_and_range -> the range hb_compile decodes NV12 in; absent or empty is 'regular'
 SPACE_AND_RANGE = {'regular': 'full', 'bt601_video': 'video'}
 RANGE_KEY = {v: k for k, v in SPACE_AND_RANGE.items()}
@@ -43,6 +45,7 @@ class Template:
     train_order: str = 'rgb'        # input_type_train: the ONNX's colour order
     layout: str = 'NCHW'            # input_layout_train
     normalization: str = 'none'     # the keys that set it, for messages
+    onnx_model: str = ''            # model_parameters.onnx_model: its models.yaml entry gives the recipe
 
 
 class TemplateError(ValueError):
@@ -53,14 +56,15 @@ def add_arguments(parser):
     from ..core.params import in_groups
     from ..tool_support.options import add_param_options
     parser.add_argument('--for', dest='template', default='featuremap', metavar='TEMPLATE',
-                        help="the hb_compile template the samples are for: 'featuremap', 'nv12' (the "
-                             'templates in models/s100/) or a path to your own template .yaml '
-                             '(default featuremap)')
+                        help="the hb_compile template the samples are for: 'featuremap', 'nv12' (DA-V2), "
+                             "'da3_featuremap', 'da3_nv12' (DA3 Mono/Metric; the templates in models/s100/) "
+                             'or a path to your own template .yaml (default featuremap)')
     parser.add_argument('--model-size', default='518x686', metavar='HxW',
                         help="the compiled model's input HxW (default 518x686, depth_any.hbm)")
     parser.add_argument('--out', required=True, help='output directory (created if missing)')
     add_param_options(parser, tuple(n for n in in_groups('recipe') if n != 'input_size'),  # --model-size is it
-                      what='as the node will run the compiled model (auto: official, no model known): ')
+                      what="as the node will run the compiled model (auto: the recipe models.yaml gives the "
+                           "template's onnx_model, by its file name: 'da3' for DA3, else official): ")
     parser.add_argument('--max-samples', type=int, default=100,
                         help='at most this many samples, picked evenly from the images in order '
                              '(default 100; the toolchain documentation recommends 20-100)')
@@ -68,7 +72,7 @@ def add_arguments(parser):
 
 
 def template_path(name: str) -> str:
-    """'featuremap' / 'nv12' -> the installed template; anything else is a path."""
+    """A TEMPLATE_FILES name -> the installed template; anything else is a path."""
     from ..core.paths import share_path
     return share_path('models', 's100', TEMPLATE_FILES[name]) if name in TEMPLATE_FILES else name
 
@@ -86,8 +90,10 @@ def load_template(path: str) -> Template:
     inputs = (config or {}).get('input_parameters') if isinstance(config, dict) else None
     if not isinstance(inputs, dict):
         raise CliError(f"template '{path}' has no input_parameters section")
+    model = config.get('model_parameters')
+    onnx_model = str(model.get('onnx_model') or '') if isinstance(model, dict) else ''
     try:
-        return read_input_parameters(path, inputs)
+        return dataclasses.replace(read_input_parameters(path, inputs), onnx_model=onnx_model)
     except TemplateError as exc:
         raise CliError(f"template '{path}': {exc}") from exc
 
@@ -223,7 +229,7 @@ def run(args) -> int:
         raise CliError(f'--max-samples {args.max_samples} must be at least 1')
     if template.kind == 'nv12':
         check_nv12_options(template, args)
-    recipe = chosen_recipe(args)
+    recipe = chosen_recipe(args, template)
     found = expand_images(args.images)
     images = pick_evenly(found, args.max_samples)
     try:
@@ -259,14 +265,16 @@ def check_nv12_options(template: Template, args) -> None:
                        f'the template, or --nv12-range {template.nv12_range} if that is your camera\'s range')
 
 
-def chosen_recipe(args):
-    """--recipe from models.yaml (auto: official, as for a model it does not know) with the
+def chosen_recipe(args, template: Template):
+    """--recipe from models.yaml (auto: the recipe of the template's onnx_model, as the node picks it
+    for the compiled model of that name; official for a model it does not know) with the
     single-field options over it."""
     from ..core.model_catalog import load_catalog
     from ..tool_support.errors import CliError
     from ..tool_support.options import in_option_words
     try:
-        return load_catalog().recipe(None, vars(args))
+        catalog = load_catalog()
+        return catalog.recipe(catalog.entry(template.onnx_model), vars(args))
     except ValueError as exc:
         raise CliError(in_option_words(str(exc))) from exc
 

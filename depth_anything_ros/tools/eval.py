@@ -5,12 +5,14 @@ import os
 
 HELP = ('evaluate a model against ground-truth depth with the standard monocular metrics '
         '(AbsRel, SqRel, RMSE, RMSE log, log10, delta < 1.25^k); relative models are aligned '
-        'to the ground truth by least-squares scale and shift in disparity first')
+        'to the ground truth by least-squares scale and shift first, in disparity for DA-V2\'s inverse '
+        'depth, in depth for DA3\'s')
 
 
 def add_arguments(parser):
     from ..core.evaluation import CROPS, FORMATS
     from ..core.params import in_groups
+    from ..tool_support.intrinsics import add_intrinsics_option
     from ..tool_support.options import add_param_options
     add_param_options(parser, in_groups('engine', 'recipe') + ('depth_type',))
     parser.add_argument('--index', metavar='CSV',
@@ -35,6 +37,7 @@ def add_arguments(parser):
                         help='relative models: also align each image to this random fraction of its valid '
                              'ground truth (e.g. 0.01 or 0.001, what a sparse depth sensor gives the node) '
                              'and report those metrics beside the full alignment')
+    add_intrinsics_option(parser)
     parser.add_argument('--json', metavar='OUT', help='also write the per-image and mean results here')
 
 
@@ -75,19 +78,16 @@ def _samples(args) -> list:
 def run(args) -> int:
     from ..tool_support.errors import CliError
     from ..core.evaluation import EvaluationError, evaluate, load_depth, protocol
-    from ..core.model_catalog import load_catalog
-    from ..core.processor_factory import resolve_depth_type
     from ..core.depth_metrics import DEPTH_METRICS
     from ..tool_support.files import progress, read_frame
+    from ..tool_support.intrinsics import camera_of
     from ..tool_support.options import config_from_args, processor_from_config
     cap = args.eval_max_depth
     if not 0 < args.min_depth < (float('inf') if cap is None else cap):
         raise CliError(f'need 0 < --min-depth < --max-depth, got {args.min_depth} and {cap}')
+    if args.align_from_sparse is not None and not 0 < args.align_from_sparse <= 1:
+        raise CliError(f'--align-from-sparse {args.align_from_sparse}: needs a fraction in (0, 1]')
     cfg = config_from_args(args)
-    depth_type = resolve_depth_type(cfg, load_catalog().entry(cfg['model_path']))[0]
-    if args.align_from_sparse is not None and not (0 < args.align_from_sparse <= 1 and depth_type == 'relative'):
-        raise CliError(f'--align-from-sparse {args.align_from_sparse}: needs a fraction in (0, 1] '
-                       f'and a relative model ({depth_type} here)')
     named = _samples(args)
     # Each dataset its own cap and crop unless the options say otherwise.
     settings_of = {}
@@ -104,14 +104,21 @@ def run(args) -> int:
         if not os.path.isdir(folder):
             raise CliError(f"--json '{args.json}': folder '{folder}' does not exist")
     processor = processor_from_config(cfg)
+    depth_type = processor.depth_type
+    if args.align_from_sparse is not None and processor.metric:
+        raise CliError(f'--align-from-sparse needs a relative model ({depth_type} here)')
     print(f'model: {processor.estimator.engine.describe()}; {processor.meaning()}')
+    if processor.kind.canonical and not args.intrinsics:
+        print('no --intrinsics: DA3Metric\'s canonical depth is aligned as relative depth, not taken as metres')
     rows = []
     for name, sample in progress(named, desc='eval', unit='img'):
         try:
             gt = load_depth(sample.depth, sample.decode)
-            pred = processor.process(read_frame(sample.rgb), ('depth',)).depth
+            frame = read_frame(sample.rgb)
+            out = processor.process(frame, ('depth',), camera=camera_of(args.intrinsics, frame))
             max_depth, crop = settings_of[sample.dataset]
-            result = evaluate(pred, gt, depth_type, args.min_depth, max_depth, crop, args.align_from_sparse)
+            result = evaluate(out.depth, gt, _comparison(processor, out), args.min_depth, max_depth, crop,
+                              args.align_from_sparse)
         except EvaluationError as exc:
             raise CliError(str(exc)) from exc
         rows.append({'name': name, 'dataset': sample.dataset, 'rgb': sample.rgb,
@@ -142,14 +149,22 @@ def run(args) -> int:
                     'align_from_sparse': args.align_from_sparse}
         recipe = processor.estimator.recipe
         settings['recipe'] = {'name': recipe.name, **recipe.settings}
-        settings['alignment'] = ('least-squares scale and shift in disparity, per image'
-                                 if depth_type == 'relative' else 'none')
+        settings['alignment'] = ('none' if processor.metric and (args.intrinsics or not processor.kind.canonical)
+                                 else 'least-squares scale and shift in '
+                                 f"{'disparity' if processor.kind.inverse else 'depth'}, per image")
         _write_json(args.json, {'settings': settings, 'metrics': list(DEPTH_METRICS), 'images': rows,
                                 'mean': mean, 'mean_by_dataset': by_dataset})
     skipped = sum(1 for r in rows if r['valid_px'] < 2)
     if skipped:
         print(f'warning: {skipped} image(s) had no valid ground-truth pixels and are not in the means')
     return 0
+
+
+def _comparison(processor, out) -> str:
+    """How evaluation.evaluate compares this output: as metres, or aligned in its own space."""
+    if out.metres:
+        return 'metric'
+    return 'relative' if processor.kind.inverse else 'relative_depth'
 
 
 def _mean(rows, keys) -> dict:

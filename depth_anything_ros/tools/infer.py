@@ -2,13 +2,17 @@
 
 For an image NAME.ext it writes to --out:
   NAME_depth.npy        float32 HxW at the image's size, what the node publishes on `depth`
-                        (relative inverse depth, larger = nearer, or metres for a metric model;
-                        NaN where the model saw nothing or beyond max_depth)
+                        (the model's relative output, see depth_type.DepthKind, or metres for a
+                        metric model; NaN where the model saw nothing or beyond max_depth, +Inf
+                        where DA3 sees sky)
   NAME_depth.png        uint16, depth = value * scale. Relative: the frame's largest finite depth is
                         65535 (scale per frame). Metres: millimetres, as the node's depth/mm
-                        (scale 0.001). 0 = not seen / invalid.
-  NAME_depth.json       {"scale", "min", "max", "kind": "relative inverse depth" or "metres", ...}
+                        (scale 0.001). 0 = not seen / invalid / sky.
+  NAME_depth.json       {"scale", "min", "max", "kind": "relative inverse depth", "relative depth" or
+                        "metres", "depth_type": the model's (depth_type.DEPTH_KINDS), ...}
   NAME_colorized.png    bgr8, what the node publishes on `depth/colorized`
+  NAME_confidence.npy   DA3 main series: float32 depth_conf at the image's size (depth/confidence)
+  NAME_sky.png          DA3 Mono/Metric: mono8, 255 where the model reports sky (depth/sky)
 For a video NAME.ext: NAME_side_by_side.mp4 (input | colorized, MPEG-4 Part 2 'mp4v', the input's
 fps) and, with --save-npy, NAME_000000_depth.npy, ... per frame.
 """
@@ -19,28 +23,31 @@ import os
 HELP = ('depth for images, folders of images and videos with the node\'s pipeline: per image '
         'NAME_depth.npy (float32), NAME_depth.png (uint16, depth = value * scale from '
         'NAME_depth.json) and NAME_colorized.png; per video a side-by-side NAME_side_by_side.mp4')
-DEPTH_KINDS = {False: 'relative inverse depth', True: 'metres'}
 PNG_MAX = 65535
 
 
 def add_arguments(parser):
     from ..core.params import in_groups
+    from ..tool_support.intrinsics import add_intrinsics_option
     from ..tool_support.options import add_param_options
     add_param_options(parser, in_groups('engine', 'recipe', 'depth', 'color', 'smoothing'))
+    add_intrinsics_option(parser)
     parser.add_argument('--out', required=True, metavar='DIR', help='output directory (created if missing)')
     parser.add_argument('--save-npy', action='store_true',
                         help='videos: also write each frame\'s float32 depth as NAME_NNNNNN_depth.npy')
     parser.add_argument('--max-frames', type=int, metavar='N', help='videos: stop after N frames')
     parser.add_argument('inputs', nargs='+', metavar='INPUT',
                         help='image files, directories (their images, sorted) or video files')
-    parser.epilog = ('NAME_depth.png holds round(depth / scale), scale in NAME_depth.json: relative inverse '
-                     'depth (larger = nearer, not metres) with the frame\'s largest value at 65535, or, from a '
-                     'metric model, millimetres; 0 means not seen. Temporal smoothing applies to videos.')
+    parser.epilog = ('NAME_depth.png holds round(depth / scale), scale in NAME_depth.json: the relative output '
+                     '(not metres) with the frame\'s largest value at 65535, or, in metres, millimetres; 0 means '
+                     'not seen (or sky). DA3 models also give NAME_confidence.npy or NAME_sky.png. Temporal '
+                     'smoothing applies to videos.')
 
 
-def encode_png16(depth, metres: bool = False):
+def encode_png16(depth, metres: bool = False, kind: str = 'relative inverse depth'):
     """float depth -> (uint16 image, sidecar dict). Relative: the largest finite value becomes
-    65535; metres: millimetres (REP 118, as depth/mm)."""
+    65535; metres: millimetres (REP 118, as depth/mm). Non-finite values (not seen, DA3's sky) are 0.
+    `kind`: what relative values are, in words."""
     import numpy as np
 
     from ..core.pointcloud import to_millimetres
@@ -53,10 +60,10 @@ def encode_png16(depth, metres: bool = False):
         # An all-zero/negative/NaN frame has no scale to speak of; 1.0 keeps value * scale = 0 true.
         scale = hi / PNG_MAX if hi is not None and hi > 0 else 1.0
         with np.errstate(invalid='ignore'):
-            scaled = np.nan_to_num(depth.astype(np.float64) / scale, nan=0.0)
+            scaled = np.nan_to_num(depth.astype(np.float64) / scale, nan=0.0, posinf=0.0, neginf=0.0)
         png = np.rint(np.clip(scaled, 0, PNG_MAX)).astype(np.uint16)
-    sidecar = {'scale': scale, 'min': lo, 'max': hi, 'kind': DEPTH_KINDS[metres],
-               'decode': 'depth = png_value * scale; 0 = not seen (NaN) or <= 0',
+    sidecar = {'scale': scale, 'min': lo, 'max': hi, 'kind': 'metres' if metres else kind,
+               'decode': 'depth = png_value * scale; 0 = not seen (NaN), sky (+Inf) or <= 0',
                'height': int(depth.shape[0]), 'width': int(depth.shape[1])}
     return png, sidecar
 
@@ -76,9 +83,10 @@ def run(args) -> int:
     prepare_out_dir(args.out)
     processor = processor_from_args(args)
     print(f'model: {processor.estimator.engine.describe()}; {processor.meaning()}')
+    print(f'colorized: {processor.view_meaning()}')
     try:
         if images:
-            _infer_images(images, processor, args.out)
+            _infer_images(images, processor, args.out, args.intrinsics)
         frames = sum(_infer_video(path, processor, args) for path in videos)
     except OSError as exc:  # e.g. the disk filled up; --out was writable at the start
         raise CliError(f"cannot write to '{args.out}': {exc}") from exc
@@ -104,25 +112,43 @@ def _write(path: str, ok: bool) -> None:
         raise CliError(f"cannot write '{path}'")
 
 
-def _infer_images(images, processor, out) -> None:
+def _infer_images(images, processor, out, intrinsics=None) -> None:
     import json
 
     import cv2
     import numpy as np
 
     from ..tool_support.files import progress, read_frame
+    from ..tool_support.intrinsics import camera_of
+    sizes = set()
     for path in progress(images, desc='images', unit='img'):
         frame = read_frame(path)
+        _note_size(processor, frame, sizes)
         # Images are unrelated to each other: no temporal smoothing across them.
-        result = processor.process(frame, restart=True)
+        result = processor.process(frame, restart=True, camera=camera_of(intrinsics, frame))
         base = os.path.join(out, output_name(path))
         np.save(f'{base}_depth.npy', result.depth)
-        png, sidecar = encode_png16(result.depth, result.metres)
-        sidecar['source'] = os.path.basename(path)
+        png, sidecar = encode_png16(result.depth, result.metres,
+                                    'relative inverse depth' if processor.kind.inverse else 'relative depth')
+        sidecar.update(source=os.path.basename(path), depth_type=processor.depth_type)
         _write(f'{base}_depth.png', cv2.imwrite(f'{base}_depth.png', png))
         with open(f'{base}_depth.json', 'w') as f:
             json.dump(sidecar, f, indent=1)
         _write(f'{base}_colorized.png', cv2.imwrite(f'{base}_colorized.png', result.colorized))
+        if result.confidence is not None:
+            np.save(f'{base}_confidence.npy', result.confidence)
+        if result.sky is not None:
+            _write(f'{base}_sky.png', cv2.imwrite(f'{base}_sky.png', result.sky))
+
+
+def _note_size(processor, frame, sizes: set) -> None:
+    """Print, once per image size, how such images go into a DA3 model that is not of their size."""
+    size = (frame.height, frame.width)
+    if size not in sizes:
+        sizes.add(size)
+        note = processor.estimator.input_note(*size)
+        if note:
+            print(note)
 
 
 def _infer_video(path, processor, args) -> int:
@@ -133,6 +159,7 @@ def _infer_video(path, processor, args) -> int:
     from ..tool_support.errors import CliError
     from ..core.image_codec import Frame
     from ..tool_support.files import progress
+    from ..tool_support.intrinsics import camera_of
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise CliError(f"cannot read video '{path}'")
@@ -146,8 +173,10 @@ def _infer_video(path, processor, args) -> int:
     try:
         for bgr in progress(_frames(capture, args.max_frames), total=total if total > 0 else None,
                             desc=name, unit='frame'):
-            result = processor.process(Frame('bgr8', bgr, bgr.shape[0], bgr.shape[1]))
+            frame = Frame('bgr8', bgr, bgr.shape[0], bgr.shape[1])
+            result = processor.process(frame, camera=camera_of(args.intrinsics, frame))
             if writer is None:
+                _note_size(processor, frame, set())
                 size = (bgr.shape[1] * 2, bgr.shape[0])
                 writer = cv2.VideoWriter(video_path, cv2.VideoWriter_fourcc(*'mp4v'), fps, size)
                 if not writer.isOpened():

@@ -1,10 +1,10 @@
-"""models: the known Depth Anything V2 models (models/models.yaml): list, fetch, path."""
+"""models: the known Depth Anything V2 and 3 models (models/models.yaml): list, fetch, path."""
 from __future__ import annotations
 
 import sys
 
-HELP = ('the known Depth Anything V2 models: `list` them (file, input, engine, licence, relative or '
-        'metric), `fetch NAME` into the cache with checksum, `path NAME` of a downloaded one')
+HELP = ('the known Depth Anything V2 and 3 models: `list` them (file, input, engine, licence, depth kind'
+        '), `fetch NAME` into the cache with checksum, `path NAME` of a downloaded one')
 
 
 def add_arguments(parser):

@@ -214,17 +214,15 @@ def torch_depth(model, pixel_values):
 
 
 def onnx_depth(path: str, pixel_values):
-    from ..engines.onnxruntime_engine import OnnxRuntimeEngine
-    engine = OnnxRuntimeEngine(path)
-    return engine.run({engine.inputs[0].name: pixel_values})
+    """The first output (depth) of an ONNX model."""
+    return next(iter(onnx_outputs(path, pixel_values).values()))
 
 
 def onnx_outputs(path: str, pixel_values) -> dict:
     """Every output of an ONNX model, by name, as the package's ONNX Runtime engine loads it."""
     from ..engines.onnxruntime_engine import OnnxRuntimeEngine
     engine = OnnxRuntimeEngine(path)
-    names = [o.name for o in engine.outputs]
-    return dict(zip(names, engine.session.run(names, {engine.inputs[0].name: pixel_values})))
+    return engine.run({engine.inputs[0].name: pixel_values})
 
 
 def parity(reference, onnx_path: str, size_hw: tuple | None, seed: int = 0) -> dict:

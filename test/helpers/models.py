@@ -1,6 +1,6 @@
-"""The tiny test models: DA-V2's real architecture with random weights, built with PyTorch (the
-main job) or handed over ready-made (DEPTH_TEST_MODELS: the board job, whose Python has no PyTorch).
-conftest's fixtures name them; tests that use one are in the slow tier (conftest)."""
+"""The tiny test models: DA-V2's and DA3's real architectures with random weights, built with PyTorch
+(the main job) or handed over ready-made (DEPTH_TEST_MODELS: the board job, whose Python has no
+PyTorch). conftest's fixtures name them; tests that use one are in the slow tier (conftest)."""
 import functools
 import hashlib
 import os
@@ -10,11 +10,18 @@ import pytest
 from .data import REPO
 
 
+# The builders: a change to either makes new models (scripts/test-board.sh hashes the same files).
+BUILDERS = ('build.py', 'da3_build.py')
+
+
 def kept_model_dir(kept: str) -> str:
-    """DEPTH_TEST_MODELS' subfolder for this version of the builder: a changed builder never reuses
+    """DEPTH_TEST_MODELS' subfolder for this version of the builders: a changed builder never reuses
     old models."""
-    with open(os.path.join(REPO, 'depth_anything_ros', 'torch_models', 'build.py'), 'rb') as f:
-        folder = os.path.join(kept, hashlib.sha256(f.read()).hexdigest()[:12])
+    digest = hashlib.sha256()
+    for name in BUILDERS:
+        with open(os.path.join(REPO, 'depth_anything_ros', 'torch_models', name), 'rb') as f:
+            digest.update(f.read())
+    folder = os.path.join(kept, digest.hexdigest()[:12])
     os.makedirs(folder, exist_ok=True)
     return folder
 
@@ -39,6 +46,18 @@ def tiny_model(model_dir: str, name: str, size_hw, metric_max_depth=None, seed=0
         from depth_anything_ros.torch_models.build import make_test_model
         make_test_model(path, size_hw=size_hw, tiny=True, seed=seed, metric_max_depth=metric_max_depth)
     return cached_model(model_dir, name, build)
+
+
+def da3_model(model_dir: str, architecture: str, size_hw: tuple, seed: int) -> str:
+    """A tiny DA3 ONNX of `architecture` (da3_build.ARCHITECTURES) at `size_hw`, built once per folder,
+    named as models.yaml knows it (da3metric-large_378x504.onnx) in a folder of its seed."""
+    folder = os.path.join(model_dir, f'da3_seed{seed}')
+    os.makedirs(folder, exist_ok=True)
+
+    def build(path):
+        from depth_anything_ros.torch_models.da3_build import make_da3_test_model
+        make_da3_test_model(path, architecture, size_hw, tiny=True, seed=seed)
+    return cached_model(folder, f'{architecture}_{size_hw[0]}x{size_hw[1]}.onnx', build)
 
 
 def official_dinov2_pos_encoding(module, _embeddings, height, width):

@@ -6,13 +6,13 @@ board. The '.hbm' file is a small JSON file (see `write_sim_model`) naming an
 ONNX model and a variant:
 
 - float_rgb: like depth_any.hbm: model 'depth_any', float32 NCHW RGB input,
-  float32 output 1xHxW.
+  float32 outputs 1xHxW, one per ONNX output (a DA3 model's depth and sky or depth_conf), by name.
 - nv12: uint8 inputs 'y' 1xHxWx1 and 'uv' 1x(H/2)x(W/2)x2 (NHWC), converted to
   RGB and ImageNet-normalized in the "graph", like a model compiled with
   input_type_rt nv12: `nv12_range` 'video' (input_space_and_range bt601_video:
   OpenCV's BT.601 video-range conversion) or 'full' ('regular': the JFIF formulas).
-- int16_out: float RGB input, int16 output with SCALE quantization
-  (per-tensor scale fixed when the file is written).
+- int16_out: float RGB input, int16 outputs with SCALE quantization
+  (a per-tensor scale for each output, fixed when the file is written).
 
 Optional `input_quant` turns the float RGB input into a quantized int16 input
 (per-tensor or per-axis), dequantized inside.
@@ -102,19 +102,19 @@ class _Tensor:
 
 def write_sim_model(path, onnx_path, variant='float_rgb', output_scale=None, input_quant=None,
                     output_pad=0, output_form='view', nv12_range='video'):
-    """Write the JSON '.hbm' stand-in. int16_out without `output_scale`: twice the
-    output's peak on a mid-grey image over 32767, so real images stay unclipped."""
+    """Write the JSON '.hbm' stand-in. int16_out: `output_scale` for every output, or without it
+    each output's own: twice its peak on a mid-grey image over 32767, so real images stay unclipped."""
     if variant not in VARIANTS:
         raise ValueError(f'variant {variant!r} is not one of {VARIANTS}')
     if output_form not in OUTPUT_FORMS:
         raise ValueError(f'output_form {output_form!r} is not one of {OUTPUT_FORMS}')
-    if variant == 'int16_out' and output_scale is None:
+    if variant == 'int16_out':
         import onnxruntime as ort
         session = ort.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
         arg = session.get_inputs()[0]
         grey = np.zeros(arg.shape, np.float32)  # mid-grey after ImageNet normalization
-        output_scale = 2 * float(np.abs(session.run(None, {arg.name: grey})[0]).max()) / 32767
-        output_scale = output_scale or 1.0 / 32767
+        peaks = [float(np.abs(out).max()) for out in session.run(None, {arg.name: grey})]
+        output_scale = [output_scale or (2 * peak / 32767 or 1.0 / 32767) for peak in peaks]
     spec = {'onnx': os.path.abspath(str(onnx_path)), 'variant': variant,
             'output_scale': output_scale, 'input_quant': input_quant,
             'output_pad': int(output_pad), 'output_form': output_form, 'nv12_range': nv12_range}
@@ -136,8 +136,8 @@ class HB_HBMRuntime:
             raise RuntimeError(f'hbDNNInitializeFromFiles failed for {files[0]}: {exc}') from None
         self._variant = spec['variant']
         self._session = ort.InferenceSession(spec['onnx'], providers=['CPUExecutionProvider'])
-        onnx_in, onnx_out = self._session.get_inputs()[0], self._session.get_outputs()[0]
-        self._onnx_in, self._onnx_out = onnx_in.name, onnx_out.name
+        onnx_in = self._session.get_inputs()[0]
+        self._onnx_in = onnx_in.name
         _, _, h, w = onnx_in.shape
         if self._variant == 'nv12':
             self._inputs = [_Tensor('y', (1, h, w, 1), hbDNNDataType.U8),
@@ -150,11 +150,13 @@ class HB_HBMRuntime:
         else:
             self._inputs = [_Tensor(onnx_in.name, (1, 3, h, w), hbDNNDataType.F32)]
         pad = spec.get('output_pad', 0)
+        names = [o.name for o in self._session.get_outputs()]
         if self._variant == 'int16_out':
-            self._outputs = [_Tensor(onnx_out.name, (1, h, w), hbDNNDataType.S16,
-                                     QuantParams(hbDNNQuantiType.SCALE, 0, [spec['output_scale']], [0]), pad)]
+            self._outputs = [_Tensor(name, (1, h, w), hbDNNDataType.S16,
+                                     QuantParams(hbDNNQuantiType.SCALE, 0, [scale], [0]), pad)
+                             for name, scale in zip(names, spec['output_scale'])]
         else:
-            self._outputs = [_Tensor(onnx_out.name, (1, h, w), hbDNNDataType.F32, row_pad=pad)]
+            self._outputs = [_Tensor(name, (1, h, w), hbDNNDataType.F32, row_pad=pad) for name in names]
         self._output_form = spec.get('output_form', 'view')
         self._nv12_range = spec.get('nv12_range', 'video')
         # Output buffers reused call after call, one per calling thread (the runtime
@@ -286,18 +288,23 @@ class HB_HBMRuntime:
             self.run_count += 1
             self.fed_dtypes = {k: v.dtype for k, v in arrays.items()}
         rgb = self._to_float_input(arrays)
-        out = self._session.run([self._onnx_out], {self._onnx_in: rgb})[0]
-        o = self._outputs[0]
+        outs = self._session.run([o.name for o in self._outputs], {self._onnx_in: rgb})
+        return {MODEL_NAME: {o.name: self._handed(o, out) for o, out in zip(self._outputs, outs)}}
+
+    def _handed(self, o, out):
+        """One output as the runtime hands it back: in this thread's reused (padded) buffer."""
         if o.dtype == hbDNNDataType.S16:
             out = np.clip(np.rint(out / o.quant.scale[0]), -32768, 32767).astype(np.int16)
-        buffer, width = getattr(self._buffers, 'out', None), o.shape[-1]
+        buffers = getattr(self._buffers, 'out', None)
+        if buffers is None:
+            buffers = self._buffers.out = {}
+        buffer, width = buffers.get(o.name), o.shape[-1]
         if buffer is None:
-            buffer = self._buffers.out = np.empty(o.padded_shape, _NUMPY[o.dtype])
+            buffer = buffers[o.name] = np.empty(o.padded_shape, _NUMPY[o.dtype])
         buffer[..., width:] = np.iinfo(buffer.dtype).max if buffer.dtype.kind == 'i' else np.nan
         buffer[..., :width] = out
-        handed = {'view': buffer[..., :width], 'padded': buffer,
-                  'raw': buffer.reshape(-1).view(np.uint8)}[self._output_form]
-        return {MODEL_NAME: {o.name: handed}}
+        return {'view': buffer[..., :width], 'padded': buffer,
+                'raw': buffer.reshape(-1).view(np.uint8)}[self._output_form]
 
     def _to_float_input(self, arrays):
         if self._variant == 'nv12':
