@@ -658,13 +658,21 @@ INLINE const float *resampled_row(Bilinear *job, Py_ssize_t r, const int lanes)
     return slot;
 }
 
+/* The two resampled source rows output row y lies between (the last one twice at the bottom edge). */
+INLINE void row_pair(Bilinear *job, Py_ssize_t y, const float *restrict *a, const float *restrict *b,
+                     const int lanes)
+{
+    Py_ssize_t top = job->y.left[y];
+    *a = resampled_row(job, top, lanes);
+    *b = resampled_row(job, top < job->y.n_in - 1 ? top + 1 : top, lanes);
+}
+
 INLINE void align_corners(Bilinear *job, const int lanes)
 {
     const Py_ssize_t width = job->x.n_out;
     for (Py_ssize_t y = 0; y < job->y.n_out; y++) {
-        Py_ssize_t top = job->y.left[y];
-        const float *restrict a = resampled_row(job, top, lanes);
-        const float *restrict b = resampled_row(job, top < job->y.n_in - 1 ? top + 1 : top, lanes);
+        const float *restrict a, *restrict b;
+        row_pair(job, y, &a, &b, lanes);
         float *restrict out = (float *)(job->dst + y * job->dst_row_stride);
         const float f = job->y.weight[y];
         for (Py_ssize_t x = 0; x < width; x++)
@@ -678,9 +686,8 @@ INLINE void colormap_linear(Bilinear *job, const int lanes)
 {
     const Py_ssize_t width = job->x.n_out;
     for (Py_ssize_t y = 0; y < job->y.n_out; y++) {
-        Py_ssize_t top = job->y.left[y];
-        const float *restrict a = resampled_row(job, top, lanes);
-        const float *restrict b = resampled_row(job, top < job->y.n_in - 1 ? top + 1 : top, lanes);
+        const float *restrict a, *restrict b;
+        row_pair(job, y, &a, &b, lanes);
         const float f = job->y.weight[y];
         uint8_t *out = (uint8_t *)job->dst + y * job->dst_row_stride;
         uint8_t *restrict levels = job->levels;
