@@ -35,10 +35,6 @@ class DepthKind:
     canonical: bool    # ... only with the camera's focal length (metres = focal x output / 300)
     meaning: str       # in words, for logs, /diagnostics and the tools
 
-    @property
-    def grows_with_distance(self) -> bool:
-        return not self.inverse
-
 
 DEPTH_KINDS = {k.name: k for k in (
     DepthKind('relative', True, False, False, 'relative inverse depth (larger = nearer, no unit, not metres)'),

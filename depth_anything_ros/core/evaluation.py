@@ -17,6 +17,7 @@ import numpy as np
 
 from . import line_fit
 from .depth_metrics import depth_metrics
+from .depth_type import DEPTH_KINDS
 
 # decode name -> uint16 PNG value -> metres
 DECODERS = {
@@ -200,7 +201,7 @@ def evaluate(pred: np.ndarray, gt: np.ndarray, depth_type: str = 'relative',
     if depth_type != 'metric':
         if extra['valid_px'] < 2:  # nothing to fit: NaN metrics, like depth_metrics on no pixels
             return {**depth_metrics([], []), **extra, 'scale': float('nan'), 'shift': float('nan')}
-        inverse = depth_type == 'relative'
+        inverse = DEPTH_KINDS[depth_type].inverse
         depth, s, t = align_scale_shift(pred, gt, mask, min_depth, max_depth, inverse)
         extra.update(scale=s, shift=t)
         if sparse_fraction:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .depth_metrics import correlation as pearson_r
 from .line_fit import fit_scale_shift
 
 # Depths a sensor can report: readings outside are no readings (NaN, inf, 0, negative,
@@ -154,9 +155,7 @@ def _check_determined(scale, d, target, frame_range, inverse=True) -> None:
         raise Unaligned('fit_refused', f'the reference cannot fix the scale: across its {d.size} agreeing readings '
                                        f'the fitted {space} changes by {contrast:.2%} with the relative '
                                        f'depth (under {MIN_CONTRAST:.0%}: a flat, constant or noise-only reference)')
-    centred_d, centred_target = d - d.mean(), target - target.mean()
-    spread = np.sqrt(np.dot(centred_d, centred_d) * np.dot(centred_target, centred_target))
-    correlation = np.dot(centred_d, centred_target) / spread if spread > 0 else 0.0
+    correlation = pearson_r(d, target)   # NaN (refused) if either is constant
     if not correlation >= MIN_CORRELATION:
         raise Unaligned('fit_refused', f'the reference cannot fix the scale: its {d.size} agreeing readings correlate '
                                        f'with the relative depth by {correlation:.2f} (under {MIN_CORRELATION})')

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .recipe import RESIZE_MODES
 
-PATCH = 14
+PATCH = 14   # DA-V2's and DA3's patch: a model's input sides are multiples of it
 # Dynamic models: the model input is at most 4:1 (the long side at most 4x the short one,
 # input_size). The official recipe keeps any aspect ratio, so a 100x1000 frame asked for
 # 518x5180 (3 GB of attention) and 3x100000 for 26.8 GB. Every camera up to 4:1 keeps the

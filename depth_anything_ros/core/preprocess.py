@@ -59,11 +59,14 @@ class RgbPreprocessor:
         self.nv12_range = nv12_range
         # value/255 normalized = value * gain + bias, per RGB channel; pixel_zscore normalizes after
         if recipe.normalization == 'imagenet':
-            self._gain_bias = [(1 / (255 * s), -m / s) for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
+            gain_bias = [(1 / (255 * s), -m / s) for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
         elif recipe.normalization == 'none':
-            self._gain_bias = [(1 / 255, 0.0)] * 3
+            gain_bias = [(1 / 255, 0.0)] * 3
         else:
-            self._gain_bias = [(1.0, 0.0)] * 3
+            gain_bias = [(1.0, 0.0)] * 3
+        # Model channel c holds RGB channel order[c], times gains[c] plus biases[c].
+        self._order = (0, 1, 2) if recipe.channel_order == 'rgb' else (2, 1, 0)
+        self._gains, self._biases = zip(*(gain_bias[rgb] for rgb in self._order))
 
     def __call__(self, frame: Frame) -> tuple:
         tensor, placement = self.tensor(frame)
@@ -82,9 +85,7 @@ class RgbPreprocessor:
         tensor = (np.zeros if padded else np.empty)((1, 3, h, w) if nchw else (1, h, w, 3), np.float32)
         rows, cols = slice(dst.y, dst.y + dst.height), slice(dst.x, dst.x + dst.width)
         planes = tensor[0, :, rows, cols] if nchw else tensor[0, rows, cols].transpose(2, 0, 1)
-        # Model channel c holds RGB channel order[c].
-        order = (0, 1, 2) if recipe.channel_order == 'rgb' else (2, 1, 0)
-        gains, biases = zip(*(self._gain_bias[rgb] for rgb in order))
+        order, gains, biases = self._order, self._gains, self._biases
         if recipe.interpolation == 'cubic':
             _cubic_into(frame, placement.source, planes, order, gains, biases)
         else:

@@ -73,12 +73,16 @@ def image_samples(image: np.ndarray, to_metres: float = 1.0, budget: int = SAMPL
     def valid(top, bottom):
         metres = image[top:bottom].astype(np.float32) * np.float32(to_metres)
         return metres, sane_metres(metres)
-    total = sum(int(np.count_nonzero(valid(top, bottom)[1])) for top, bottom in blocks)
+    first = valid(*blocks[0])   # kept: most depth images are one block, converted once
+
+    def block(i):
+        return valid(*blocks[i]) if i else first
+    total = sum(int(np.count_nonzero(block(i)[1])) for i in range(len(blocks)))
     keep = min(1.0, 2.0 * budget / total) if total else 0.0   # twice the budget, cut exactly below
     rng = np.random.default_rng(seed)
     picked = []
-    for top, bottom in blocks:
-        metres, ok = valid(top, bottom)
+    for i, (top, bottom) in enumerate(blocks):
+        metres, ok = block(i)
         rows, cols = np.nonzero(ok)
         if keep < 1.0:
             chosen = rng.random(rows.size) < keep

@@ -135,6 +135,12 @@ def replay_processor(cfg: dict, engine, size: str, encoding: str):
     return processor_from_config(cfg, engine=ReplayEngine(engine, engine.run(feeds)))
 
 
+def image_depths(processor, images: list) -> list:
+    """A FrameProcessor's depth of each image file, at the image's size."""
+    from .files import read_frame
+    return [processor.process(read_frame(path), ('depth',)).depth for path in images]
+
+
 def compare_on_images(model_a, model_b, images: list) -> list:
     """compare_depth of two FrameProcessors' depth on each image file, at the image's size (so
     models with different input sizes compare too); one dict per image, in order."""

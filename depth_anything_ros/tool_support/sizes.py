@@ -2,10 +2,10 @@
 --model-size HxW (a model's input), --camera-size WxH (a camera's frames); never a bare --size."""
 from __future__ import annotations
 
+from ..core.placement import PATCH
 from .errors import CliError
 
 MODEL_SIZE, CAMERA_SIZE = '--model-size', '--camera-size'
-PATCH = 14   # DA-V2's and DA3's patch: a model's input sides are multiples of it
 
 
 def parse_size(text: str, option: str, order: str, multiple: int = 1) -> tuple:
@@ -29,3 +29,14 @@ def model_size(text: str, multiple: int = PATCH) -> tuple:
 def camera_size(text: str, option: str = CAMERA_SIZE) -> tuple:
     """--camera-size WxH (or the WxH of `option`, e.g. --load WxH@rate) -> (w, h)."""
     return parse_size(text, option, 'WxH')
+
+
+def camera_at_rate(text: str, option: str, example: str) -> tuple:
+    """WxH@frames/s (bench --load, board-check --camera) -> ('WxH', frames/s); CliError naming
+    `option` if it is not that."""
+    try:
+        size, rate = text.split('@')
+        camera_size(size, option)
+        return size, float(rate)
+    except ValueError:
+        raise CliError(f"{option} '{text}' is not WxH@frames/s, e.g. {example}") from None

@@ -31,16 +31,16 @@ def run(args) -> int:
     from ..ros.camera_load import load_run
     from ..tool_support.measure import engine_throughput, sample_frame
     from ..tool_support.options import config_from_args, processor_from_config
+    from ..tool_support.sizes import camera_at_rate
     what = set(args.what.split(','))
-    if 'load' in what:
-        _load_option(args.load)   # a bad one stops the run before any measuring
+    load = camera_at_rate(args.load, '--load', '1280x720@30') if 'load' in what else None  # before measuring
     cfg = config_from_args(args)
     threads = cfg['intra_op_threads'] or default_intra_op_threads(cfg['workers'])
     processor = processor_from_config(cfg)
     engine = processor.estimator.engine
     print(f'model: {engine.describe()}')
-    frame = sample_frame('640x480', 'bgr8')[1]()
-    feeds, _ = processor.estimator.preprocess(frame)
+    camera, decode = sample_frame('640x480', 'bgr8')
+    feeds, _ = processor.estimator.preprocess(decode())
     if 'stages' in what:
         _print_stages(cfg, processor, args)
     if 'threads' in what:
@@ -53,13 +53,12 @@ def run(args) -> int:
     if 'graph' in what:
         bare = engine_throughput(engine, feeds, cfg['workers'], args.frames)['fps']
         engine.close()
-        camera = sample_frame('640x480', 'bgr8')[0]
         end_to_end = load_run(cfg, args.seconds, camera, args.camera_rate, args.domain)['published_fps']
         print(f'\ngraph: {end_to_end:.2f} frames/s end to end vs bare engine {bare:.2f} frames/s '
               f"({cfg['workers']} workers x {threads} threads, camera {args.camera_rate:g}/s): "
               f'ratio {end_to_end / bare:.3f}')
-    if 'load' in what:
-        _print_load(cfg, args)
+    if load:
+        _print_load(cfg, args, *load)
     return 0
 
 
@@ -99,27 +98,15 @@ def _print_stages(cfg, processor, args):
     print(f'compiled passes: {instruction_set()} variant (core/kernels.py)')
 
 
-def _print_load(cfg, args):
+def _print_load(cfg, args, size: str, rate: float):
     from ..ros.camera_load import load_run
     from ..tool_support.measure import sample_frame
-    size, rate = _load_option(args.load)
+    camera = sample_frame(size, 'bgr8')[0]
     print(f'\nload: camera {size} bgr8 at {rate}/s for {args.seconds:g} s per worker count:')
     print(f'  {"workers":>7} {"offered/s":>9} {"published/s":>11} {"p50 ms":>8} {"p95 ms":>8}  drops by reason')
     for workers in (int(w) for w in args.load_workers.split(',')):
-        r = load_run({**cfg, 'workers': workers}, args.seconds, sample_frame(size, 'bgr8')[0], rate,
-                     args.domain)
+        r = load_run({**cfg, 'workers': workers}, args.seconds, camera, rate, args.domain)
         drops = ', '.join(f'{k} {v}' for k, v in sorted(r['drops'].items())) or 'none'
         print(f'  {workers:>7} {r["offered_fps"]:>9.1f} {r["published_fps"]:>11.2f} {r["p50_ms"]:>8.0f} '
               f'{r["p95_ms"]:>8.0f}  {drops}', flush=True)
 
-
-def _load_option(text: str) -> tuple:
-    """--load WxH@rate -> ('WxH', frames/s); CliError if it is not that."""
-    from ..tool_support.errors import CliError
-    from ..tool_support.sizes import camera_size
-    try:
-        size, rate = text.split('@')
-        camera_size(size, '--load')
-        return size, float(rate)
-    except ValueError:
-        raise CliError(f"--load '{text}' is not WxH@frames/s, e.g. 1280x720@30") from None

@@ -83,7 +83,7 @@ class Report:
 def run(args) -> int:
     from ..core.paths import SAMPLE_DIR
     from ..tool_support.errors import CliError
-    from ..tool_support.sizes import camera_size
+    from ..tool_support.sizes import camera_at_rate
     from ..tool_support.files import expand_images
     from ..tool_support.options import config_from_args
     for option, path in (('--model', args.model_path), ('--float-model', args.float_model)):
@@ -95,11 +95,7 @@ def run(args) -> int:
     threads = _counts(args.threads, '--threads')
     if args.frames < 1 or args.seconds <= 0:
         raise CliError('--frames and --seconds must be positive')
-    try:
-        size, rate = args.camera.split('@')
-        camera = (camera_size(size, '--camera'), float(rate))
-    except ValueError:
-        raise CliError(f"--camera '{args.camera}' is not WxH@frames/s, e.g. 1920x1080@30") from None
+    camera = camera_at_rate(args.camera, '--camera', '1920x1080@30')
     images = expand_images(args.images or [SAMPLE_DIR])
     cfg = {**config_from_args(args), 'engine': 'hbm'}
     engine = _open_hbm(cfg)
@@ -249,18 +245,21 @@ def agreement_section(cfg: dict, engine, float_model: str, images: list) -> list
     on the same input (how faithfully the BPU computes the network on that recipe's input: inputs
     outside the calibrated range clip in its int16 input quantizer), and against the float model
     fed the official way (the depth the node's output is worth with that recipe)."""
+    from ..core.depth_metrics import compare_depth
     from ..core.model_catalog import load_catalog
     from ..core.recipe import OFFICIAL
-    from ..tool_support.measure import compare_on_images, mean_metrics
+    from ..tool_support.measure import image_depths, mean_metrics
     from ..tool_support.options import processor_from_config
     float_cfg = {**cfg, 'model_path': float_model, 'engine': 'onnxruntime'}
     reference = processor_from_config({**float_cfg, 'recipe': OFFICIAL})
-    float_engine = reference.estimator.engine
+    reference_depths = image_depths(reference, images)   # each network runs once per photo and recipe
     rows, per_image = [], {}
     for name in sorted(load_catalog().recipes, key=lambda n: (n != OFFICIAL, n)):
-        bpu = processor_from_config({**cfg, 'recipe': name}, engine=engine)
-        same = compare_on_images(bpu, processor_from_config({**float_cfg, 'recipe': name}, engine=float_engine), images)
-        official = compare_on_images(bpu, reference, images)
+        bpu_depths = image_depths(processor_from_config({**cfg, 'recipe': name}, engine=engine), images)
+        float_depths = reference_depths if name == OFFICIAL else image_depths(
+            processor_from_config({**float_cfg, 'recipe': name}, engine=reference.estimator.engine), images)
+        same = [compare_depth(a, b) for a, b in zip(bpu_depths, float_depths)]
+        official = [compare_depth(a, b) for a, b in zip(bpu_depths, reference_depths)]
         rows.append((name, mean_metrics(same), mean_metrics(official), min(r['cosine'] for r in same)))
         per_image[name] = [r['cosine'] for r in same]
     best = max(rows, key=lambda row: row[1]['cosine'])
@@ -318,13 +317,13 @@ def stage_section(cfg: dict, engine, frames: int) -> list:
 def node_section(cfg: dict, args, camera: tuple) -> list:
     from ..ros.camera_load import load_run
     from ..tool_support.measure import sample_frame
-    (width, height), rate = camera
-    fields = sample_frame(f'{width}x{height}', args.camera_encoding)[0]
+    size, rate = camera
+    fields = sample_frame(size, args.camera_encoding)[0]
     r = load_run(cfg, args.seconds, fields, rate, args.domain)
     drops = ', '.join(f'{k} {v}' for k, v in sorted(r['drops'].items())) or 'none'
     return ['| camera | workers | offered/s | published/s | latency p50 ms | latency p95 ms | drops by reason |',
             '|---|---|---|---|---|---|---|',
-            f"| {width}x{height} {args.camera_encoding} @ {rate:g}/s | {r['workers']} | {r['offered_fps']:.1f} | "
+            f"| {size} {args.camera_encoding} @ {rate:g}/s | {r['workers']} | {r['offered_fps']:.1f} | "
             f"{r['published_fps']:.2f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {drops} |", '',
             f'The node as a process of its own, the camera and the depth subscriber in this one, {args.seconds:g} s '
             '(latency: camera stamp to depth arrival, one clock). Frames beyond what inference takes are '

@@ -16,6 +16,7 @@ import contextlib
 import os
 import warnings
 
+from ..core.placement import PATCH
 from .build import spread_weights
 
 # The Apache-2.0 models the node targets; the other registry entries (Large, Giant: CC BY-NC,
@@ -28,7 +29,6 @@ INPUT_NAME = 'pixel_values'
 # sky is a ReLU output, not a probability (the official code thresholds it at 0.3 and 0.5).
 OUTPUTS_WITH_CONFIDENCE = ('depth', 'depth_conf')
 OUTPUTS_WITH_SKY = ('depth', 'sky')
-PATCH = 14
 # Same graph, far fewer channels and layers: the main series keeps alt_start before its last
 # out_layers, so the camera token, the rotary embedding and global attention are all in the graph.
 # 2 heads of 32: the 2D rotary embedding needs head widths divisible by 4.
