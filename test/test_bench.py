@@ -29,11 +29,25 @@ def test_stage_and_thread_tables(tiny_fixed_model, capsys):
     assert re.search(r'official\s+fast options', out)
     assert all(len(v) == 4 and all(x >= 0 for x in v) for v in stages.values())
     assert all(stages[k][i] > 0 for k in ('preprocess', 'postprocess') for i in range(4))
-    assert re.search(r'compiled passes: (baseline|avx2) variant', out)
+    assert re.search(r'compiled passes: (baseline|avx2|avx512) variant', out)
     spread = _numbers(next(line for line in out.splitlines() if 'p25-p75' in line))
     assert len(spread) == 4 and spread[0] <= spread[1] and spread[2] <= spread[3]
     rows = [line.split() for line in out.splitlines() if re.match(r'\s+[12]\s+2\s', line)]
     assert [r[0] for r in rows] == ['1', '2'] and all(float(r[-1]) > 0 for r in rows)
+
+
+def test_stage_table_of_a_chosen_instruction_set(tiny_fixed_model, capsys):
+    """--instruction-set times that variant of the compiled passes, and leaves the process's choice as it was;
+    a name that is not one (or not this CPU's) is a bad argument."""
+    from depth_anything_ros.core import kernels
+    before = kernels.instruction_set()
+    common = ['bench', '--model', tiny_fixed_model, '--what', 'stages', '--frames', '2', '--camera-size', '320x240']
+    assert cli.main(common + ['--instruction-set', 'baseline']) == 0
+    assert 'compiled passes: baseline variant' in capsys.readouterr().out
+    assert kernels.instruction_set() == before
+    assert cli.main(common + ['--instruction-set', 'sse5']) == 2
+    assert "--instruction-set: instruction set 'sse5' is not" in capsys.readouterr().err
+    assert kernels.instruction_set() == before
 
 
 @pytest.mark.graph

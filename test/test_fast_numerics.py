@@ -1,5 +1,5 @@
 """The compiled implementations of the official numerics (core/kernels.py), each against the official
-formula itself, with every instruction set this CPU runs (x86-64: the baseline and AVX2):
+formula itself, with every instruction set this CPU runs (x86-64: the baseline, AVX2, AVX-512):
 
 - `cubic`: against the official call, cv2.resize(float64 image, INTER_CUBIC); NV12 frames against
   OpenCV's own conversion (cvtColor) followed by that call;
@@ -24,7 +24,7 @@ from helpers.data import data_file
 
 pytestmark = pytest.mark.unit
 
-INSTRUCTION_SETS = ['baseline'] + (['avx2'] if kernels.instruction_set() == 'avx2' else [])
+INSTRUCTION_SETS = kernels.INSTRUCTION_SETS[:kernels.INSTRUCTION_SETS.index(kernels.instruction_set()) + 1]
 
 
 @pytest.fixture(params=INSTRUCTION_SETS, autouse=True)
@@ -275,12 +275,13 @@ def test_colormap_levels_clip_and_nan_is_the_lowest():
 
 
 @pytest.mark.parametrize('colormap', sorted(COLORMAPS))
-def test_colormap_is_opencvs(colormap):
-    gray8 = np.random.default_rng(4).integers(0, 256, (37, 53), dtype=np.uint8)
+@pytest.mark.parametrize('width', [53, 64, 203])  # AVX-512 looks 64 pixels up at once, the rest one by one
+def test_colormap_is_opencvs(colormap, width):
+    gray8 = np.random.default_rng(4).integers(0, 256, (37, width), dtype=np.uint8)
     gray8[0, :3] = (0, 128, 255)
     expected = cv2.cvtColor(gray8, cv2.COLOR_GRAY2BGR) if COLORMAPS[colormap] is None \
         else cv2.applyColorMap(gray8, COLORMAPS[colormap])
-    out = np.zeros((37, 53, 3), np.uint8)
+    out = np.zeros((37, width, 3), np.uint8)
     kernels.colormap_linear(gray8.astype(np.float32), out, postprocess._colormap_lut(colormap))
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(Colorizer(colormap, 'fixed', fixed_range=(0, 255))(gray8.astype(np.float32)),

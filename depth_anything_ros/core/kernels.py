@@ -11,9 +11,11 @@ its output once, on one thread, without the GIL.
 - `colormap_linear`: values mapped to colour levels, resized bilinearly on OpenCV's INTER_LINEAR grid
   (pixel centres), rounded and looked up in a colormap, into bgr8.
 
-On x86-64 each is compiled for the baseline (SSE2) and for AVX2 with FMA; `instruction_set()` says
-which one runs ('avx2' where the CPU has both, else 'baseline'), `instruction_set(name)` switches
-and returns the previous one (the tests run both). Elsewhere (aarch64: NEON) there is one.
+On x86-64 each is compiled three times: for the baseline (SSE2), for AVX2 with FMA, and for that with
+AVX-512 F, BW, VL and VBMI (where the colormap looks 64 pixels up at once). `instruction_set()` says
+which one runs (the last of INSTRUCTION_SETS the CPU has), `instruction_set(name)` switches and returns
+the previous one (the tests run each the CPU has, `bench --instruction-set` measures them). Elsewhere
+(aarch64: NEON) there is one, 'baseline'.
 
 Built with the package (`pip install .`, `colcon build`, or `python3 setup.py build_ext --inplace` in
 a source tree); it needs a C compiler and Python's headers (`build-essential`, `python3-dev`).
@@ -28,7 +30,10 @@ from ._kernels import cubic_planes as _cubic_planes
 from ._kernels import cubic_planes_nv12 as _cubic_planes_nv12
 from ._kernels import instruction_set
 
-__all__ = ['align_corners', 'colormap_linear', 'cubic_planes', 'cubic_planes_nv12', 'instruction_set']
+__all__ = ['INSTRUCTION_SETS', 'align_corners', 'colormap_linear', 'cubic_planes', 'cubic_planes_nv12',
+           'instruction_set']
+
+INSTRUCTION_SETS = ('baseline', 'avx2', 'avx512')  # each one's CPU runs the ones before it
 
 
 def cubic_planes(image: np.ndarray, planes: np.ndarray, channels, gains, biases) -> None:

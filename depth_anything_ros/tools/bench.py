@@ -15,6 +15,8 @@ def add_arguments(parser):
     parser.add_argument('--what', default='stages,threads', help='comma list of stages, threads, graph, load')
     parser.add_argument('--camera-size', default='1920x1080', metavar='WxH', help='camera WxH for the stage timings')
     parser.add_argument('--encoding', default='bgr8', help='camera encoding for the stage timings')
+    parser.add_argument('--instruction-set', help='compiled passes to time: baseline, avx2 or avx512 (x86-64; '
+                                                  'default: the fastest this CPU runs)')
     parser.add_argument('--frames', type=int, default=20, help='frames per measurement')
     parser.add_argument('--threads', default='1,2,4,8', help='thread counts for the perf table')
     parser.add_argument('--seconds', type=float, default=30.0, help='graph and load run length')
@@ -69,6 +71,7 @@ def _print_stages(cfg, processor, args):
     import numpy as np
 
     from ..core.kernels import instruction_set
+    from ..tool_support.errors import CliError
     from ..tool_support.measure import STAGES, fast_options, replay_processor, stage_samples
     from ..tool_support.options import processor_from_config
     runs = [replay_processor(cfg, processor.estimator.engine, args.camera_size, args.encoding)]
@@ -76,8 +79,16 @@ def _print_stages(cfg, processor, args):
     if fast.estimator.recipe.settings != runs[0].estimator.recipe.settings:
         runs.append(fast)
     names = [runs[0].estimator.recipe.name, 'fast options'][:len(runs)]
-    wall = stage_samples(runs, args.camera_size, args.encoding, args.frames)
-    cpu = stage_samples(runs, args.camera_size, args.encoding, args.frames, time.process_time)
+    try:
+        before = instruction_set(args.instruction_set or instruction_set())
+    except ValueError as exc:  # not a name, or not on this CPU
+        raise CliError(f'--instruction-set: {exc}') from exc
+    try:
+        variant = instruction_set()
+        wall = stage_samples(runs, args.camera_size, args.encoding, args.frames)
+        cpu = stage_samples(runs, args.camera_size, args.encoding, args.frames, time.process_time)
+    finally:
+        instruction_set(before)
     print(f'\nper {args.camera_size} {args.encoding} frame, inference excluded (ms, median of {args.frames} '
           'frames; CPU: process time, all threads; the recipes take turns, half of the frames each):')
     print(f'  {"":<13}' + ''.join(f' {name[:17]:>17}' for name in names))
@@ -95,7 +106,7 @@ def _print_stages(cfg, processor, args):
     if len(runs) > 1:
         print(f'fast options: interpolation {fast.estimator.recipe.interpolation}, upsampling '
               f'{fast.estimator.recipe.upsampling} (approximate numerics, see docs/recipes.md)')
-    print(f'compiled passes: {instruction_set()} variant (core/kernels.py)')
+    print(f'compiled passes: {variant} variant (core/kernels.py)')
 
 
 def _print_load(cfg, args, size: str, rate: float):
