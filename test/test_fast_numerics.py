@@ -270,8 +270,9 @@ def test_colormap_levels_clip_and_nan_is_the_lowest():
     saturating conversion to 8 bits after capping at the top of the range."""
     values = np.array([[-np.inf, -1e30, -5.0, 0.0, 1.0, 2.0, 3.0, 9.0, 1e30, np.inf, np.nan]], np.float32)
     out = np.zeros((1, values.shape[1], 3), np.uint8)
-    kernels.colormap_linear(values, out, postprocess._colormap_lut('gray'), 1.0, 127.5)
+    assert kernels.colormap_linear(values, out, postprocess._colormap_lut('gray'), 1.0, 127.5) == 3  # NaN, +-inf
     assert out[0, :, 0].tolist() == [0, 0, 0, 0, 0, 128, 255, 255, 255, 255, 0]
+    assert kernels.colormap_linear(values[:, 1:-3], np.zeros((40, 90, 3), np.uint8), bytes(768), 1.0, 127.5) == 0
 
 
 @pytest.mark.parametrize('colormap', sorted(COLORMAPS))

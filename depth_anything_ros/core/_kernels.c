@@ -9,6 +9,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -630,6 +631,7 @@ typedef struct {
     Py_ssize_t src_row_stride, src_step;
     int to_levels;             /* colormap: resample clamp((value - lo) * scale, 0, 255), NaN 0 */
     float lo, scale;
+    Py_ssize_t nonfinite;      /* colormap: NaN and infinite values among those read */
     char *dst;
     Py_ssize_t dst_row_stride, dst_step;
     Axis x, y;
@@ -653,11 +655,14 @@ INLINE const float *resampled_row(Bilinear *job, Py_ssize_t r, const int lanes)
                 memcpy(in + i, row + i * step, sizeof(float));
         if (job->to_levels) {
             const float lo = job->lo, scale = job->scale;
+            int32_t nonfinite = 0;
             for (Py_ssize_t i = 0; i < n; i++) {
+                nonfinite += !(fabsf(in[i]) <= FLT_MAX);
                 float level = (in[i] - lo) * scale;
                 level = level > 0.f ? level : 0.f;  /* NaN too */
                 in[i] = level < 255.f ? level : 255.f;
             }
+            job->nonfinite += nonfinite;
         }
         for (int i = 0; i < ROW_PAD; i++)
             in[n + i] = in[n - 1];
@@ -856,6 +861,10 @@ static PyObject *py_colormap_linear(PyObject *self, PyObject *args)
             job->lo = (float)lo;
             job->scale = (float)scale;
             result = run_bilinear(job, &values, &dst, 0, run_colormap_linear);
+            if (result) {
+                Py_DECREF(result);
+                result = PyLong_FromSsize_t(job->nonfinite);
+            }
         }
     }
     free(job);

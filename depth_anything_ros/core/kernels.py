@@ -59,9 +59,9 @@ def align_corners(image: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def colormap_linear(values: np.ndarray, out: np.ndarray, lut: bytes, lo: float = 0.0, scale: float = 1.0) -> np.ndarray:
+def colormap_linear(values: np.ndarray, out: np.ndarray, lut: bytes, lo: float = 0.0, scale: float = 1.0) -> int:
     """The levels clamp((values - lo) * scale, 0, 255) (NaN: 0) of `values` (2-D float32) resized onto
     all of `out` (HxWx3 uint8, contiguous pixels), rounded to nearest and coloured by `lut`,
-    256 x (B, G, R) bytes."""
-    _colormap_linear(values, out, lut, float(lo), float(scale))
-    return out
+    256 x (B, G, R) bytes. Returns how many NaN or infinite values the picture read (it reads every row
+    it samples, all of them when it upsamples), so that callers need no pass of their own to know."""
+    return _colormap_linear(values, out, lut, float(lo), float(scale))

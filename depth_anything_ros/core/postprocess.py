@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import threading
 
 import cv2
@@ -119,10 +120,10 @@ class Colorizer:
         return (0.0, 1.0) if found is None else found
 
     def _sample_range(self, depth: np.ndarray):
-        # ~20k evenly spread pixels give the same range to within a colour level.
-        stride = max(1, int((depth.size / 20000) ** 0.5))
+        # At most ~20k evenly spread pixels give the same range to within a colour level.
+        stride = max(1, math.ceil((depth.size / 20000) ** 0.5))
         sample = depth[::stride, ::stride]
-        valid = sample[np.isfinite(sample)]
+        valid = sample[np.isfinite(sample)]  # a copy: _percentiles may sort it
         if valid.size == 0:
             return None
         if self.range_mode == 'minmax':
@@ -162,34 +163,32 @@ class Colorizer:
         lo, hi = self.value_range(model_depth if dst is None else
                                   model_depth[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width])
         scale = 255.0 / max(hi - lo, 1e-12)  # levels: below the range 0, above it (+inf too) 255, NaN 0
-        finite = np.isfinite(model_depth)
-        black = None if finite.all() else ~finite  # rare: engines' NaN output is rejected upstream
         values, lut = model_depth.astype(np.float32, copy=False), _colormap_lut(self.colormap)
         h, w = values.shape if placement is None else placement.image_hw
         bgr = out if out is not None else np.empty((h, w, 3), np.uint8)
         if placement is None:
-            kernels.colormap_linear(values, bgr, lut, lo, scale)
+            nonfinite = kernels.colormap_linear(values, bgr, lut, lo, scale)
         else:
             src = placement.source
-            kernels.colormap_linear(values[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width],
-                                    bgr[src.y:src.y + src.height, src.x:src.x + src.width], lut, lo, scale)
+            nonfinite = kernels.colormap_linear(values[dst.y:dst.y + dst.height, dst.x:dst.x + dst.width],
+                                                bgr[src.y:src.y + src.height, src.x:src.x + src.width], lut, lo,
+                                                scale)
             _blacken_outside(bgr, placement)
-            if black is not None:
-                black = to_image(black.view(np.uint8), placement, 0).astype(bool)
-        if black is not None:
-            bgr[black] = 0
+        if nonfinite:  # rare: engines' NaN output is rejected upstream
+            black = ~np.isfinite(model_depth)
+            bgr[black if placement is None else to_image(black.view(np.uint8), placement, 0).astype(bool)] = 0
         return bgr
 
 
 def _percentiles(values: np.ndarray, percentiles: tuple) -> np.ndarray:
-    """np.percentile's default (linear) method from one partial sort: a sixth of its time on
-    the colorizer's 20k samples, where its own bookkeeping dominates. The sort in the values' own
-    type, the interpolation in float64 (in float32, values near +-3e38 would overflow to inf)."""
+    """np.percentile's default (linear) method from one partial sort of `values`, in place: a sixth
+    of its time on the colorizer's 20k samples, where its own bookkeeping dominates. The sort in the
+    values' own type, the interpolation in float64 (in float32, values near +-3e38 would overflow to inf)."""
     at = np.asarray(percentiles, np.float64) / 100 * (values.size - 1)
     below = np.floor(at).astype(np.intp)
     above = np.minimum(below + 1, values.size - 1)
-    ordered = np.partition(values, np.unique(np.concatenate([below, above])))
-    low, high = ordered[below].astype(np.float64), ordered[above].astype(np.float64)
+    values.partition(sorted({*below.tolist(), *above.tolist()}))
+    low, high = values[below].astype(np.float64), values[above].astype(np.float64)
     return low + (at - below) * (high - low)
 
 
