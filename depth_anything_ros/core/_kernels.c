@@ -177,6 +177,8 @@ typedef struct {
     float *line;                    /* one row after the vertical pass, PAD pixels of border each side */
     uint32_t *ring;                 /* NV12: the last four rows converted, RGBx */
     Py_ssize_t ring_row[4];
+    int32_t *terms;                 /* NV12: the chroma terms of frame chroma row terms_row (nv12_row) */
+    Py_ssize_t terms_row;
 } Cubic;
 
 enum { YUV_SHIFT = 20, YUV_CY = 1220542, YUV_CUB = 2116026, YUV_CUG = -409993, YUV_CVG = -852492,
@@ -187,38 +189,44 @@ INLINE int clamp_byte(int v)
     return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
-/* OpenCV's NV12 -> RGB, BT.601 video range (cvtColor COLOR_YUV2RGB_NV12), one pixel as the word R G B 0. */
-INLINE uint32_t yuv_to_rgbx(int y, int u, int v)
+/* OpenCV's NV12 -> RGB, BT.601 video range (cvtColor COLOR_YUV2RGB_NV12), in two parts: per pixel the terms
+ * r, g, b of its chroma pair (what the four pixels sharing it have in common), then its luma added, as the
+ * word R G B 0. Pointers as parameters, so that the compiler knows the rows apart and vectorizes. */
+INLINE void chroma_terms(const uint8_t *restrict u, const uint8_t *restrict v, Py_ssize_t pairs,
+                         int32_t *restrict r, int32_t *restrict g, int32_t *restrict b)
 {
-    int luma = y - 16;
-    luma = (luma < 0 ? 0 : luma) * YUV_CY;
-    u -= 128;
-    v -= 128;
-    int r = (luma + YUV_HALF + YUV_CVR * v) >> YUV_SHIFT;
-    int g = (luma + YUV_HALF + YUV_CVG * v + YUV_CUG * u) >> YUV_SHIFT;
-    int b = (luma + YUV_HALF + YUV_CUB * u) >> YUV_SHIFT;
-    return (uint32_t)clamp_byte(r) | (uint32_t)clamp_byte(g) << 8 | (uint32_t)clamp_byte(b) << 16;
+    for (Py_ssize_t p = 0; p < pairs; p++) {
+        const int cu = u[2 * p] - 128, cv = v[2 * p] - 128;
+        r[2 * p] = r[2 * p + 1] = YUV_HALF + YUV_CVR * cv;
+        g[2 * p] = g[2 * p + 1] = YUV_HALF + YUV_CVG * cv + YUV_CUG * cu;
+        b[2 * p] = b[2 * p + 1] = YUV_HALF + YUV_CUB * cu;
+    }
 }
 
-INLINE void nv12_row(const Cubic *job, Py_ssize_t row, uint32_t *restrict out)
+INLINE void luma_row(const uint8_t *restrict y, Py_ssize_t n, const int32_t *restrict r, const int32_t *restrict g,
+                     const int32_t *restrict b, uint32_t *restrict out)
 {
-    const uint8_t *y = job->luma + (job->y0 + row) * job->row_stride;
-    const uint8_t *uv = job->chroma + ((job->y0 + row) / 2) * job->row_stride;
-    const uint8_t *u = uv + job->u_at, *v = uv + job->v_at;
-    Py_ssize_t x = job->x0, i = 0, n = job->width;
-    if (x & 1) {  /* a pixel sharing its chroma with one outside the rectangle */
-        out[0] = yuv_to_rgbx(y[x], u[x - 1], v[x - 1]);
-        i = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int luma = (y[i] < 16 ? 0 : y[i] - 16) * YUV_CY;
+        out[i] = (uint32_t)clamp_byte((luma + r[i]) >> YUV_SHIFT) | (uint32_t)clamp_byte((luma + g[i]) >> YUV_SHIFT) << 8 |
+                 (uint32_t)clamp_byte((luma + b[i]) >> YUV_SHIFT) << 16;
     }
-    const uint8_t *y2 = y + x + i, *u2 = u + x + i, *v2 = v + x + i;  /* pairs from here on */
-    uint32_t *o = out + i;
-    Py_ssize_t pairs = (n - i) / 2;
-    for (Py_ssize_t p = 0; p < pairs; p++) {
-        o[2 * p] = yuv_to_rgbx(y2[2 * p], u2[2 * p], v2[2 * p]);
-        o[2 * p + 1] = yuv_to_rgbx(y2[2 * p + 1], u2[2 * p], v2[2 * p]);
+}
+
+/* Row `row` of the rectangle as RGBx. The chroma terms are kept for the next row, which shares them (the
+ * rows are read in order). */
+INLINE void nv12_row(Cubic *job, Py_ssize_t row, uint32_t *restrict out)
+{
+    const Py_ssize_t frame_row = job->y0 + row, first = job->x0 / 2;
+    const Py_ssize_t pairs = (job->x0 + job->width - 1) / 2 - first + 1, stride = 2 * pairs;
+    int32_t *r = job->terms, *g = r + stride, *b = g + stride;  /* from frame column 2 first */
+    if (job->terms_row != frame_row / 2) {
+        const uint8_t *uv = job->chroma + frame_row / 2 * job->row_stride + 2 * first;
+        chroma_terms(uv + job->u_at, uv + job->v_at, pairs, r, g, b);
+        job->terms_row = frame_row / 2;
     }
-    if (i + 2 * pairs < n)
-        o[2 * pairs] = yuv_to_rgbx(y2[2 * pairs], u2[2 * pairs], v2[2 * pairs]);
+    const Py_ssize_t odd = job->x0 & 1;
+    luma_row(job->luma + frame_row * job->row_stride + job->x0, job->width, r + odd, g + odd, b + odd, out);
 }
 
 INLINE const uint8_t *source_row(Cubic *job, Py_ssize_t row)
@@ -383,8 +391,10 @@ static PyObject *run_cubic(Cubic *job)
     job->y_weight = malloc(sizeof(float) * 4 * job->out_height);
     job->line = calloc((job->width + 2 * PAD) * step + 4, sizeof(float));
     job->ring = job->luma ? malloc(sizeof(uint32_t) * 4 * job->width) : NULL;
+    job->terms = job->luma ? malloc(sizeof(int32_t) * 3 * (job->width + 2)) : NULL;
+    job->terms_row = -1;
     PyObject *result = NULL;
-    if (job->x_first && job->y_first && job->x_weight && job->y_weight && job->line && (job->ring || !job->luma)) {
+    if (job->x_first && job->y_first && job->x_weight && job->y_weight && job->line && ((job->ring && job->terms) || !job->luma)) {
         for (int i = 0; i < 4; i++)
             job->ring_row[i] = -1;
         cubic_grid(job->width, job->out_width, job->x_first, job->x_weight);
@@ -403,6 +413,7 @@ static PyObject *run_cubic(Cubic *job)
     free(job->y_weight);
     free(job->line);
     free(job->ring);
+    free(job->terms);
     return result;
 }
 
