@@ -708,6 +708,23 @@ INLINE void align_corners(Bilinear *job, const int lanes)
 COMPILED_PER_CPU(align_corners, Bilinear)
 
 #if X86_DISPATCH
+/* colormap_row_vbmi's interleaving of 64 pixels' B, G and R into their 192 bytes, set at import
+ * (interleaving_tables): output byte j = 64 part + i is pixel j / 3's channel j % 3, taken from B or G by
+ * from_bg[part][i] (G: + 64), or from R by from_r[part][i] where bit i of is_r[part] is set. */
+static uint8_t from_bg[3][64], from_r[3][64];
+static uint64_t is_r[3];
+
+static void interleaving_tables(void)
+{
+    for (int part = 0; part < 3; part++)
+        for (int i = 0; i < 64; i++) {
+            const int j = 64 * part + i, pixel = j / 3, c = j % 3;
+            from_bg[part][i] = (uint8_t)(c == 1 ? 64 + pixel : pixel);
+            from_r[part][i] = (uint8_t)pixel;
+            is_r[part] |= (uint64_t)(c == 2) << i;
+        }
+}
+
 /* The colormap of levels[0 .. n - n % 64] into B G R pixels, 64 per step (the scalar lookups cost a third
  * of the colorized image): each channel's 256 entries are four registers, two vpermi2b and a blend on the
  * level's top bit look 64 up at once, and three pairs of byte permutations interleave the channels into
@@ -715,23 +732,13 @@ COMPILED_PER_CPU(align_corners, Bilinear)
 __attribute__((target(AVX512))) static Py_ssize_t
 colormap_row_vbmi(const uint8_t (*channel_lut)[256], const uint8_t *levels, Py_ssize_t n, uint8_t *out)
 {
-    __m512i table[3][4], from_bg[3], from_r[3];
-    __mmask64 is_r[3];
+    __m512i table[3][4], bg[3], r[3];
     for (int c = 0; c < 3; c++)
         for (int k = 0; k < 4; k++)
             table[c][k] = _mm512_loadu_si512(channel_lut[c] + 64 * k);
-    for (int part = 0; part < 3; part++) {  /* output byte j = 64 part + i: pixel j / 3's channel j % 3 */
-        uint8_t bg[64], r[64];
-        uint64_t mask = 0;
-        for (int i = 0; i < 64; i++) {
-            const int j = 64 * part + i, pixel = j / 3, c = j % 3;
-            bg[i] = (uint8_t)(c == 1 ? 64 + pixel : pixel);
-            r[i] = (uint8_t)pixel;
-            mask |= (uint64_t)(c == 2) << i;
-        }
-        from_bg[part] = _mm512_loadu_si512(bg);
-        from_r[part] = _mm512_loadu_si512(r);
-        is_r[part] = mask;
+    for (int part = 0; part < 3; part++) {
+        bg[part] = _mm512_loadu_si512(from_bg[part]);
+        r[part] = _mm512_loadu_si512(from_r[part]);
     }
     Py_ssize_t x = 0;
     for (; x + 64 <= n; x += 64) {
@@ -742,8 +749,8 @@ colormap_row_vbmi(const uint8_t (*channel_lut)[256], const uint8_t *levels, Py_s
             v[c] = _mm512_mask_blend_epi8(upper, _mm512_permutex2var_epi8(table[c][0], level, table[c][1]),
                                           _mm512_permutex2var_epi8(table[c][2], level, table[c][3]));
         for (int part = 0; part < 3; part++) {
-            __m512i bytes = _mm512_permutex2var_epi8(v[0], from_bg[part], v[1]);
-            bytes = _mm512_mask_permutexvar_epi8(bytes, is_r[part], from_r[part], v[2]);
+            __m512i bytes = _mm512_permutex2var_epi8(v[0], bg[part], v[1]);
+            bytes = _mm512_mask_permutexvar_epi8(bytes, is_r[part], r[part], v[2]);
             _mm512_storeu_si512(out + 3 * x + 64 * part, bytes);
         }
     }
@@ -947,6 +954,7 @@ PyMODINIT_FUNC PyInit__kernels(void)
 #if X86_DISPATCH
     use_avx2 = cpu_has_avx2();
     use_avx512 = cpu_has_avx512();
+    interleaving_tables();
 #endif
     return PyModule_Create(&module);
 }

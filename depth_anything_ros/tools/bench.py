@@ -79,12 +79,12 @@ def _print_stages(cfg, processor, args):
     if fast.estimator.recipe.settings != runs[0].estimator.recipe.settings:
         runs.append(fast)
     names = [runs[0].estimator.recipe.name, 'fast options'][:len(runs)]
+    variant = args.instruction_set or instruction_set()
     try:
-        before = instruction_set(args.instruction_set or instruction_set())
+        before = instruction_set(variant)
     except ValueError as exc:  # not a name, or not on this CPU
         raise CliError(f'--instruction-set: {exc}') from exc
     try:
-        variant = instruction_set()
         wall = stage_samples(runs, args.camera_size, args.encoding, args.frames)
         cpu = stage_samples(runs, args.camera_size, args.encoding, args.frames, time.process_time)
     finally:
