@@ -332,8 +332,12 @@ def test_hostile_sizes_under_a_6_gb_address_space_cap(tiny_dynamic_model, transp
     domain = domain_for(13 if transport == 'raw' else 14)
     use_ros_environment(domain)
     graph = RosGraph(domain)
+    # inference_timeout: a 10:1 frame fills the dynamic model's widest input, ~3x the tokens of the
+    # warm-up frame and ~9x its attention, which on a busy machine outlasts the default's 5 s; the
+    # watchdog is tested in test_node_faults, here every frame must reach the model.
     graph.start('node', [*capped, '--ros-args', '-p', f'model_path:={tiny_dynamic_model}', '-p',
-                         f'input_transport:={transport}', '-p', 'diagnostics_period:=0.5'])
+                         f'input_transport:={transport}', '-p', 'diagnostics_period:=0.5', '-p',
+                         'inference_timeout:=300.0'])
     probe = Probe(name=f'probe_capped_{transport}', compressed=transport == 'compressed')
     try:
         assert probe.wait_connected() and probe.warm_up(sample_bgr(), timeout=60), graph.text('node')
